@@ -1,0 +1,21 @@
+//! `emr-driver`: renders, deploys, runs and diagnoses the movie-analytics pipeline on Amazon
+//! EMR or on a local Spark. `docs/architecture.md` maps the modules.
+
+pub mod aws;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod deploy;
+pub mod diagnose;
+pub mod error;
+pub mod generate;
+pub mod lock;
+pub mod manifest;
+pub mod pipeline;
+pub mod plan;
+pub mod poll;
+pub mod render;
+pub mod runner;
+pub mod step;
+pub mod store;

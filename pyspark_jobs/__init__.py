@@ -1,0 +1,1 @@
+"""Spark jobs of the movie-analytics pipeline (see docs/architecture.md)."""

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up (venv, build), the Rust tests, the Python tests (unit and
+# end-to-end), lint, and the static checks of the Terraform. CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+# PostgreSQL on 127.0.0.1:5432 is used by the database and end-to-end tests.
+if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  if command -v pg_ctlcluster >/dev/null; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+  fi
+fi
+
+echo "== ruff (Python lint, Python 3.9 syntax)"
+ruff check .
+
+echo "== Rust tests (cargo nextest)"
+cargo nextest run --workspace --release --locked --no-fail-fast
+
+echo "== Python tests (pytest)"
+set +e
+python -m pytest -q
+status=$?
+set -e
+# 5 = no test collected: an empty suite is a failure of its own, not a pass.
+[ "$status" -eq 0 ] || exit "$status"
+
+if [ -x scripts/check-terraform.sh ]; then
+  echo "== Terraform static checks"
+  ./scripts/check-terraform.sh
+fi
