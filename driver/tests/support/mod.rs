@@ -1,0 +1,4 @@
+//! Shared test support for the integration tests (`mod support;` in each test file).
+#![allow(dead_code)]
+
+pub mod moto;
