@@ -14,6 +14,7 @@ pub mod lock;
 pub mod manifest;
 pub mod pipeline;
 pub mod plan;
+pub mod preflight;
 pub mod poll;
 pub mod render;
 pub mod runner;

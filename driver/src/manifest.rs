@@ -1,1 +1,247 @@
-//! See docs/architecture.md (driver modules).
+//! The run manifest (DESIGN.md 2.5): one JSON document per run, written to
+//! `s3://<staging>/_runs/<run_id>.json`, and its human summary.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// How the whole run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    pub name: String,
+    pub sha256: String,
+    pub uri: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterRef {
+    pub id: String,
+    /// True when this run created the cluster (and so may terminate it).
+    pub created_by_run: bool,
+}
+
+/// Rows in / out / rejected of one input source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCounts {
+    pub rows_in: u64,
+    pub rows_out: u64,
+    pub rows_rejected: u64,
+    #[serde(default)]
+    pub rejected_by_reason: BTreeMap<String, u64>,
+}
+
+impl SourceCounts {
+    /// `rows_in = rows_out + rows_rejected`, and the reasons add up to the rejects.
+    pub fn balances(&self) -> bool {
+        self.rows_in == self.rows_out + self.rows_rejected
+            && self.rejected_by_reason.values().sum::<u64>() == self.rows_rejected
+    }
+}
+
+/// One step of the run: an EMR step, a local Spark process, or work the driver did itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub key: String,
+    /// `emr`, `local-spark` or `driver`.
+    pub kind: String,
+    pub step_id: Option<String>,
+    pub state: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Where the step's logs are (EMR log prefix or the local lake folder).
+    pub logs: Option<String>,
+    /// True when a rerun found the step already COMPLETED and did not run it again.
+    #[serde(default)]
+    pub reused: bool,
+    /// What the step reported (the job's metrics file, or the driver's own figures).
+    pub metrics: Option<Value>,
+    /// The probable cause, when the step failed.
+    pub failure: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunManifest {
+    pub run_id: String,
+    pub run_date: String,
+    pub target: String,
+    pub config_hash: String,
+    pub state: RunState,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub artifacts: Vec<ArtifactRef>,
+    pub cluster: Option<ClusterRef>,
+    pub steps: Vec<StepRecord>,
+    /// Per input source, gathered from the jobs' metrics.
+    pub sources: BTreeMap<String, SourceCounts>,
+    pub manifest_uri: String,
+    pub error: Option<String>,
+}
+
+impl RunManifest {
+    pub fn step_mut(&mut self, key: &str) -> Option<&mut StepRecord> {
+        self.steps.iter_mut().find(|s| s.key == key)
+    }
+
+    /// Collects the `sources` of a job's metrics document into the manifest.
+    pub fn add_job_metrics(&mut self, metrics: &Value) {
+        let Some(sources) = metrics.get("sources").and_then(Value::as_object) else { return };
+        for (name, counts) in sources {
+            if let Ok(counts) = serde_json::from_value::<SourceCounts>(counts.clone()) {
+                self.sources.insert(name.clone(), counts);
+            }
+        }
+    }
+
+    /// The human summary printed at the end of a run.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        let elapsed = self
+            .ended_at
+            .map(|end| format_duration((end - self.started_at).to_std().unwrap_or_default()))
+            .unwrap_or_else(|| "-".to_string());
+        let _ = writeln!(
+            out,
+            "run {} ({}, target {}): {} in {}",
+            self.run_id,
+            self.run_date,
+            self.target,
+            state_word(self.state),
+            elapsed
+        );
+        if let Some(cluster) = &self.cluster {
+            let how = if cluster.created_by_run { "created by this run" } else { "existing" };
+            let _ = writeln!(out, "cluster {} ({how})", cluster.id);
+        }
+        let _ = writeln!(out, "{:<22} {:<10} {:>9}  {}", "step", "state", "time", "detail");
+        for step in &self.steps {
+            let time = match (step.started_at, step.ended_at) {
+                (Some(start), Some(end)) => format_duration((end - start).to_std().unwrap_or_default()),
+                _ => "-".to_string(),
+            };
+            let detail = if step.reused {
+                "already completed by an earlier attempt".to_string()
+            } else {
+                step.failure.clone().unwrap_or_default()
+            };
+            let _ = writeln!(out, "{:<22} {:<10} {:>9}  {}", step.key, step.state, time, first_line(&detail));
+        }
+        if !self.sources.is_empty() {
+            let _ = writeln!(out, "{:<22} {:>10} {:>10} {:>9}  rejected by reason", "source", "rows in", "rows out", "rejected");
+            for (name, c) in &self.sources {
+                let reasons: Vec<String> = c.rejected_by_reason.iter().map(|(r, n)| format!("{r}={n}")).collect();
+                let _ = writeln!(out, "{:<22} {:>10} {:>10} {:>9}  {}", name, c.rows_in, c.rows_out, c.rows_rejected, reasons.join(" "));
+            }
+        }
+        if let Some(error) = &self.error {
+            let _ = writeln!(out, "error: {error}");
+        }
+        let _ = writeln!(out, "manifest: {}", self.manifest_uri);
+        out
+    }
+}
+
+fn state_word(state: RunState) -> &'static str {
+    match state {
+        RunState::Running => "running",
+        RunState::Succeeded => "succeeded",
+        RunState::Failed => "FAILED",
+        RunState::Cancelled => "CANCELLED",
+        RunState::TimedOut => "TIMED OUT",
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("")
+}
+
+/// `1h02m`, `3m05s`, `12.4s`.
+pub fn format_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 3600 {
+        format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
+    } else if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn manifest() -> RunManifest {
+        let start = DateTime::parse_from_rfc3339("2021-11-01T02:00:00Z").unwrap().with_timezone(&Utc);
+        RunManifest {
+            run_id: "2021-10-31-abcdef012345".into(),
+            run_date: "2021-10-31".into(),
+            target: "local".into(),
+            config_hash: "c0ffee".into(),
+            state: RunState::Succeeded,
+            started_at: start,
+            ended_at: Some(start + chrono::Duration::seconds(125)),
+            artifacts: vec![],
+            cluster: None,
+            steps: vec![StepRecord {
+                key: "parse_logs".into(),
+                kind: "local-spark".into(),
+                step_id: Some("s-1".into()),
+                state: "COMPLETED".into(),
+                started_at: Some(start),
+                ended_at: Some(start + chrono::Duration::seconds(40)),
+                logs: None,
+                reused: false,
+                metrics: None,
+                failure: None,
+            }],
+            sources: BTreeMap::new(),
+            manifest_uri: "s3://staging/_runs/2021-10-31-abcdef012345.json".into(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn collects_job_metrics_and_checks_the_balance() {
+        let mut m = manifest();
+        m.add_job_metrics(&json!({"job": "parse_logs", "sources": {"log_reviews": {
+            "rows_in": 10, "rows_out": 7, "rows_rejected": 3,
+            "rejected_by_reason": {"bad_xml": 1, "bad_date": 2}}}}));
+        let counts = &m.sources["log_reviews"];
+        assert_eq!((counts.rows_in, counts.rows_out, counts.rows_rejected), (10, 7, 3));
+        assert!(counts.balances());
+        let broken = SourceCounts { rows_in: 10, rows_out: 7, rows_rejected: 2, ..Default::default() };
+        assert!(!broken.balances());
+    }
+
+    #[test]
+    fn summary_names_the_run_its_steps_and_its_sources() {
+        let mut m = manifest();
+        m.add_job_metrics(&json!({"sources": {"log_reviews": {"rows_in": 10, "rows_out": 9,
+            "rows_rejected": 1, "rejected_by_reason": {"bad_xml": 1}}}}));
+        let text = m.summary();
+        assert!(text.contains("run 2021-10-31-abcdef012345 (2021-10-31, target local): succeeded in 2m05s"), "{text}");
+        assert!(text.contains("parse_logs") && text.contains("COMPLETED") && text.contains("40.0s"), "{text}");
+        assert!(text.contains("bad_xml=1"), "{text}");
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let m = manifest();
+        let back: RunManifest = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+    }
+}
