@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod diagnose;
 pub mod error;
 pub mod generate;
+pub mod ingest;
 pub mod lock;
 pub mod manifest;
 pub mod pipeline;

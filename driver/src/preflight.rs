@@ -88,8 +88,13 @@ pub async fn check(store: &dyn ObjectStore, uri: &ObjectUri, spec: &InputSpec) -
         Err(StoreError::NotFound { .. }) => return Err(unusable(Problem::Missing)),
         Err(e) => return Err(e.into()),
     };
-    let (sample, complete) = read_head(reader, uri.key.ends_with(".gz")).await.map_err(|e| unusable(Problem::NotText(e)))?;
-    check_head(&sample, complete, spec).map_err(unusable)
+    check_reader(reader, uri.key.ends_with(".gz"), spec).await.map_err(unusable)
+}
+
+/// Checks the head of a stream (gzipped or not) against `spec`.
+pub async fn check_reader(reader: impl AsyncRead + Send + Unpin, gzip: bool, spec: &InputSpec) -> Result<(), Problem> {
+    let (sample, complete) = read_head(reader, gzip).await.map_err(Problem::NotText)?;
+    check_head(&sample, complete, spec)
 }
 
 /// Up to SAMPLE_BYTES of the decompressed head; `complete` when that is the whole file.

@@ -1,0 +1,156 @@
+//! Puts a date's vendor files into the raw bucket, under `incoming/dt=<date>/`, after checking
+//! each one (preflight): a vendor file that is unusable as a whole is refused at the door.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{ExitCode, ExitStatus};
+use crate::preflight::{self, InputSpec, PreflightError, Problem};
+use crate::store::{ObjectStore, ObjectUri, StoreError};
+
+/// The vendor files a run reads, in the order they are listed to people.
+pub const INPUTS: [InputSpec; 3] = [preflight::MOVIE_REVIEW, preflight::LOG_REVIEWS, preflight::USER_PURCHASE];
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{path}: not a vendor file name; expected one of movie_review.csv, log_reviews.csv, user_purchase.csv (optionally .gz)")]
+    UnknownFile { path: String },
+    #[error("{path} is given twice; pass each vendor file once")]
+    Duplicate { path: String },
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ExitStatus for IngestError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            IngestError::UnknownFile { .. } | IngestError::Duplicate { .. } => ExitCode::BadInput,
+            IngestError::Preflight(e) => e.exit_code(),
+            IngestError::Store(e) => e.exit_code(),
+        }
+    }
+}
+
+/// The vendor input a file name stands for, and whether it is gzipped.
+pub fn input_for(path: &Path) -> Option<(InputSpec, bool)> {
+    let name = path.file_name()?.to_str()?;
+    let (base, gz) = match name.strip_suffix(".gz") {
+        Some(base) => (base, true),
+        None => (name, false),
+    };
+    INPUTS.iter().find(|spec| spec.name == base).map(|spec| (*spec, gz))
+}
+
+/// The vendor files present in a local folder (`DIR/movie_review.csv` or `.csv.gz`, ...).
+/// Missing ones are simply absent: the caller decides which are required.
+pub fn files_in_dir(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
+    let mut found = Vec::new();
+    for spec in INPUTS {
+        let plain = dir.join(spec.name);
+        let gz = dir.join(format!("{}.gz", spec.name));
+        match (plain.exists(), gz.exists()) {
+            (true, true) => {
+                return Err(PreflightError::Unusable {
+                    uri: plain.display().to_string(),
+                    problem: Problem::Ambiguous(spec.name.trim_end_matches(".csv").to_string()),
+                }
+                .into())
+            }
+            (true, false) => found.push(plain),
+            (false, true) => found.push(gz),
+            (false, false) => {}
+        }
+    }
+    Ok(found)
+}
+
+/// Checks and uploads `files` to `<incoming>/`, replacing the date's earlier copy of each (and
+/// its twin with the other compression, so a date never holds both). Every file is checked
+/// before the first upload, so a bad file leaves the bucket untouched. Returns the URIs.
+pub async fn ingest(
+    store: &dyn ObjectStore,
+    incoming: &ObjectUri,
+    files: &[PathBuf],
+) -> Result<BTreeMap<&'static str, ObjectUri>, IngestError> {
+    let mut planned: BTreeMap<&'static str, (PathBuf, ObjectUri, ObjectUri)> = BTreeMap::new();
+    for path in files {
+        let (spec, gz) = input_for(path).ok_or_else(|| IngestError::UnknownFile { path: path.display().to_string() })?;
+        let (name, twin) = if gz { (format!("{}.gz", spec.name), spec.name.to_string()) } else { (spec.name.to_string(), format!("{}.gz", spec.name)) };
+        if planned.insert(spec.name, (path.clone(), incoming.join(&name), incoming.join(&twin))).is_some() {
+            return Err(IngestError::Duplicate { path: path.display().to_string() });
+        }
+        check_local_file(path, &spec, gz).await?;
+    }
+    let mut uploaded = BTreeMap::new();
+    for (input, (path, target, twin)) in planned {
+        store.delete(&twin).await?;
+        store.put_file(&target, &path, &BTreeMap::new()).await?;
+        tracing::info!("ingested {} as {}", path.display(), target);
+        uploaded.insert(input, target);
+    }
+    Ok(uploaded)
+}
+
+/// Runs the preflight on a local file.
+async fn check_local_file(path: &Path, spec: &InputSpec, gz: bool) -> Result<(), IngestError> {
+    let shown = path.display().to_string();
+    let file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PreflightError::Unusable { uri: shown, problem: Problem::Missing }.into())
+        }
+        Err(e) => return Err(StoreError::Local { op: "open", uri: shown, source: e }.into()),
+    };
+    preflight::check_reader(file, gz, spec)
+        .await
+        .map_err(|problem| PreflightError::Unusable { uri: shown, problem }.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::local::LocalStore;
+
+    #[test]
+    fn recognises_vendor_file_names() {
+        assert_eq!(input_for(Path::new("/x/movie_review.csv")), Some((preflight::MOVIE_REVIEW, false)));
+        assert_eq!(input_for(Path::new("log_reviews.csv.gz")), Some((preflight::LOG_REVIEWS, true)));
+        assert_eq!(input_for(Path::new("reviews.csv")), None);
+    }
+
+    #[tokio::test]
+    async fn uploads_checked_files_and_replaces_the_other_compression() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("drop");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("log_reviews.csv"), "id_review,log\n1,<reviewlog/>\n").unwrap();
+        let store = LocalStore::new(dir.path().join("lake"));
+        let incoming = ObjectUri::parse("s3://raw/incoming/dt=2021-10-31").unwrap();
+        let stale = incoming.join("log_reviews.csv.gz");
+        store.put_bytes(&stale, bytes::Bytes::from_static(b"old")).await.unwrap();
+
+        let files = files_in_dir(&src).unwrap();
+        let done = ingest(&store, &incoming, &files).await.unwrap();
+        assert_eq!(done["log_reviews.csv"], incoming.join("log_reviews.csv"));
+        assert!(store.head(&stale).await.unwrap().is_none());
+        assert_eq!(preflight::locate(&store, &incoming, &preflight::LOG_REVIEWS).await.unwrap(), incoming.join("log_reviews.csv"));
+    }
+
+    #[tokio::test]
+    async fn refuses_a_bad_file_before_uploading_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("log_reviews.csv");
+        let bad = dir.path().join("movie_review.csv");
+        std::fs::write(&good, "id_review,log\n1,<reviewlog/>\n").unwrap();
+        std::fs::write(&bad, "cid,text\n1,x\n").unwrap();
+        let store = LocalStore::new(dir.path().join("lake"));
+        let incoming = ObjectUri::parse("s3://raw/incoming/dt=2021-10-31").unwrap();
+        let err = ingest(&store, &incoming, &[good, bad.clone()]).await.unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains(&bad.display().to_string()) && message.contains("review_str"), "{message}");
+        assert_eq!(err.exit_code(), ExitCode::BadInput);
+        assert!(store.list(&ObjectUri::parse("s3://raw/").unwrap()).await.unwrap().is_empty());
+    }
+}
