@@ -6,14 +6,6 @@ data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  data_buckets = {
-    raw     = var.raw_bucket_name
-    staging = var.staging_bucket_name
-  }
-  raw_expirations = {
-    artifacts = { prefix = "artifacts/", days = var.artifact_expiration_days }
-    emr-logs  = { prefix = "emr-logs/", days = var.emr_log_expiration_days }
-  }
   account_root = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
 }
 
@@ -45,41 +37,33 @@ resource "aws_kms_alias" "lake" {
   target_key_id = aws_kms_key.lake.key_id
 }
 
-# --- raw and staging ----------------------------------------------------------------------
+# --- raw ----------------------------------------------------------------------------------
 
-resource "aws_s3_bucket" "data" {
-  for_each = local.data_buckets
-
-  #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice, not a default: the raw layer can be re-ingested from the vendor and staging rebuilt from raw.
+resource "aws_s3_bucket" "raw" {
+  #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice, not a default: the raw layer can be re-ingested from the vendor drops.
   #checkov:skip=CKV2_AWS_62:Nothing consumes S3 event notifications: the nightly driver polls EMR steps and reads the objects it expects.
-  bucket        = each.value
+  bucket        = var.raw_bucket_name
   force_destroy = false
-  tags          = merge(var.tags, { Layer = each.key })
+  tags          = merge(var.tags, { Layer = "raw" })
 }
 
-resource "aws_s3_bucket_public_access_block" "data" {
-  for_each = aws_s3_bucket.data
-
-  bucket                  = each.value.id
+resource "aws_s3_bucket_public_access_block" "raw" {
+  bucket                  = aws_s3_bucket.raw.id
   block_public_acls       = true
   block_public_policy     = true
   ignore_public_acls      = true
   restrict_public_buckets = true
 }
 
-resource "aws_s3_bucket_ownership_controls" "data" {
-  for_each = aws_s3_bucket.data
-
-  bucket = each.value.id
+resource "aws_s3_bucket_ownership_controls" "raw" {
+  bucket = aws_s3_bucket.raw.id
   rule {
     object_ownership = "BucketOwnerEnforced"
   }
 }
 
-resource "aws_s3_bucket_server_side_encryption_configuration" "data" {
-  for_each = aws_s3_bucket.data
-
-  bucket = each.value.id
+resource "aws_s3_bucket_server_side_encryption_configuration" "raw" {
+  bucket = aws_s3_bucket.raw.id
   rule {
     apply_server_side_encryption_by_default {
       sse_algorithm     = "aws:kms"
@@ -90,27 +74,21 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "data" {
   }
 }
 
-resource "aws_s3_bucket_versioning" "data" {
-  for_each = aws_s3_bucket.data
-
-  bucket = each.value.id
+resource "aws_s3_bucket_versioning" "raw" {
+  bucket = aws_s3_bucket.raw.id
   versioning_configuration {
     status = "Enabled"
   }
 }
 
-resource "aws_s3_bucket_logging" "data" {
-  for_each = aws_s3_bucket.data
-
-  bucket        = each.value.id
+resource "aws_s3_bucket_logging" "raw" {
+  bucket        = aws_s3_bucket.raw.id
   target_bucket = aws_s3_bucket.access_logs.id
-  target_prefix = "${each.value.id}/"
+  target_prefix = "${var.raw_bucket_name}/"
 }
 
-resource "aws_s3_bucket_policy" "data" {
-  for_each = aws_s3_bucket.data
-
-  bucket = each.value.id
+resource "aws_s3_bucket_policy" "raw" {
+  bucket = aws_s3_bucket.raw.id
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [{
@@ -118,34 +96,39 @@ resource "aws_s3_bucket_policy" "data" {
       Effect    = "Deny"
       Principal = "*"
       Action    = "s3:*"
-      Resource  = [each.value.arn, "${each.value.arn}/*"]
+      Resource  = [aws_s3_bucket.raw.arn, "${aws_s3_bucket.raw.arn}/*"]
       Condition = { Bool = { "aws:SecureTransport" = "false" } }
     }]
   })
 
-  # The public access block must exist first, or a policy could briefly be evaluated without it.
-  depends_on = [aws_s3_bucket_public_access_block.data]
+  # The public access block first, so no policy is ever evaluated without it.
+  depends_on = [aws_s3_bucket_public_access_block.raw]
 }
 
-# One lifecycle per bucket. Raw: job code (artifacts/) and EMR logs (emr-logs/) expire.
-# Staging: its partitions are the warehouse's history (Spectrum reads them), so current objects
-# never expire. Both: overwritten versions (reruns of a date) and abandoned uploads do.
-resource "aws_s3_bucket_lifecycle_configuration" "data" {
-  for_each = aws_s3_bucket.data
+# Job code (artifacts/) and EMR logs (emr-logs/) expire; so do overwritten versions and
+# abandoned multipart uploads.
+resource "aws_s3_bucket_lifecycle_configuration" "raw" {
+  bucket = aws_s3_bucket.raw.id
 
-  bucket = each.value.id
+  rule {
+    id     = "expire-old-artifacts"
+    status = "Enabled"
+    filter {
+      prefix = "artifacts/"
+    }
+    expiration {
+      days = var.artifact_expiration_days
+    }
+  }
 
-  dynamic "rule" {
-    for_each = each.key == "raw" ? local.raw_expirations : {}
-    content {
-      id     = "expire-${rule.key}"
-      status = "Enabled"
-      filter {
-        prefix = rule.value.prefix
-      }
-      expiration {
-        days = rule.value.days
-      }
+  rule {
+    id     = "expire-emr-logs"
+    status = "Enabled"
+    filter {
+      prefix = "emr-logs/"
+    }
+    expiration {
+      days = var.emr_log_expiration_days
     }
   }
 
@@ -161,7 +144,95 @@ resource "aws_s3_bucket_lifecycle_configuration" "data" {
     }
   }
 
-  depends_on = [aws_s3_bucket_versioning.data]
+  depends_on = [aws_s3_bucket_versioning.raw]
+}
+
+# --- staging ------------------------------------------------------------------------------
+
+resource "aws_s3_bucket" "staging" {
+  #checkov:skip=CKV_AWS_144:Cross-region replication is a disaster-recovery choice, not a default: the staging layer is rebuilt from raw by rerunning the dates.
+  #checkov:skip=CKV2_AWS_62:Nothing consumes S3 event notifications: the nightly driver polls EMR steps and reads the objects it expects.
+  bucket        = var.staging_bucket_name
+  force_destroy = false
+  tags          = merge(var.tags, { Layer = "staging" })
+}
+
+resource "aws_s3_bucket_public_access_block" "staging" {
+  bucket                  = aws_s3_bucket.staging.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "staging" {
+  bucket = aws_s3_bucket.staging.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "staging" {
+  bucket = aws_s3_bucket.staging.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.lake.arn
+    }
+    # S3 bucket keys cut the KMS requests of Spark's many small reads and writes.
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_versioning" "staging" {
+  bucket = aws_s3_bucket.staging.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_logging" "staging" {
+  bucket        = aws_s3_bucket.staging.id
+  target_bucket = aws_s3_bucket.access_logs.id
+  target_prefix = "${var.staging_bucket_name}/"
+}
+
+resource "aws_s3_bucket_policy" "staging" {
+  bucket = aws_s3_bucket.staging.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "DenyInsecureTransport"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "s3:*"
+      Resource  = [aws_s3_bucket.staging.arn, "${aws_s3_bucket.staging.arn}/*"]
+      Condition = { Bool = { "aws:SecureTransport" = "false" } }
+    }]
+  })
+
+  # The public access block first, so no policy is ever evaluated without it.
+  depends_on = [aws_s3_bucket_public_access_block.staging]
+}
+
+# The staging partitions are the warehouse's history (Spectrum reads them), so current objects
+# never expire; only overwritten versions (reruns of a date) and abandoned uploads do.
+resource "aws_s3_bucket_lifecycle_configuration" "staging" {
+  bucket = aws_s3_bucket.staging.id
+
+  rule {
+    id     = "expire-noncurrent-versions"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_expiration_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.staging]
 }
 
 # --- access logs --------------------------------------------------------------------------
@@ -220,7 +291,7 @@ resource "aws_s3_bucket_policy" "access_logs" {
         Action    = "s3:PutObject"
         Resource  = "${aws_s3_bucket.access_logs.arn}/*"
         Condition = {
-          ArnLike      = { "aws:SourceArn" = [for b in aws_s3_bucket.data : b.arn] }
+          ArnLike      = { "aws:SourceArn" = [aws_s3_bucket.raw.arn, aws_s3_bucket.staging.arn] }
           StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
         }
       },

@@ -1,21 +1,21 @@
 output "raw_bucket_name" {
   description = "Name of the raw bucket (the driver's buckets.raw)."
-  value       = aws_s3_bucket.data["raw"].bucket
+  value       = aws_s3_bucket.raw.bucket
 }
 
 output "raw_bucket_arn" {
   description = "ARN of the raw bucket."
-  value       = aws_s3_bucket.data["raw"].arn
+  value       = aws_s3_bucket.raw.arn
 }
 
 output "staging_bucket_name" {
   description = "Name of the staging bucket (the driver's buckets.staging)."
-  value       = aws_s3_bucket.data["staging"].bucket
+  value       = aws_s3_bucket.staging.bucket
 }
 
 output "staging_bucket_arn" {
   description = "ARN of the staging bucket."
-  value       = aws_s3_bucket.data["staging"].arn
+  value       = aws_s3_bucket.staging.arn
 }
 
 output "access_log_bucket_name" {
