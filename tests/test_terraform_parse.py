@@ -29,7 +29,7 @@ class TerraformParseError(Exception):
     """A .tf file that is not valid HCL; the message names the file."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parse_tf(path: Path) -> dict:
     """Parse one .tf file, naming the file (relative to the repository) in any error."""
     try:
