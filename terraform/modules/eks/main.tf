@@ -264,19 +264,24 @@ resource "aws_iam_role_policy" "driver" {
       },
       {
         # A cluster the driver creates must carry the project tag, so every later action
-        # below (scoped to that tag) works on it and on nothing else.
+        # below (scoped to that tag) works on it and on nothing else. RunJobFlow has no
+        # resource-level permission (the cluster does not exist yet): the tag condition is
+        # what scopes it.
         Sid      = "CreateTaggedClusters"
         Effect   = "Allow"
-        Action   = ["elasticmapreduce:RunJobFlow", "elasticmapreduce:AddTags"]
-        Resource = local.clusters_arn
+        Action   = "elasticmapreduce:RunJobFlow"
+        Resource = "*"
         Condition = {
-          StringEquals = { "aws:RequestTag/${var.emr_cluster_tag_key}" = var.emr_cluster_tag_value }
+          StringEquals = { "elasticmapreduce:RequestTag/${var.emr_cluster_tag_key}" = var.emr_cluster_tag_value }
         }
       },
       {
+        # AddTags only on clusters that already carry the tag, so the driver cannot claim a
+        # foreign cluster by tagging it.
         Sid    = "RunStepsOnProjectClusters"
         Effect = "Allow"
         Action = [
+          "elasticmapreduce:AddTags",
           "elasticmapreduce:AddJobFlowSteps",
           "elasticmapreduce:ListSteps",
           "elasticmapreduce:DescribeStep",
@@ -286,7 +291,7 @@ resource "aws_iam_role_policy" "driver" {
         ]
         Resource = local.clusters_arn
         Condition = {
-          StringEquals = { "aws:ResourceTag/${var.emr_cluster_tag_key}" = var.emr_cluster_tag_value }
+          StringEquals = { "elasticmapreduce:ResourceTag/${var.emr_cluster_tag_key}" = var.emr_cluster_tag_value }
         }
       },
       {

@@ -19,6 +19,17 @@ resource "aws_vpc" "this" {
   enable_dns_hostnames = true
 
   tags = merge(var.tags, local.emr_managed_tag, { Name = var.name })
+
+  lifecycle {
+    precondition {
+      condition     = length(var.private_subnet_cidrs) == length(var.availability_zones)
+      error_message = "Give exactly one private_subnet_cidrs entry per availability zone."
+    }
+    precondition {
+      condition     = !var.enable_nat_gateway || length(var.public_subnet_cidrs) == length(var.availability_zones)
+      error_message = "With enable_nat_gateway, give exactly one public_subnet_cidrs entry per availability zone."
+    }
+  }
 }
 
 # Nothing may use the default security group: it allows no traffic at all.
