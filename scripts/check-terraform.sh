@@ -7,7 +7,8 @@
 #   3. checkov over terraform/ (from its own venv, .venv-checkov, created once from
 #      requirements/checkov.txt): any failed check fails the script; skips must be justified
 #      in place with `#checkov:skip=CKV_...:reason` (see terraform/README.md);
-#   4. `kubectl kustomize deploy/k8s` when kubectl is on PATH (renders offline).
+#   4. checkov over the Kubernetes manifests of deploy/k8s (the nightly CronJob);
+#   5. `kubectl kustomize deploy/k8s` when kubectl is on PATH (renders offline).
 # Safe to run again: the checkov venv is only rebuilt when requirements/checkov.txt changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +49,11 @@ fi
 echo "== Terraform: checkov"
 # --skip-download: no call to the Prisma Cloud API (CI has no network but package registries).
 "$VENV/bin/checkov" --directory terraform --framework terraform --quiet --compact \
+  --skip-download
+
+echo "== Kubernetes: checkov"
+# Skips are annotations on the resource: checkov.io/skipN: CKV_K8S_...=reason.
+"$VENV/bin/checkov" --directory deploy/k8s --framework kubernetes --quiet --compact \
   --skip-download
 
 if command -v kubectl >/dev/null 2>&1; then

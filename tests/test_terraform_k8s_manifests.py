@@ -154,6 +154,16 @@ def test_env_file_names_real_config_keys_with_the_config_names(config):
         assert values[script.env_var_name(section, key)] == config[section][key], (section, key)
 
 
+def test_every_checkov_skip_annotation_has_a_reason():
+    for name in ("namespace.yaml", "serviceaccount.yaml", "cronjob.yaml"):
+        annotations = load_yaml(name)["metadata"].get("annotations", {})
+        for key, value in annotations.items():
+            if key.startswith("checkov.io/skip"):
+                check, sep, reason = value.partition("=")
+                assert re.fullmatch(r"CKV2?_K8S_\d+", check), (name, value)
+                assert sep and len(reason) >= 20 and "=" not in reason, (name, value)
+
+
 def test_env_file_parser_rejects_what_kustomize_would_misread():
     with pytest.raises(ValueError, match="not KEY=VALUE"):
         parse_env_file("emr_driver_buckets_raw=x\n")
