@@ -20,7 +20,8 @@ TERRAFORM = REPO / "terraform"
 MODULE_FILES = {"main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"}
 MODULES = sorted(p for p in (TERRAFORM / "modules").iterdir() if p.is_dir())
 ROOTS = sorted(p for p in (TERRAFORM / "envs").iterdir() if p.is_dir())
-TF_FILES = sorted(TERRAFORM.rglob("*.tf"))
+# .terraform/ is what `terraform init` downloads: not the project's code.
+TF_FILES = sorted(p for p in TERRAFORM.rglob("*.tf") if ".terraform" not in p.parts)
 SKIP_COMMENT = re.compile(r"checkov:skip=(?P<rest>\S.*)$")
 JUSTIFIED_SKIP = re.compile(r"^(?P<id>CKV2?_[A-Z0-9]+_\d+):(?P<reason>.{20,})$")
 

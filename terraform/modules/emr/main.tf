@@ -16,7 +16,11 @@ locals {
 
   # s3://bucket/key -> arn:aws:s3:::bucket/key
   certificate_object_arn = "arn:${local.partition}:s3:::${trimprefix(var.in_transit_certificate_s3_uri, "s3://")}"
-  log_prefix             = join("/", slice(split("/", trimprefix(var.log_uri, "s3://")), 1, length(split("/", trimprefix(var.log_uri, "s3://")))))
+
+  # s3://<bucket>/<prefix> of the EMR logs: the nodes may write there and nowhere else in raw.
+  log_bucket = regex("^s3://([^/]+)/(.*)$", var.log_uri)[0]
+  log_prefix = regex("^s3://([^/]+)/(.*)$", var.log_uri)[1]
+  raw_bucket = regex("^arn:[^:]+:s3:::(.+)$", var.raw_bucket_arn)[0]
 }
 
 # --- local disk encryption key ------------------------------------------------------------
@@ -46,6 +50,13 @@ resource "aws_kms_key" "local_disk" {
 
 resource "aws_emr_security_configuration" "this" {
   name = var.security_configuration_name
+
+  lifecycle {
+    precondition {
+      condition     = local.log_bucket == local.raw_bucket
+      error_message = "log_uri must be in the raw bucket (s3://<raw bucket>/emr-logs/): the instance role may only write logs there."
+    }
+  }
 
   configuration = jsonencode({
     EncryptionConfiguration = {
