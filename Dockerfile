@@ -19,7 +19,10 @@ ARG DEBIAN_RELEASE=bookworm
 # --- build -----------------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
 
-# native-tls (PostgreSQL / Redshift over TLS) links OpenSSL.
+# native-tls (PostgreSQL / Redshift over TLS) links OpenSSL. Debian package versions are not
+# pinned (DL3008): the base image tag fixes the Debian release, and security updates within
+# it are wanted.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config libssl-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -38,6 +41,7 @@ FROM debian:${DEBIAN_RELEASE}-slim AS runtime
 
 # ca-certificates for TLS to AWS and the databases; libssl3 for native-tls; coreutils' GNU
 # `date` (already in the base image) computes the run date in the CronJob.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/* \
