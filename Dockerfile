@@ -1,0 +1,66 @@
+# syntax=docker/dockerfile:1
+#
+# The image of `emr-driver` for the nightly CronJob (deploy/k8s): the driver binary plus the
+# files it deploys and reads at run time (step templates, default config, the PySpark job
+# package, the EMR bootstrap script, the warehouse SQL). No Java or Spark: EMR runs Spark.
+#
+#   docker build -t emr-driver:0.1.0 .
+#   docker run --rm emr-driver:0.1.0 --help
+#
+# NOTE: this image has never been built in the project's own environment: its development
+# machines and CI have a Docker client but no Docker engine. Reviewed by eye against hadolint's
+# rules (pinned base images, --no-install-recommends, apt lists removed, non-root numeric USER,
+# exec-form ENTRYPOINT). Build it where an engine runs, e.g. a release pipeline that pushes to
+# ECR.
+
+ARG RUST_VERSION=1.95
+ARG DEBIAN_RELEASE=bookworm
+
+# --- build -----------------------------------------------------------------------------------
+FROM rust:${RUST_VERSION}-slim-${DEBIAN_RELEASE} AS builder
+
+# native-tls (PostgreSQL / Redshift over TLS) links OpenSSL. Debian package versions are not
+# pinned (DL3008): the base image tag fixes the Debian release, and security updates within
+# it are wanted.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends pkg-config libssl-dev \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY driver ./driver
+# The cache mounts keep the registry and target directory between builds (BuildKit).
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p emr-driver \
+ && install -m 0755 target/release/emr-driver /usr/local/bin/emr-driver
+
+# --- run -------------------------------------------------------------------------------------
+FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+
+# ca-certificates for TLS to AWS and the databases; libssl3 for native-tls; coreutils' GNU
+# `date` (already in the base image) computes the run date in the CronJob.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 emr \
+ && useradd --system --uid 10001 --gid emr --home-dir /app --no-create-home --shell /usr/sbin/nologin emr
+
+WORKDIR /app
+COPY --from=builder /usr/local/bin/emr-driver /usr/local/bin/emr-driver
+# Owned by root and read-only for the driver's user: the image's content cannot be changed at
+# run time (the CronJob also mounts the root filesystem read-only).
+COPY driver/templates ./driver/templates
+COPY config ./config
+COPY pyspark_jobs ./pyspark_jobs
+COPY bootstrap ./bootstrap
+COPY sql ./sql
+
+ENV TMPDIR=/tmp \
+    EMR_DRIVER_CONFIG=/app/config/pipeline.toml
+
+USER 10001:10001
+ENTRYPOINT ["/usr/local/bin/emr-driver"]
+CMD ["--help"]

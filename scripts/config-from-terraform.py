@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Turn `terraform output -json` of terraform/envs/<env> into the driver's configuration.
+
+    terraform -chdir=terraform/envs/dev output -json | scripts/config-from-terraform.py
+    scripts/config-from-terraform.py --format toml outputs.json > overlay.toml
+
+The default format, `env`, prints one `EMR_DRIVER_<SECTION>_<KEY>=value` line per setting:
+the format of a kustomize `configMapGenerator` env file (deploy/k8s/driver-config.env) and of
+`docker run --env-file`. `shell` prints `export` lines for `eval`, `toml` a TOML overlay with the
+same sections as config/pipeline.toml.
+
+OUTPUT_TO_CONFIG below is the one table that says which Terraform output feeds which config key;
+tests/test_terraform_config_drift.py checks it against terraform/envs/dev/outputs.tf and
+config/pipeline.toml, so outputs, config and this script cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+# Terraform output name -> (config section, config key).
+OUTPUT_TO_CONFIG: dict[str, tuple[str, str]] = {
+    "aws_region": ("aws", "region"),
+    "raw_bucket": ("buckets", "raw"),
+    "staging_bucket": ("buckets", "staging"),
+    "emr_release_label": ("emr", "release_label"),
+    "emr_cluster_id": ("emr", "cluster_id"),
+    "emr_log_uri": ("emr", "log_uri"),
+    "emr_service_role": ("emr", "service_role"),
+    "emr_instance_profile": ("emr", "instance_profile"),
+    "emr_subnet_id": ("emr", "subnet_id"),
+    "emr_security_configuration": ("emr", "security_configuration"),
+    "redshift_copy_role_arn": ("warehouse", "redshift_copy_role_arn"),
+}
+
+# What every deployment of terraform/envs/* implies whatever its outputs: the Spark steps run
+# on EMR and the warehouse is the Redshift cluster.
+ENVIRONMENT_SETTINGS: dict[tuple[str, str], str] = {
+    ("pipeline", "target"): "emr",
+    ("warehouse", "kind"): "redshift",
+}
+
+FORMATS = ("env", "shell", "toml")
+
+
+class ConfigFromTerraformError(Exception):
+    """Input that cannot become a driver configuration; the message says how to fix it."""
+
+
+def env_var_name(section: str, key: str) -> str:
+    """The driver's environment override of `[section] key`."""
+    return f"EMR_DRIVER_{section.upper()}_{key.upper()}"
+
+
+def settings_from_outputs(outputs: Any) -> list[tuple[str, str, str]]:
+    """(section, key, value) for every config setting, from parsed `terraform output -json`."""
+    if not isinstance(outputs, dict):
+        raise ConfigFromTerraformError(
+            "expected the JSON object printed by `terraform output -json`, got "
+            f"{type(outputs).__name__}; run it in terraform/envs/<env> after `terraform apply`"
+        )
+    missing = [name for name in OUTPUT_TO_CONFIG if name not in outputs]
+    if missing:
+        raise ConfigFromTerraformError(
+            f"terraform outputs missing: {', '.join(missing)}; apply the current "
+            "terraform/envs/<env> (its outputs.tf defines them) and run "
+            "`terraform output -json` again"
+        )
+    settings = [(section, key, value) for (section, key), value in ENVIRONMENT_SETTINGS.items()]
+    for name, (section, key) in OUTPUT_TO_CONFIG.items():
+        settings.append((section, key, _string_value(name, outputs[name])))
+    return settings
+
+
+def _string_value(name: str, output: Any) -> str:
+    if not isinstance(output, dict) or "value" not in output:
+        raise ConfigFromTerraformError(
+            f"output {name!r} has no \"value\": pass the JSON of `terraform output -json` "
+            "(all outputs), not of `terraform output -json NAME`"
+        )
+    if output.get("sensitive"):
+        # None of the mapped outputs is a secret; refuse rather than print one if that changes.
+        raise ConfigFromTerraformError(
+            f"output {name!r} is marked sensitive; it must not go into the driver's plain "
+            "configuration: put it in a Kubernetes Secret instead"
+        )
+    value = output["value"]
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigFromTerraformError(
+            f"output {name!r} is {json.dumps(value)}, expected a string; "
+            "check terraform/envs/<env>/outputs.tf"
+        )
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        raise ConfigFromTerraformError(
+            f"output {name!r} contains a line break, which no env file can hold"
+        )
+    return text
+
+
+def render(settings: Sequence[tuple[str, str, str]], fmt: str) -> str:
+    if fmt == "env":
+        return "".join(f"{env_var_name(s, k)}={v}\n" for s, k, v in settings)
+    if fmt == "shell":
+        return "".join(f"export {env_var_name(s, k)}={shlex.quote(v)}\n" for s, k, v in settings)
+    if fmt == "toml":
+        return _render_toml(settings)
+    raise ConfigFromTerraformError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def _render_toml(settings: Sequence[tuple[str, str, str]]) -> str:
+    sections: dict[str, list[tuple[str, str]]] = {}
+    for section, key, value in settings:
+        sections.setdefault(section, []).append((key, value))
+    blocks = []
+    for section, pairs in sections.items():
+        # A JSON string is a valid TOML basic string (same escapes).
+        lines = [f"[{section}]"] + [f"{key} = {json.dumps(value)}" for key, value in pairs]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
+
+
+def convert(source: TextIO, fmt: str) -> str:
+    text = source.read()
+    if not text.strip():
+        raise ConfigFromTerraformError(
+            "no input: pipe `terraform output -json` into this script or give the file holding it"
+        )
+    try:
+        outputs = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigFromTerraformError(
+            f"the input is not JSON ({error}); use `terraform output -json`, not `terraform output`"
+        ) from None
+    return render(settings_from_outputs(outputs), fmt)
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "file", nargs="?", help="file holding `terraform output -json` (default: stdin)"
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="env", help="output format (default: env)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.file:
+            try:
+                with open(args.file, encoding="utf-8") as source:
+                    result = convert(source, args.format)
+            except OSError as error:
+                raise ConfigFromTerraformError(
+                    f"cannot read {args.file}: {error.strerror}"
+                ) from None
+        else:
+            result = convert(sys.stdin, args.format)
+    except ConfigFromTerraformError as error:
+        print(f"config-from-terraform: {error}", file=sys.stderr)
+        return 2
+    sys.stdout.write(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,123 @@
+# Everything the driver's configuration needs. scripts/config-from-terraform.py turns
+# `terraform output -json` into EMR_DRIVER_<SECTION>_<KEY> lines; its table says which output
+# feeds which config key.
+
+output "aws_region" {
+  description = "Region of every resource (aws.region)."
+  value       = var.region
+}
+
+output "raw_bucket" {
+  description = "Raw bucket (buckets.raw)."
+  value       = module.s3.raw_bucket_name
+}
+
+output "staging_bucket" {
+  description = "Staging bucket (buckets.staging)."
+  value       = module.s3.staging_bucket_name
+}
+
+output "lake_kms_key_arn" {
+  description = "KMS key of both lake buckets."
+  value       = module.s3.kms_key_arn
+}
+
+output "emr_log_uri" {
+  description = "Where EMR writes its logs (emr.log_uri)."
+  value       = module.emr.log_uri
+}
+
+output "emr_service_role" {
+  description = "EMR service role name (emr.service_role)."
+  value       = module.emr.service_role_name
+}
+
+output "emr_instance_profile" {
+  description = "Instance profile of the EMR nodes (emr.instance_profile)."
+  value       = module.emr.instance_profile_name
+}
+
+output "emr_security_configuration" {
+  description = "EMR security configuration (emr.security_configuration)."
+  value       = module.emr.security_configuration_name
+}
+
+output "emr_release_label" {
+  description = "EMR release (emr.release_label)."
+  value       = module.emr.release_label
+}
+
+output "emr_cluster_id" {
+  description = "The shared cluster's id, or \"\" when the driver creates one per run (emr.cluster_id)."
+  value       = module.emr.cluster_id
+}
+
+output "emr_subnet_id" {
+  description = "Private subnet of the clusters the driver creates (emr.subnet_id)."
+  value       = module.network.private_subnet_ids[0]
+}
+
+output "redshift_copy_role_arn" {
+  description = "Role of Redshift COPY and Spectrum (warehouse.redshift_copy_role_arn)."
+  value       = module.redshift.copy_role_arn
+}
+
+output "redshift_endpoint" {
+  description = "host:port of the Redshift cluster (for the warehouse connection string)."
+  value       = module.redshift.endpoint
+}
+
+output "redshift_database" {
+  description = "Warehouse database in Redshift."
+  value       = module.redshift.database_name
+}
+
+output "redshift_admin_secret_arn" {
+  description = "Secrets Manager secret with the Redshift admin credentials."
+  value       = module.redshift.master_password_secret_arn
+}
+
+output "redshift_glue_database" {
+  description = "Glue database of the Spectrum external schema."
+  value       = module.redshift.glue_database_name
+}
+
+output "rds_address" {
+  description = "Private DNS name of the PostgreSQL database with user_purchase."
+  value       = module.rds.address
+}
+
+output "rds_port" {
+  description = "Port of the PostgreSQL database."
+  value       = module.rds.port
+}
+
+output "rds_database" {
+  description = "Database that holds user_purchase."
+  value       = module.rds.database_name
+}
+
+output "rds_admin_secret_arn" {
+  description = "Secrets Manager secret with the PostgreSQL admin credentials (rotated by RDS)."
+  value       = module.rds.master_user_secret_arn
+}
+
+output "eks_cluster_name" {
+  description = "EKS cluster of the nightly CronJob (aws eks update-kubeconfig --name <this>)."
+  value       = module.eks.cluster_name
+}
+
+output "driver_role_arn" {
+  description = "IRSA role of the driver: the eks.amazonaws.com/role-arn annotation in deploy/k8s/serviceaccount.yaml."
+  value       = module.eks.driver_role_arn
+}
+
+output "driver_namespace" {
+  description = "Namespace of the nightly CronJob."
+  value       = module.eks.driver_namespace
+}
+
+output "driver_service_account" {
+  description = "Service account of the nightly CronJob."
+  value       = module.eks.driver_service_account
+}

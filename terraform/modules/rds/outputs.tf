@@ -1,0 +1,29 @@
+output "identifier" {
+  description = "Identifier of the RDS instance."
+  value       = aws_db_instance.this.identifier
+}
+
+output "address" {
+  description = "Private DNS name of the database."
+  value       = aws_db_instance.this.address
+}
+
+output "port" {
+  description = "Port of the database."
+  value       = aws_db_instance.this.port
+}
+
+output "database_name" {
+  description = "Name of the database that holds user_purchase."
+  value       = aws_db_instance.this.db_name
+}
+
+output "master_username" {
+  description = "Admin user name (its password is in the secret below)."
+  value       = aws_db_instance.this.username
+}
+
+output "master_user_secret_arn" {
+  description = "ARN of the Secrets Manager secret with the admin credentials, kept and rotated by RDS."
+  value       = aws_db_instance.this.master_user_secret[0].secret_arn
+}

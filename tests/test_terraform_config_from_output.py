@@ -1,0 +1,191 @@
+"""scripts/config-from-terraform.py turns `terraform output -json` into the driver's settings.
+
+The sample below is the shape `terraform output -json` prints for terraform/envs/dev (every
+output as {"sensitive", "type", "value"}), with made-up account-specific values.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "config-from-terraform.py"
+
+SAMPLE_OUTPUT = r"""
+{
+  "aws_region": {"sensitive": false, "type": "string", "value": "us-east-1"},
+  "driver_namespace": {"sensitive": false, "type": "string", "value": "movie-analytics"},
+  "driver_role_arn": {"sensitive": false, "type": "string",
+    "value": "arn:aws:iam::111122223333:role/movie-analytics-dev-emr-driver"},
+  "driver_service_account": {"sensitive": false, "type": "string", "value": "emr-driver"},
+  "eks_cluster_name": {"sensitive": false, "type": "string", "value": "movie-analytics-dev"},
+  "emr_cluster_id": {"sensitive": false, "type": "string", "value": ""},
+  "emr_instance_profile": {"sensitive": false, "type": "string",
+    "value": "movie-analytics-dev-emr-instance"},
+  "emr_log_uri": {"sensitive": false, "type": "string",
+    "value": "s3://movie-analytics-dev-raw/emr-logs/"},
+  "emr_release_label": {"sensitive": false, "type": "string", "value": "emr-7.12.0"},
+  "emr_security_configuration": {"sensitive": false, "type": "string",
+    "value": "movie-analytics-dev"},
+  "emr_service_role": {"sensitive": false, "type": "string",
+    "value": "movie-analytics-dev-emr-service"},
+  "emr_subnet_id": {"sensitive": false, "type": "string", "value": "subnet-0a1b2c3d4e5f60718"},
+  "lake_kms_key_arn": {"sensitive": false, "type": "string",
+    "value": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+  "raw_bucket": {"sensitive": false, "type": "string", "value": "movie-analytics-dev-raw"},
+  "rds_address": {"sensitive": false, "type": "string",
+    "value": "movie-analytics-dev-purchases.c9akciq32.us-east-1.rds.amazonaws.com"},
+  "rds_admin_secret_arn": {"sensitive": false, "type": "string",
+    "value": "arn:aws:secretsmanager:us-east-1:111122223333:secret:rds!db-1a2b3c-AbCdEf"},
+  "rds_database": {"sensitive": false, "type": "string", "value": "movie_analytics"},
+  "rds_port": {"sensitive": false, "type": "number", "value": 5432},
+  "redshift_admin_secret_arn": {"sensitive": false, "type": "string",
+    "value": "arn:aws:secretsmanager:us-east-1:111122223333:secret:redshift!mad-4d5e6f-GhIjKl"},
+  "redshift_copy_role_arn": {"sensitive": false, "type": "string",
+    "value": "arn:aws:iam::111122223333:role/movie-analytics-dev-redshift-copy"},
+  "redshift_database": {"sensitive": false, "type": "string", "value": "movie_analytics"},
+  "redshift_endpoint": {"sensitive": false, "type": "string",
+    "value": "movie-analytics-dev.cx1y2z3.us-east-1.redshift.amazonaws.com:5439"},
+  "redshift_glue_database": {"sensitive": false, "type": "string",
+    "value": "movie_analytics_dev_staging"},
+  "staging_bucket": {"sensitive": false, "type": "string",
+    "value": "movie-analytics-dev-staging"}
+}
+"""
+
+EXPECTED_ENV = """\
+EMR_DRIVER_PIPELINE_TARGET=emr
+EMR_DRIVER_WAREHOUSE_KIND=redshift
+EMR_DRIVER_AWS_REGION=us-east-1
+EMR_DRIVER_BUCKETS_RAW=movie-analytics-dev-raw
+EMR_DRIVER_BUCKETS_STAGING=movie-analytics-dev-staging
+EMR_DRIVER_EMR_RELEASE_LABEL=emr-7.12.0
+EMR_DRIVER_EMR_CLUSTER_ID=
+EMR_DRIVER_EMR_LOG_URI=s3://movie-analytics-dev-raw/emr-logs/
+EMR_DRIVER_EMR_SERVICE_ROLE=movie-analytics-dev-emr-service
+EMR_DRIVER_EMR_INSTANCE_PROFILE=movie-analytics-dev-emr-instance
+EMR_DRIVER_EMR_SUBNET_ID=subnet-0a1b2c3d4e5f60718
+EMR_DRIVER_EMR_SECURITY_CONFIGURATION=movie-analytics-dev
+EMR_DRIVER_WAREHOUSE_REDSHIFT_COPY_ROLE_ARN=arn:aws:iam::111122223333:role/movie-analytics-dev-redshift-copy
+"""
+
+
+def run_script(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_env_lines_from_stdin():
+    result = run_script(stdin=SAMPLE_OUTPUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == EXPECTED_ENV
+    assert result.stderr == ""
+
+
+def test_env_lines_from_a_file(tmp_path: Path):
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(SAMPLE_OUTPUT, encoding="utf-8")
+    result = run_script(str(outputs))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == EXPECTED_ENV
+
+
+def test_toml_overlay_has_the_config_sections():
+    result = run_script("--format", "toml", stdin=SAMPLE_OUTPUT)
+    assert result.returncode == 0, result.stderr
+    overlay = tomllib.loads(result.stdout)
+    assert overlay["buckets"] == {
+        "raw": "movie-analytics-dev-raw",
+        "staging": "movie-analytics-dev-staging",
+    }
+    assert overlay["emr"]["log_uri"] == "s3://movie-analytics-dev-raw/emr-logs/"
+    assert overlay["emr"]["subnet_id"] == "subnet-0a1b2c3d4e5f60718"
+    assert overlay["emr"]["cluster_id"] == ""
+    assert overlay["warehouse"] == {
+        "kind": "redshift",
+        "redshift_copy_role_arn": "arn:aws:iam::111122223333:role/"
+        "movie-analytics-dev-redshift-copy",
+    }
+    assert overlay["pipeline"] == {"target": "emr"}
+    assert overlay["aws"] == {"region": "us-east-1"}
+    # Every key of the overlay is a key of the driver's config.
+    with (REPO / "config" / "pipeline.toml").open("rb") as source:
+        config = tomllib.load(source)
+    for section, values in overlay.items():
+        assert set(values) <= set(config[section]), section
+
+
+def test_shell_format_quotes_for_eval():
+    outputs = json.loads(SAMPLE_OUTPUT)
+    outputs["emr_cluster_id"]["value"] = "j-ABC 'quoted'"
+    result = run_script("--format", "shell", stdin=json.dumps(outputs))
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if "EMR_CLUSTER_ID" in x)
+    assert line == "export EMR_DRIVER_EMR_CLUSTER_ID='j-ABC '\"'\"'quoted'\"'\"''"
+    evaluated = subprocess.run(
+        ["sh", "-c", result.stdout + 'printf %s "$EMR_DRIVER_EMR_CLUSTER_ID"'],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert evaluated.stdout == "j-ABC 'quoted'"
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        ("", "no input: pipe `terraform output -json`"),
+        ("raw_bucket = movie-analytics-dev-raw\n", "the input is not JSON"),
+        ("[1, 2]", "expected the JSON object printed by `terraform output -json`, got list"),
+        ('{"raw_bucket": {"value": "x"}}', "terraform outputs missing: aws_region, staging_bucket"),
+    ],
+)
+def test_bad_input_says_how_to_fix_it(stdin: str, message: str):
+    result = run_script(stdin=stdin)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert message in result.stderr
+
+
+def test_a_single_output_value_is_refused():
+    outputs = json.loads(SAMPLE_OUTPUT)
+    outputs["raw_bucket"] = "movie-analytics-dev-raw"
+    result = run_script(stdin=json.dumps(outputs))
+    assert result.returncode == 2
+    assert "output 'raw_bucket' has no \"value\"" in result.stderr
+
+
+def test_a_sensitive_output_is_never_printed():
+    outputs = json.loads(SAMPLE_OUTPUT)
+    outputs["emr_subnet_id"] = {"sensitive": True, "type": "string", "value": "s3cr3t-value"}
+    result = run_script(stdin=json.dumps(outputs))
+    assert result.returncode == 2
+    assert "marked sensitive" in result.stderr
+    assert "s3cr3t-value" not in result.stdout + result.stderr
+
+
+def test_a_non_string_value_is_refused():
+    outputs = json.loads(SAMPLE_OUTPUT)
+    outputs["emr_subnet_id"]["value"] = ["subnet-1", "subnet-2"]
+    result = run_script(stdin=json.dumps(outputs))
+    assert result.returncode == 2
+    assert "expected a string" in result.stderr
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path: Path):
+    result = run_script(str(tmp_path / "absent.json"))
+    assert result.returncode == 2
+    assert "cannot read" in result.stderr and "absent.json" in result.stderr
