@@ -231,6 +231,51 @@ impl Read for BlockingReader {
     }
 }
 
+/// Physical line numbers from byte offsets. The `csv` crate's own line count misses CRLF
+/// inside quoted fields, so the reader notes where every LF is and the parser asks which line
+/// a record's first byte is on. Only the LFs between the last record asked about and the read
+/// position are kept: bounded by the parser's buffer and one record.
+#[derive(Debug, Default)]
+struct LineTracker {
+    pending_newlines: std::collections::VecDeque<u64>,
+    bytes_seen: u64,
+    lines_before: u64,
+}
+
+impl LineTracker {
+    fn note(&mut self, bytes: &[u8]) {
+        for (i, byte) in bytes.iter().enumerate() {
+            if *byte == b'\n' {
+                self.pending_newlines.push_back(self.bytes_seen + i as u64);
+            }
+        }
+        self.bytes_seen += bytes.len() as u64;
+    }
+
+    /// The 1-based line of the byte at `offset` (offsets asked in increasing order).
+    fn line_of(&mut self, offset: u64) -> u64 {
+        while self.pending_newlines.front().is_some_and(|&newline| newline <= offset) {
+            self.pending_newlines.pop_front();
+            self.lines_before += 1;
+        }
+        self.lines_before + 1
+    }
+}
+
+/// Passes bytes through, noting line ends in the shared tracker.
+struct LineCountingReader<R> {
+    inner: R,
+    tracker: std::rc::Rc<std::cell::RefCell<LineTracker>>,
+}
+
+impl<R: Read> Read for LineCountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buf)?;
+        self.tracker.borrow_mut().note(&buf[..read]);
+        Ok(read)
+    }
+}
+
 /// Where each column is in the file, found by header name.
 struct ColumnIndexes {
     index: [usize; 8],
@@ -265,6 +310,8 @@ fn parse(
     tx: &mpsc::Sender<Chunk>,
 ) -> Result<ParseSummary, DbError> {
     let read_err = |e: csv::Error| DbError::Read { source_name: source_name.to_string(), source: csv_to_io(e) };
+    let tracker = std::rc::Rc::new(std::cell::RefCell::new(LineTracker::default()));
+    let reader = LineCountingReader { inner: reader, tracker: std::rc::Rc::clone(&tracker) };
     let mut csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
     let mut record = csv::ByteRecord::new();
     if !csv.read_byte_record(&mut record).map_err(read_err)? {
@@ -280,7 +327,7 @@ fn parse(
         chunk.push(b'\n');
     }
     while csv.read_byte_record(&mut record).map_err(read_err)? {
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        let line = tracker.borrow_mut().line_of(record.position().map_or(0, |p| p.byte()));
         let mark = chunk.len();
         match normalise_row(&record, &columns, &mut chunk) {
             Ok(()) => {
