@@ -31,6 +31,9 @@ impl RedshiftStatement {
     }
 }
 
+/// The Spectrum setup over the staging layer, with `${...}` placeholders (see the file).
+pub const SPECTRUM_SQL: &str = include_str!("../../../sql/redshift/spectrum.sql");
+
 /// Every statement, as a script for reading (checks marked with a comment).
 pub fn to_script(statements: &[RedshiftStatement]) -> String {
     statements
@@ -138,6 +141,17 @@ mod tests {
         let script = to_script(&statements);
         assert!(script.contains("DELETE FROM warehouse.fact_movie_analytics WHERE insert_date = DATE '2021-10-31'"));
         assert!(!script.to_lowercase().contains("secret") && !script.contains("ACCESS_KEY"));
+    }
+
+    #[test]
+    fn the_spectrum_sql_uses_only_documented_placeholders_and_the_fact_columns() {
+        let placeholders: std::collections::BTreeSet<&str> =
+            regex::Regex::new(r"\$\{([a-z_]+)\}").unwrap().captures_iter(SPECTRUM_SQL).map(|c| c.get(1).unwrap().as_str()).collect();
+        let expected = ["external_schema", "glue_database", "run_date", "spectrum_role_arn", "staging_bucket"];
+        assert_eq!(placeholders.into_iter().collect::<Vec<_>>(), expected);
+        let fact = SPECTRUM_SQL.split("fact_movie_analytics (").nth(1).unwrap().split("\n)").next().unwrap();
+        let columns: Vec<&str> = fact.lines().filter_map(|l| l.split_whitespace().next()).collect();
+        assert_eq!(columns, FACT_COLUMNS);
     }
 
     #[test]
