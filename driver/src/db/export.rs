@@ -51,7 +51,7 @@ pub async fn export_user_purchase(
     let gzip: ObjectReader = Box::pin(async_compression::tokio::bufread::GzipEncoder::new(body));
     let put = store.put_stream(uri, gzip).await;
     if let Some(source) = server_error.lock().expect("error slot lock").take() {
-        return Err(DbError::Query { action: "stream user_purchase out (COPY TO STDOUT)".into(), source });
+        return Err(query_err("stream user_purchase out (COPY TO STDOUT)")(source));
     }
     let bytes = put?;
     let records = counter.lock().expect("counter lock").records();

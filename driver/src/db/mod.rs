@@ -24,17 +24,19 @@ pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
 pub enum DbError {
     #[error("the database URL `{url}` is not valid ({reason}); write it as postgres://user:password@host:5432/dbname?sslmode=require or as key=value pairs")]
     BadUrl { url: String, reason: String },
-    #[error("could not connect to {url}: {source}; is PostgreSQL running on that host and port? (locally: `pg_ctlcluster 15 main start` or `sudo service postgresql start`), and are the user, password and database right?")]
+    #[error("could not connect to {url}: {reason}; is PostgreSQL running on that host and port? (locally: `pg_ctlcluster 15 main start` or `sudo service postgresql start`), and are the user, password and database right?")]
     Connect {
         url: String,
+        reason: String,
         #[source]
         source: tokio_postgres::Error,
     },
     #[error("could not set up TLS for {url}: {reason}; check sslmode and sslrootcert (a PEM file of the server's CA, e.g. the RDS / Redshift CA bundle)")]
     Tls { url: String, reason: String },
-    #[error("the database refused to {action}: {source}")]
+    #[error("the database refused to {action}: {reason}")]
     Query {
         action: String,
+        reason: String,
         #[source]
         source: tokio_postgres::Error,
     },
@@ -70,6 +72,8 @@ pub enum DbError {
     BadFact { problem: String },
     #[error("`{arn}` is not an IAM role ARN; write it as arn:aws:iam::<12-digit account>:role/<name>")]
     BadRoleArn { arn: String },
+    #[error("schema `{schema}` has no warehouse tables; load a run first with `emr-driver load-warehouse`, or pass the right --schema")]
+    NoWarehouse { schema: String },
     #[error("could not read the TLS root certificate {path}: {source}")]
     RootCert {
         path: PathBuf,
@@ -95,6 +99,7 @@ impl ExitStatus for DbError {
             | DbError::DimIdConflict { .. }
             | DbError::BadFact { .. }
             | DbError::BadRoleArn { .. }
+            | DbError::NoWarehouse { .. }
             | DbError::RootCert { .. } => ExitCode::BadInput,
         }
     }
@@ -103,7 +108,29 @@ impl ExitStatus for DbError {
 /// Wraps a server error with what we were doing.
 pub(crate) fn query_err(action: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DbError {
     let action = action.into();
-    move |source| DbError::Query { action, source }
+    move |source| DbError::Query { action, reason: describe(&source), source }
+}
+
+fn connect_err(url: &str) -> impl FnOnce(tokio_postgres::Error) -> DbError + '_ {
+    move |source| DbError::Connect { url: url.to_string(), reason: describe(&source), source }
+}
+
+/// What the server said (message, detail, hint, where), or the client-side cause: the
+/// `Display` of `tokio_postgres::Error` alone is often just "db error".
+pub fn describe(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        let mut text = format!("{}: {}", db.severity(), db.message());
+        for (label, part) in [("detail", db.detail()), ("hint", db.hint()), ("at", db.where_())] {
+            if let Some(part) = part {
+                text.push_str(&format!(" ({label}: {part})"));
+            }
+        }
+        return text;
+    }
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
 }
 
 /// Checks that `name` is safe to splice into SQL as an identifier (schemas, tables).
@@ -224,14 +251,14 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client, DbError> {
     tracing::debug!(url = %shown, tls = ?tls.mode, "connecting to the database");
     let client = if tls.mode == TlsMode::Disable {
         let (client, connection) =
-            config.connect(tokio_postgres::NoTls).await.map_err(|source| DbError::Connect { url: shown.clone(), source })?;
+            config.connect(tokio_postgres::NoTls).await.map_err(connect_err(&shown))?;
         spawn_connection(connection, shown);
         client
     } else {
         config.ssl_mode(tokio_postgres::config::SslMode::Require);
         let connector = tls_connector(&tls, &shown)?;
         let (client, connection) =
-            config.connect(connector).await.map_err(|source| DbError::Connect { url: shown.clone(), source })?;
+            config.connect(connector).await.map_err(connect_err(&shown))?;
         spawn_connection(connection, shown);
         client
     };

@@ -54,6 +54,16 @@ pub async fn run_report(client: &mut tokio_postgres::Client, schema: &str) -> Re
         .start()
         .await
         .map_err(query_err("start a read-only transaction"))?;
+    let has_fact = tx
+        .query_opt(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'fact_movie_analytics'",
+            &[&schema],
+        )
+        .await
+        .map_err(query_err("look for the warehouse tables"))?;
+    if has_fact.is_none() {
+        return Err(DbError::NoWarehouse { schema: schema.to_string() });
+    }
     tx.batch_execute(&format!("SET LOCAL search_path TO {schema}")).await.map_err(query_err("set the search_path"))?;
     let mut answers = Vec::new();
     for (name, question, sql) in QUESTIONS {
