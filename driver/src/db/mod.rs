@@ -46,6 +46,8 @@ pub enum DbError {
     EmptyFile { source_name: String },
     #[error("{source_name}: {count} row(s) could not be loaded, nothing was changed; first: {first}; pass --skip-bad-rows to load the good rows and report the bad ones")]
     BadRows { source_name: String, count: u64, first: String },
+    #[error("{source_name} has no loadable row ({bad_rows} bad); an empty or all-bad file never replaces the table: check the file")]
+    NoRows { source_name: String, bad_rows: u64 },
     #[error("could not read {source_name}: {source}")]
     Read {
         source_name: String,
@@ -100,6 +102,7 @@ impl ExitStatus for DbError {
             | DbError::BadFact { .. }
             | DbError::BadRoleArn { .. }
             | DbError::NoWarehouse { .. }
+            | DbError::NoRows { .. }
             | DbError::RootCert { .. } => ExitCode::BadInput,
         }
     }

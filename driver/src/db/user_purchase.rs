@@ -207,7 +207,13 @@ fn spawn_parser(
     let handle = tokio::runtime::Handle::current();
     let parser = tokio::task::spawn_blocking(move || {
         let blocking = BlockingReader { handle, inner: reader };
-        parse(blocking, &name, with_header, fail_on_bad_rows, &tx)
+        let result = parse(blocking, &name, with_header, fail_on_bad_rows, &tx);
+        if result.is_err() {
+            // Make the stream fail too, so that a consumer (COPY, an upload) never takes a
+            // clean end of stream for a complete file.
+            let _ = tx.blocking_send(Err(std::io::Error::other("the input could not be parsed")));
+        }
+        result
     });
     (rx, parser)
 }
@@ -352,6 +358,9 @@ fn parse(
                 return Ok(summary);
             }
         }
+    }
+    if summary.rows_ok == 0 {
+        return Err(DbError::NoRows { source_name: source_name.to_string(), bad_rows: summary.bad_row_count });
     }
     if fail_on_bad_rows && summary.bad_row_count > 0 {
         let _ = tx.blocking_send(Err(std::io::Error::other("bad rows")));
@@ -565,6 +574,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_file_without_any_good_row_is_refused_even_when_skipping() {
+        let header_only = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\r\n";
+        let err = convert(header_only, LoadOptions { skip_bad_rows: true }).await.unwrap_err();
+        assert!(matches!(err, DbError::NoRows { bad_rows: 0, .. }), "{err}");
+        let all_bad = format!("{header_only}1,a,d,x,1/1/2011 1:00,1,1,X\r\n");
+        let err = convert(&all_bad, LoadOptions { skip_bad_rows: true }).await.unwrap_err();
+        assert!(matches!(err, DbError::NoRows { bad_rows: 1, .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failed_conversion_publishes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local::LocalStore::new(dir.path());
+        let uri = ObjectUri::parse("s3://staging/user_purchase/dt=2021-10-31/user_purchase.csv.gz").unwrap();
+        let with_bad_row = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n\
+                            1,a,d,1,1/1/2011 1:00,1,1,X\n2,a,d,x,1/1/2011 1:00,1,1,X\n";
+        let reader = std::io::Cursor::new(with_bad_row.as_bytes().to_vec());
+        let err = uci_to_export_object(reader, "x.csv", &store, &uri, LoadOptions::default()).await.unwrap_err();
+        assert!(matches!(err, DbError::BadRows { count: 1, .. }), "{err}");
+        assert!(store.head(&uri).await.unwrap().is_none());
+        let header_only = std::io::Cursor::new(with_bad_row.lines().next().unwrap().as_bytes().to_vec());
+        let err = uci_to_export_object(header_only, "x.csv", &store, &uri, LoadOptions::default()).await.unwrap_err();
+        assert!(matches!(err, DbError::NoRows { .. }), "{err}");
+        assert!(store.head(&uri).await.unwrap().is_none());
+
+        let reader = std::io::Cursor::new(with_bad_row.as_bytes().to_vec());
+        let report = uci_to_export_object(reader, "x.csv", &store, &uri, LoadOptions { skip_bad_rows: true }).await.unwrap();
+        assert_eq!((report.rows_loaded, report.bad_row_count), (1, 1));
+        assert!(store.head(&uri).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
     async fn reads_gzip_input_by_its_magic_bytes() {
         let plain = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n1,a,d,1,1/1/2011 1:00,1,1,X\n";
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -580,6 +621,7 @@ mod tests {
         let mut input = b"InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n".to_vec();
         input.extend_from_slice(b"1,a,\xff\xfe,1,1/1/2011 1:00,1,1,X\n");
         input.extend_from_slice(b"12345678901,a,d,1,1/1/2011 1:00,1,1,X\n");
+        input.extend_from_slice(b"1234567890,a,d,1,1/1/2011 1:00,1,1,X\n");
         let mut out = Vec::new();
         let report = uci_to_export(std::io::Cursor::new(input), "x.csv", &mut out, LoadOptions { skip_bad_rows: true })
             .await
