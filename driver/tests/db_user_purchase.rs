@@ -159,6 +159,9 @@ async fn a_missing_column_fails_clearly_and_changes_nothing() {
     let err = load(&mut client, reader(renamed), "renamed.csv", LoadOptions { skip_bad_rows: true }).await.unwrap_err();
     assert!(matches!(&err, DbError::MissingColumn { column, .. } if column == "Quantity"), "{err}");
     assert_eq!(table_rows(&client).await.len(), 1);
+    let err = load(&mut client, reader(HEADER), "header_only.csv", LoadOptions { skip_bad_rows: true }).await.unwrap_err();
+    assert!(matches!(&err, DbError::NoRows { .. }), "{err}");
+    assert_eq!(table_rows(&client).await.len(), 1, "an empty file does not empty the table");
 }
 
 #[tokio::test]
