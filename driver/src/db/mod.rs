@@ -48,6 +48,8 @@ pub enum DbError {
     BadRows { source_name: String, count: u64, first: String },
     #[error("{source_name} has no loadable row ({bad_rows} bad); an empty or all-bad file never replaces the table: check the file")]
     NoRows { source_name: String, bad_rows: u64 },
+    #[error("internal error: {problem}; nothing was changed (please report this bug)")]
+    Invariant { problem: String },
     #[error("could not read {source_name}: {source}")]
     Read {
         source_name: String,
@@ -89,7 +91,7 @@ impl ExitStatus for DbError {
         match self {
             DbError::Connect { .. } | DbError::Query { .. } | DbError::Tls { .. } => ExitCode::Database,
             DbError::Store(e) => e.exit_code(),
-            DbError::Write { .. } => ExitCode::Internal,
+            DbError::Write { .. } | DbError::Invariant { .. } => ExitCode::Internal,
             DbError::BadUrl { .. }
             | DbError::MissingColumn { .. }
             | DbError::EmptyFile { .. }

@@ -99,10 +99,13 @@ where
         return Err(bad_rows_error(source_name, &summary));
     }
     let copied = sink.as_mut().finish().await.map_err(query_err("finish COPY into user_purchase"))?;
-    tx.commit().await.map_err(query_err("commit the user_purchase load"))?;
     if copied != summary.rows_ok {
-        tracing::warn!(copied, parsed = summary.rows_ok, "COPY and the parser disagree on the row count");
+        // A bug, never bad input: nothing is committed.
+        return Err(DbError::Invariant {
+            problem: format!("COPY stored {copied} rows of {source_name} but the parser passed {}", summary.rows_ok),
+        });
     }
+    tx.commit().await.map_err(query_err("commit the user_purchase load"))?;
     Ok(LoadReport { rows_loaded: copied, bad_rows: summary.bad_rows, bad_row_count: summary.bad_row_count })
 }
 

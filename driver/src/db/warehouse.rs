@@ -189,6 +189,12 @@ pub async fn load_run(
     }
     let tx = client.transaction().await.map_err(query_err("start a transaction"))?;
     tx.batch_execute(&ddl).await.map_err(query_err("create the warehouse tables"))?;
+    // One load at a time (two runs adding the same new member would collide); readers such as
+    // `report` are not blocked.
+    let all_tables: Vec<String> = plan.iter().map(|(table, _)| format!("{schema}.{table}")).collect();
+    tx.batch_execute(&format!("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE", all_tables.join(", ")))
+        .await
+        .map_err(query_err("lock the warehouse tables for the load"))?;
     let mut tables = Vec::new();
     for (table, files) in &plan {
         let load = load_table(table);
