@@ -37,7 +37,7 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         let reader = open_source(source, &store).await?;
         let opts = LoadOptions { skip_bad_rows: args.skip_bad_rows };
         let report = user_purchase::uci_to_export_object(reader, source, &store, &uri, opts).await?;
-        print_load_report(&report, source, global.output);
+        print_load_report(&report, source, &format!("written to {uri}"), global.output);
         return Ok(ExitCode::Success);
     }
     let client = db::connect(&args.db.database_url).await?;

@@ -64,16 +64,16 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let mut client = db::connect(&args.db.database_url).await?;
     let opts = LoadOptions { skip_bad_rows: args.skip_bad_rows };
     let report = user_purchase::load(&mut client, reader, &args.file, opts).await?;
-    print_load_report(&report, &args.file, global.output);
+    print_load_report(&report, &args.file, "loaded into user_purchase", global.output);
     Ok(ExitCode::Success)
 }
 
 /// JSON on stdout, or a summary on stdout and the bad rows on stderr.
-pub fn print_load_report(report: &LoadReport, source: &str, output: Output) {
+pub fn print_load_report(report: &LoadReport, source: &str, done: &str, output: Output) {
     match output {
         Output::Json => println!("{}", serde_json::to_string(report).expect("report serialises")),
         Output::Text => {
-            println!("{source}: {} rows loaded, {} bad rows skipped", report.rows_loaded, report.bad_row_count);
+            println!("{source}: {} rows {done}, {} bad rows skipped", report.rows_loaded, report.bad_row_count);
             for bad in &report.bad_rows {
                 eprintln!("  line {}: {}", bad.line, bad.reason);
             }
