@@ -1,11 +1,86 @@
-//! Not written yet: see the open issues.
+//! `emr-driver load-user-purchase FILE`: the UCI `user_purchase.csv` into PostgreSQL.
 
-use crate::cli::Global;
-use crate::error::{Error, ExitCode, Result};
+use std::path::PathBuf;
+
+use crate::cli::{Global, Output};
+use crate::db::user_purchase::{self, LoadOptions, LoadReport};
+use crate::db::{self, DbError};
+use crate::error::{ExitCode, Result};
+use crate::store::local::LocalStore;
+use crate::store::{ObjectReader, ObjectStore, ObjectUri};
+
+/// Connection options shared by the database commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbArgs {
+    /// PostgreSQL / Redshift connection URL (postgres://user:password@host:5432/db?sslmode=require)
+    /// or key=value conninfo. The password is never logged.
+    #[arg(long, env = db::DATABASE_URL_ENV, hide_env_values = true, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    pub database_url: String,
+}
+
+/// Where `s3://` URIs live until the configured store is wired in: a local lake folder.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LakeArgs {
+    /// The local folder standing in for the buckets (`s3://b/k` is `<lake-dir>/b/k`).
+    #[arg(long, default_value = ".lake")]
+    pub lake_dir: PathBuf,
+}
+
+impl LakeArgs {
+    pub fn store(&self) -> LocalStore {
+        LocalStore::new(&self.lake_dir)
+    }
+}
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The UCI file (`.csv` or `.csv.gz`): a local path or an `s3://` URI.
+    pub file: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Load the good rows and report the bad ones, instead of failing on the first load
+    /// with bad rows.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+}
 
-pub async fn run(_args: Args, _global: &Global) -> Result<ExitCode> {
-    Err(Error::new(ExitCode::Internal, "this command is not implemented yet"))
+/// Opens a local path or an `s3://` URI for streaming.
+pub async fn open_source(source: &str, store: &dyn ObjectStore) -> Result<ObjectReader, DbError> {
+    if source.contains("://") {
+        let uri = ObjectUri::parse(source)?;
+        return Ok(store.reader(&uri).await?);
+    }
+    let file = tokio::fs::File::open(source)
+        .await
+        .map_err(|source_err| DbError::Read { source_name: source.to_string(), source: source_err })?;
+    Ok(Box::pin(file))
+}
+
+pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
+    let store = args.lake.store();
+    let reader = open_source(&args.file, &store).await?;
+    let mut client = db::connect(&args.db.database_url).await?;
+    let opts = LoadOptions { skip_bad_rows: args.skip_bad_rows };
+    let report = user_purchase::load(&mut client, reader, &args.file, opts).await?;
+    print_load_report(&report, &args.file, "loaded into user_purchase", global.output);
+    Ok(ExitCode::Success)
+}
+
+/// JSON on stdout, or a summary on stdout and the bad rows on stderr.
+pub fn print_load_report(report: &LoadReport, source: &str, done: &str, output: Output) {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string(report).expect("report serialises")),
+        Output::Text => {
+            println!("{source}: {} rows {done}, {} bad rows skipped", report.rows_loaded, report.bad_row_count);
+            for bad in &report.bad_rows {
+                eprintln!("  line {}: {}", bad.line, bad.reason);
+            }
+            let hidden = report.bad_row_count.saturating_sub(report.bad_rows.len() as u64);
+            if hidden > 0 {
+                eprintln!("  ... and {hidden} more");
+            }
+        }
+    }
 }

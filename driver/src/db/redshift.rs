@@ -1,0 +1,173 @@
+//! The warehouse load as Redshift runs it: the same merge statements as the PostgreSQL load
+//! ([`super::warehouse`]), but the files are read by Redshift itself with
+//! `COPY ... FROM 's3://...' IAM_ROLE '...'` instead of being streamed through the driver.
+//!
+//! Redshift does not enforce PRIMARY KEY / UNIQUE, so the id checks are queries the caller
+//! runs between the statements ([`RedshiftStatement::Check`]): any row returned is the
+//! problem, and the caller must ROLLBACK. Only the role ARN goes into the SQL, never a secret.
+
+use chrono::NaiveDate;
+
+use super::warehouse::{
+    dimension_conflict_queries, dimension_merge_sql, fact_check_queries, fact_replace_sql, load_table, tables_sql,
+    DIMENSIONS, FACT_COLUMNS, FACT_TABLE,
+};
+use super::DbError;
+use crate::store::ObjectUri;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedshiftStatement {
+    /// Run it.
+    Execute(String),
+    /// Run it: it must return no row; a row is a message saying what is wrong (then ROLLBACK).
+    Check(String),
+}
+
+impl RedshiftStatement {
+    pub fn sql(&self) -> &str {
+        match self {
+            RedshiftStatement::Execute(sql) | RedshiftStatement::Check(sql) => sql,
+        }
+    }
+}
+
+/// The Spectrum setup over the staging layer, with `${...}` placeholders (see the file).
+pub const SPECTRUM_SQL: &str = include_str!("../../../sql/redshift/spectrum.sql");
+
+/// Every statement, as a script for reading (checks marked with a comment).
+pub fn to_script(statements: &[RedshiftStatement]) -> String {
+    statements
+        .iter()
+        .map(|s| match s {
+            RedshiftStatement::Execute(sql) => format!("{sql};\n"),
+            RedshiftStatement::Check(sql) => format!("-- check: must return no row, else ROLLBACK\n{sql};\n"),
+        })
+        .collect()
+}
+
+/// Checks an IAM role ARN (`arn:aws:iam::123456789012:role/name`, also other partitions and
+/// role paths) before it is quoted into SQL.
+pub fn check_role_arn(arn: &str) -> Result<&str, DbError> {
+    let pattern = regex::Regex::new(r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$").expect("valid regex");
+    if pattern.is_match(arn) {
+        Ok(arn)
+    } else {
+        Err(DbError::BadRoleArn { arn: arn.to_string() })
+    }
+}
+
+/// The statements of one run's load, in order, inside one transaction.
+pub fn render_load_sql(
+    schema: &str,
+    load_root: &ObjectUri,
+    iam_role_arn: &str,
+    run_date: NaiveDate,
+) -> Result<Vec<RedshiftStatement>, DbError> {
+    let arn = check_role_arn(iam_role_arn)?;
+    if load_root.to_string().contains(['\'', '\\']) {
+        return Err(DbError::BadLoadFile { file: load_root.to_string(), problem: "quotes or backslashes in the URI".into() });
+    }
+    let mut out = vec![RedshiftStatement::Execute("BEGIN".into())];
+    out.extend(ddl_statements(&tables_sql(schema)?).into_iter().map(RedshiftStatement::Execute));
+    let tables = DIMENSIONS.iter().map(|d| (d.table, d.columns)).chain([(FACT_TABLE, &FACT_COLUMNS[..])]);
+    for (table, columns) in tables {
+        let load = load_table(table);
+        out.push(RedshiftStatement::Execute(format!("CREATE TEMP TABLE {load} (LIKE {schema}.{table})")));
+        // The `part-` prefix keeps `_SUCCESS` and any other file out of the COPY.
+        let files = load_root.join(table).join("part-");
+        out.push(RedshiftStatement::Execute(format!(
+            "COPY {load} ({}) FROM '{files}' IAM_ROLE '{arn}' FORMAT AS CSV IGNOREHEADER 1 GZIP",
+            columns.join(", ")
+        )));
+    }
+    for dim in &DIMENSIONS {
+        let load = load_table(dim.table);
+        out.extend(dimension_conflict_queries(schema, dim, &load).into_iter().map(RedshiftStatement::Check));
+        out.extend(dimension_merge_sql(schema, dim, &load).into_iter().map(RedshiftStatement::Execute));
+    }
+    let fact_load = load_table(FACT_TABLE);
+    out.push(RedshiftStatement::Check(format!(
+        "SELECT 'the fact load files hold no rows' FROM (SELECT COUNT(*) AS n FROM {fact_load}) c WHERE c.n = 0"
+    )));
+    out.extend(fact_check_queries(schema, &fact_load, run_date).into_iter().map(RedshiftStatement::Check));
+    out.extend(fact_replace_sql(schema, &fact_load, run_date).into_iter().map(RedshiftStatement::Execute));
+    out.push(RedshiftStatement::Execute("COMMIT".into()));
+    Ok(out)
+}
+
+/// Splits the DDL file into statements, dropping comment-only lines.
+fn ddl_statements(ddl: &str) -> Vec<String> {
+    let without_comments: String = ddl
+        .lines()
+        .map(|line| match line.find("--") {
+            Some(i) => line[..i].trim_end(),
+            None => line,
+        })
+        .filter(|line| !line.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    without_comments.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/movie-analytics-redshift";
+
+    fn root() -> ObjectUri {
+        ObjectUri::parse("s3://movie-staging/warehouse_load/dt=2021-10-31").unwrap()
+    }
+
+    #[test]
+    fn renders_the_load_script() {
+        let date = NaiveDate::from_ymd_opt(2021, 10, 31).unwrap();
+        let statements = render_load_sql("warehouse", &root(), ROLE, date).unwrap();
+        assert_eq!(statements.first().unwrap().sql(), "BEGIN");
+        assert_eq!(statements.last().unwrap().sql(), "COMMIT");
+        insta::assert_snapshot!(to_script(&statements));
+    }
+
+    #[test]
+    fn copies_only_part_files_with_the_role() {
+        let date = NaiveDate::from_ymd_opt(2021, 10, 31).unwrap();
+        let statements = render_load_sql("warehouse", &root(), ROLE, date).unwrap();
+        let copy = statements.iter().find(|s| s.sql().starts_with("COPY load_dim_os")).unwrap();
+        assert_eq!(
+            copy.sql(),
+            "COPY load_dim_os (id_dim_os, os) FROM 's3://movie-staging/warehouse_load/dt=2021-10-31/dim_os/part-' \
+             IAM_ROLE 'arn:aws:iam::123456789012:role/movie-analytics-redshift' FORMAT AS CSV IGNOREHEADER 1 GZIP"
+        );
+        let script = to_script(&statements);
+        assert!(script.contains("DELETE FROM warehouse.fact_movie_analytics WHERE insert_date = DATE '2021-10-31'"));
+        assert!(!script.to_lowercase().contains("secret") && !script.contains("ACCESS_KEY"));
+    }
+
+    #[test]
+    fn the_spectrum_sql_uses_only_documented_placeholders_and_the_fact_columns() {
+        let placeholders: std::collections::BTreeSet<&str> =
+            regex::Regex::new(r"\$\{([a-z_]+)\}").unwrap().captures_iter(SPECTRUM_SQL).map(|c| c.get(1).unwrap().as_str()).collect();
+        let expected = ["external_schema", "glue_database", "run_date", "spectrum_role_arn", "staging_bucket"];
+        assert_eq!(placeholders.into_iter().collect::<Vec<_>>(), expected);
+        let fact = SPECTRUM_SQL.split("fact_movie_analytics (").nth(1).unwrap().split("\n)").next().unwrap();
+        let columns: Vec<&str> = fact.lines().filter_map(|l| l.split_whitespace().next()).collect();
+        assert_eq!(columns, FACT_COLUMNS);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_role_arn_or_a_plain_schema() {
+        let date = NaiveDate::from_ymd_opt(2021, 10, 31).unwrap();
+        for bad in [
+            "",
+            "arn:aws:iam::12345:role/x",
+            "arn:aws:iam::123456789012:user/x",
+            "arn:aws:iam::123456789012:role/x' CREDENTIALS 'aws_access_key_id=A",
+        ] {
+            assert!(matches!(render_load_sql("warehouse", &root(), bad, date), Err(DbError::BadRoleArn { .. })), "{bad}");
+        }
+        assert!(check_role_arn("arn:aws-us-gov:iam::123456789012:role/path/name").is_ok());
+        assert!(render_load_sql("ware house", &root(), ROLE, date).is_err());
+        let quoted = ObjectUri::parse("s3://b/it's").unwrap();
+        assert!(render_load_sql("warehouse", &quoted, ROLE, date).is_err());
+    }
+}

@@ -1,0 +1,427 @@
+//! The warehouse load and the five questions against the real PostgreSQL on 127.0.0.1:5432,
+//! from load files written here by hand in the jobs' format (CSV, header, gzip, Spark names).
+
+mod db_common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use bytes::Bytes;
+use chrono::NaiveDate;
+use db_common::TestDb;
+use emr_driver::db::report::run_report;
+use emr_driver::db::warehouse::{load_run, DIMENSIONS, FACT_COLUMNS};
+use emr_driver::db::DbError;
+use emr_driver::store::local::LocalStore;
+use emr_driver::store::{ObjectStore, ObjectUri};
+
+const SCHEMA: &str = "warehouse";
+
+fn date(text: &str) -> NaiveDate {
+    text.parse().unwrap()
+}
+
+fn load_root(run_date: &str) -> ObjectUri {
+    ObjectUri::parse(&format!("s3://staging/warehouse_load/dt={run_date}")).unwrap()
+}
+
+/// One run's load files, as the jobs write them.
+#[derive(Clone, Debug)]
+struct LoadFiles {
+    /// table → CSV lines without header, in the table's column order.
+    tables: BTreeMap<&'static str, Vec<String>>,
+}
+
+fn base_dims() -> BTreeMap<&'static str, Vec<String>> {
+    let lines = |rows: &[&str]| rows.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+    BTreeMap::from([
+        ("dim_date", lines(&["0,,,,,Unknown", "20210425,2021-04-25,25,4,2021,Spring", "20201103,2020-11-03,3,11,2020,Fall", "20211231,2021-12-31,31,12,2021,Winter"])),
+        ("dim_devices", lines(&["0,Unknown", "1,Mobile", "2,Computer", "3,Tablet"])),
+        (
+            "dim_location",
+            lines(&["0,Unknown,,Unknown", "1,California,CA,West", "2,New York,NY,Northeast", "3,Texas,TX,South", "4,Kansas,KS,Midwest", "5,Oregon,OR,West", "6,Florida,FL,South"]),
+        ),
+        ("dim_os", lines(&["0,Unknown", "1,Apple iOS", "2,Apple MacOS", "3,Microsoft Windows", "4,Google Android", "5,Linux"])),
+        ("dim_browser", lines(&["0,Unknown", "1,Safari", "2,Google Chrome", "3,Microsoft Edge", "4,Mozilla Firefox"])),
+    ])
+}
+
+/// Deterministic pseudo-random fact rows over the dims' ids (xorshift: no real randomness).
+fn fact_rows(run_date: &str, seed: u64, count: usize, dims: &BTreeMap<&'static str, Vec<String>>) -> Vec<String> {
+    let ids = |table: &str| -> Vec<String> { dims[table].iter().map(|l| l.split(',').next().unwrap().to_string()).collect() };
+    let (dates, devices, locations, oses, browsers) =
+        (ids("dim_date"), ids("dim_devices"), ids("dim_location"), ids("dim_os"), ids("dim_browser"));
+    let mut state = seed;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let mut seen = BTreeSet::new();
+    let mut rows = Vec::new();
+    while rows.len() < count {
+        let key = (
+            12000 + next(20),
+            dates[next(dates.len())].clone(),
+            devices[next(devices.len())].clone(),
+            locations[next(locations.len())].clone(),
+            oses[next(oses.len())].clone(),
+            browsers[next(browsers.len())].clone(),
+        );
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        let review_count = 1 + next(9);
+        let review_score = next(review_count + 1);
+        let amount = format!("{}.{:05}", next(5000), next(100000));
+        rows.push(format!("{},{},{},{},{},{},{amount},{review_score},{review_count},{run_date}", key.0, key.1, key.2, key.3, key.4, key.5));
+    }
+    rows
+}
+
+fn run_files(run_date: &str, seed: u64, dims: BTreeMap<&'static str, Vec<String>>) -> LoadFiles {
+    let mut tables = dims.clone();
+    tables.insert("fact_movie_analytics", fact_rows(run_date, seed, 80, &dims));
+    LoadFiles { tables }
+}
+
+fn columns_of(table: &str) -> Vec<&'static str> {
+    match DIMENSIONS.iter().find(|d| d.table == table) {
+        Some(dim) => dim.columns.to_vec(),
+        None => FACT_COLUMNS.to_vec(),
+    }
+}
+
+fn gzip(text: &str) -> Bytes {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(text.as_bytes()).unwrap();
+    Bytes::from(encoder.finish().unwrap())
+}
+
+/// Writes the files as Spark does: rows split over two part files (each with its header),
+/// an empty part file, `_SUCCESS` and `.crc` files beside them.
+async fn write_files(store: &LocalStore, root: &ObjectUri, files: &LoadFiles) {
+    for (table, lines) in &files.tables {
+        let folder = root.join(table);
+        let header = columns_of(table).join(",");
+        let (first, second) = lines.split_at(lines.len() / 2);
+        for (i, part) in [first, second].iter().enumerate() {
+            let body = format!("{header}\n{}\n", part.join("\n"));
+            let name = format!("part-0000{i}-5f1c-c000.csv.gz");
+            store.put_bytes(&folder.join(&name), gzip(&body)).await.unwrap();
+            store.put_bytes(&folder.join(&format!(".{name}.crc")), Bytes::from_static(b"crc")).await.unwrap();
+        }
+        store.put_bytes(&folder.join("part-00002-5f1c-c000.csv.gz"), gzip("")).await.unwrap();
+        store.put_bytes(&folder.join("_SUCCESS"), Bytes::new()).await.unwrap();
+    }
+}
+
+/// Every row of a table as `a,b,c` text (NULL empty), sorted.
+async fn table_lines(client: &tokio_postgres::Client, table: &str) -> Vec<String> {
+    let select = columns_of(table).iter().map(|c| format!("coalesce({c}::text, '')")).collect::<Vec<_>>().join(" || ',' || ");
+    let rows = client.query(&format!("SELECT {select} FROM {SCHEMA}.{table}"), &[]).await.unwrap();
+    let mut lines: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    lines.sort();
+    lines
+}
+
+async fn warehouse_state(client: &tokio_postgres::Client) -> BTreeMap<String, Vec<String>> {
+    let mut state = BTreeMap::new();
+    for table in DIMENSIONS.iter().map(|d| d.table).chain(["fact_movie_analytics"]) {
+        state.insert(table.to_string(), table_lines(client, table).await);
+    }
+    state
+}
+
+fn sorted(lines: &[String]) -> Vec<String> {
+    let mut lines = lines.to_vec();
+    lines.sort();
+    lines
+}
+
+fn with_date(fact: &[String], run_date: &str) -> Vec<String> {
+    sorted(&fact.iter().filter(|l| l.ends_with(run_date)).cloned().collect::<Vec<_>>())
+}
+
+struct Fixture {
+    _lake: tempfile::TempDir,
+    store: LocalStore,
+    db: TestDb,
+}
+
+async fn fixture(purpose: &str) -> Fixture {
+    let lake = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(lake.path());
+    Fixture { _lake: lake, store, db: TestDb::create(purpose).await }
+}
+
+#[tokio::test]
+async fn reruns_replace_one_date_and_leave_the_others_with_stable_ids() {
+    let f = fixture("wh_rerun").await;
+    let mut client = f.db.client().await;
+    let d1 = run_files("2021-10-31", 7, base_dims());
+    write_files(&f.store, &load_root("2021-10-31"), &d1).await;
+
+    let report = load_run(&mut client, &f.store, SCHEMA, &load_root("2021-10-31"), date("2021-10-31")).await.unwrap();
+    assert_eq!(report.fact_rows_replaced, 0);
+    let fact = report.tables.iter().find(|t| t.table == "fact_movie_analytics").unwrap();
+    assert_eq!((fact.files, fact.rows), (3, 80));
+    let after_first = warehouse_state(&client).await;
+    for (table, lines) in &d1.tables {
+        assert_eq!(after_first[*table], sorted(lines), "{table}");
+    }
+
+    // Same date again: the same rows, nothing doubled.
+    let report = load_run(&mut client, &f.store, SCHEMA, &load_root("2021-10-31"), date("2021-10-31")).await.unwrap();
+    assert_eq!(report.fact_rows_replaced, 80);
+    assert_eq!(warehouse_state(&client).await, after_first);
+
+    // A second date: new members get new ids, old ones keep theirs, the first date stays.
+    let mut dims2 = base_dims();
+    dims2.get_mut("dim_os").unwrap().push("6,Chrome OS".into());
+    dims2.get_mut("dim_location").unwrap().push("7,Maine,ME,Northeast".into());
+    dims2.get_mut("dim_date").unwrap().push("20211101,2021-11-01,1,11,2021,Fall".into());
+    let d2 = run_files("2021-11-01", 99, dims2.clone());
+    write_files(&f.store, &load_root("2021-11-01"), &d2).await;
+    load_run(&mut client, &f.store, SCHEMA, &load_root("2021-11-01"), date("2021-11-01")).await.unwrap();
+    let after_second = warehouse_state(&client).await;
+    for (table, lines) in &dims2 {
+        assert_eq!(after_second[*table], sorted(lines), "{table}");
+    }
+    let fact = &after_second["fact_movie_analytics"];
+    assert_eq!(with_date(fact, "2021-10-31"), sorted(&d1.tables["fact_movie_analytics"]));
+    assert_eq!(with_date(fact, "2021-11-01"), sorted(&d2.tables["fact_movie_analytics"]));
+
+    // The first date rerun with different content: only its rows change.
+    let d1b = run_files("2021-10-31", 12345, base_dims());
+    write_files(&f.store, &load_root("2021-10-31b"), &d1b).await;
+    load_run(&mut client, &f.store, SCHEMA, &load_root("2021-10-31b"), date("2021-10-31")).await.unwrap();
+    let fact = table_lines(&client, "fact_movie_analytics").await;
+    assert_eq!(with_date(&fact, "2021-10-31"), sorted(&d1b.tables["fact_movie_analytics"]));
+    assert_eq!(with_date(&fact, "2021-11-01"), sorted(&d2.tables["fact_movie_analytics"]));
+    assert_eq!(table_lines(&client, "dim_os").await, sorted(&dims2["dim_os"]), "a run that lacks a member does not delete it");
+}
+
+#[tokio::test]
+async fn an_id_that_would_change_refuses_the_whole_load() {
+    let f = fixture("wh_conflict").await;
+    let mut client = f.db.client().await;
+    write_files(&f.store, &load_root("2021-10-31"), &run_files("2021-10-31", 7, base_dims())).await;
+    load_run(&mut client, &f.store, SCHEMA, &load_root("2021-10-31"), date("2021-10-31")).await.unwrap();
+    let before = warehouse_state(&client).await;
+
+    let cases: [(&str, &str, &str); 3] = [
+        ("dim_os", "5,Linux", "9,Linux"),                       // a value under a new id
+        ("dim_devices", "3,Tablet", "3,Phablet"),               // an id under a new value
+        ("dim_browser", "4,Mozilla Firefox", "3,Mozilla Firefox"), // an id twice in the files
+    ];
+    for (i, (table, old, new)) in cases.into_iter().enumerate() {
+        let mut dims = base_dims();
+        let line = dims.get_mut(table).unwrap().iter_mut().find(|l| *l == old).unwrap();
+        *line = new.to_string();
+        let run = format!("2021-11-0{}", i + 1);
+        write_files(&f.store, &load_root(&run), &run_files(&run, 3, base_dims())).await;
+        // Dims with the conflict, fact of the run (its ids all exist).
+        let mut files = run_files(&run, 3, base_dims());
+        files.tables.insert(table, dims[table].clone());
+        let root = load_root(&format!("{run}-conflict"));
+        write_files(&f.store, &root, &files).await;
+        let err = load_run(&mut client, &f.store, SCHEMA, &root, date(&run)).await.unwrap_err();
+        assert!(matches!(&err, DbError::DimIdConflict { table: t, .. } if t == table), "{table}: {err}");
+        assert_eq!(warehouse_state(&client).await, before, "{table}: nothing changed");
+    }
+    let err = {
+        let mut dims = base_dims();
+        dims.get_mut("dim_os").unwrap()[5] = "5,Linux".into();
+        dims.get_mut("dim_os").unwrap().push("6,Linux".into());
+        let mut files = run_files("2021-11-05", 3, base_dims());
+        files.tables.insert("dim_os", dims["dim_os"].clone());
+        write_files(&f.store, &load_root("dup"), &files).await;
+        load_run(&mut client, &f.store, SCHEMA, &load_root("dup"), date("2021-11-05")).await.unwrap_err()
+    };
+    assert!(err.to_string().contains("value Linux appears 2 times"), "{err}");
+}
+
+#[tokio::test]
+async fn unusable_load_files_fail_loudly_and_change_nothing() {
+    let f = fixture("wh_bad_files").await;
+    let mut client = f.db.client().await;
+    let good = run_files("2021-10-31", 7, base_dims());
+    write_files(&f.store, &load_root("2021-10-31"), &good).await;
+    load_run(&mut client, &f.store, SCHEMA, &load_root("2021-10-31"), date("2021-10-31")).await.unwrap();
+    let before = warehouse_state(&client).await;
+
+    // A table folder missing.
+    let mut files = run_files("2021-11-01", 5, base_dims());
+    files.tables.remove("dim_browser");
+    write_files(&f.store, &load_root("missing"), &files).await;
+    let err = load_run(&mut client, &f.store, SCHEMA, &load_root("missing"), date("2021-11-01")).await.unwrap_err();
+    assert!(matches!(err, DbError::NoPartFiles { ref table, .. } if table == "dim_browser"), "{err}");
+
+    // Fact rows of another date.
+    let files = run_files("2021-11-02", 5, base_dims());
+    write_files(&f.store, &load_root("other_date"), &files).await;
+    let err = load_run(&mut client, &f.store, SCHEMA, &load_root("other_date"), date("2021-11-03")).await.unwrap_err();
+    assert!(err.to_string().contains("80 fact row(s) have an insert_date other than 2021-11-03"), "{err}");
+
+    // A fact key with no dimension member.
+    let mut files = run_files("2021-11-04", 5, base_dims());
+    files.tables.get_mut("fact_movie_analytics").unwrap().push("1,20210425,1,1,1,77,0.00000,0,1,2021-11-04".into());
+    write_files(&f.store, &load_root("dangling"), &files).await;
+    let err = load_run(&mut client, &f.store, SCHEMA, &load_root("dangling"), date("2021-11-04")).await.unwrap_err();
+    assert!(err.to_string().contains("1 fact row(s) have a id_dim_browser missing from warehouse.dim_browser, e.g. 77"), "{err}");
+
+    // A header the table does not know.
+    let root = load_root("renamed");
+    write_files(&f.store, &root, &run_files("2021-11-05", 5, base_dims())).await;
+    let body = "id_dim_os,os_name\n1,Apple iOS\n";
+    f.store.put_bytes(&root.join("dim_os").join("part-00000-5f1c-c000.csv.gz"), gzip(body)).await.unwrap();
+    let err = load_run(&mut client, &f.store, SCHEMA, &root, date("2021-11-05")).await.unwrap_err();
+    assert!(matches!(err, DbError::BadLoadFile { .. }) && err.to_string().contains("os_name"), "{err}");
+
+    // Rows the database refuses (not a number): the COPY error names the file.
+    let root = load_root("garbage");
+    write_files(&f.store, &root, &run_files("2021-11-06", 5, base_dims())).await;
+    let body = "id_dim_os,os\nseven,Apple iOS\n";
+    f.store.put_bytes(&root.join("dim_os").join("part-00000-5f1c-c000.csv.gz"), gzip(body)).await.unwrap();
+    let err = load_run(&mut client, &f.store, SCHEMA, &root, date("2021-11-06")).await.unwrap_err();
+    assert!(err.to_string().contains("dim_os/part-00000-5f1c-c000.csv.gz"), "{err}");
+
+    assert_eq!(warehouse_state(&client).await, before);
+}
+
+// ---- the five questions, answered independently here from the same rows ----
+
+struct Model {
+    dims: BTreeMap<&'static str, BTreeMap<String, Vec<String>>>,
+    fact: Vec<Vec<String>>,
+}
+
+impl Model {
+    fn new(runs: &[&LoadFiles]) -> Model {
+        let mut dims: BTreeMap<&'static str, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+        let mut fact = Vec::new();
+        for run in runs {
+            for (table, lines) in &run.tables {
+                for line in lines {
+                    let fields: Vec<String> = line.split(',').map(str::to_string).collect();
+                    if *table == "fact_movie_analytics" {
+                        fact.push(fields);
+                    } else {
+                        dims.entry(table).or_default().insert(fields[0].clone(), fields);
+                    }
+                }
+            }
+        }
+        Model { dims, fact }
+    }
+
+    /// A dimension attribute of a fact row: `col` of the dim row whose id is in fact column `fk`.
+    fn attr(&self, row: &[String], table: &str, fk: usize, col: usize) -> String {
+        self.dims[table][&row[fk]][col].clone()
+    }
+    fn location(&self, r: &[String]) -> String { self.attr(r, "dim_location", 3, 1) }
+    fn region(&self, r: &[String]) -> String { self.attr(r, "dim_location", 3, 3) }
+    fn device(&self, r: &[String]) -> String { self.attr(r, "dim_devices", 2, 1) }
+    fn os(&self, r: &[String]) -> String { self.attr(r, "dim_os", 4, 1) }
+    fn browser(&self, r: &[String]) -> String { self.attr(r, "dim_browser", 5, 1) }
+    fn year(&self, r: &[String]) -> String { self.attr(r, "dim_date", 1, 4) }
+    fn count(r: &[String]) -> i64 { r[8].parse().unwrap() }
+}
+
+type Rows = Vec<Vec<Option<String>>>;
+
+fn row(values: &[&str]) -> Vec<Option<String>> {
+    values.iter().map(|v| Some(v.to_string())).collect()
+}
+
+/// The keys holding the extreme value (all of them on a tie), sorted.
+fn extremes(sums: &BTreeMap<String, i64>, pick_max: bool) -> Vec<(String, i64)> {
+    let best = if pick_max { sums.values().max() } else { sums.values().min() };
+    sums.iter().filter(|(_, v)| Some(*v) == best).map(|(k, v)| (k.clone(), *v)).collect()
+}
+
+fn expected_answers(m: &Model) -> Vec<Rows> {
+    let three = ["California", "New York", "Texas"];
+    // Q1
+    let mut q1 = Rows::new();
+    let mut total = 0;
+    for state in three {
+        let n: i64 = m.fact.iter().filter(|r| m.location(r) == state).map(|r| Model::count(r)).sum();
+        total += n;
+        q1.push(row(&[state, &n.to_string()]));
+    }
+    q1.push(row(&["Total", &total.to_string()]));
+    // Q2
+    let mut per_device: BTreeMap<String, i64> = BTreeMap::new();
+    for r in m.fact.iter().filter(|r| three.contains(&m.location(r).as_str()) && ["Apple MacOS", "Apple iOS"].contains(&m.os(r).as_str())) {
+        *per_device.entry(m.device(r)).or_default() += Model::count(r);
+    }
+    let mut q2: Rows = per_device.iter().map(|(d, n)| row(&[d, &n.to_string()])).collect();
+    q2.push(row(&["Total", &per_device.values().sum::<i64>().to_string()]));
+    // Q3
+    let mut per_location: BTreeMap<String, i64> = BTreeMap::new();
+    for r in m.fact.iter().filter(|r| m.device(r) == "Computer" && m.browser(r) == "Google Chrome" && r[3] != "0") {
+        *per_location.entry(m.location(r)).or_default() += Model::count(r);
+    }
+    let q3 = extremes(&per_location, true).iter().map(|(l, n)| row(&[l, &n.to_string()])).collect();
+    // Q4: every known state, 0 when none in 2021.
+    let mut per_state: BTreeMap<String, i64> =
+        m.dims["dim_location"].values().filter(|d| d[0] != "0").map(|d| (d[1].clone(), 0)).collect();
+    for r in m.fact.iter().filter(|r| m.year(r) == "2021" && r[3] != "0") {
+        *per_state.get_mut(&m.location(r)).unwrap() += Model::count(r);
+    }
+    let mut q4 = Rows::new();
+    for (label, pick_max) in [("most", true), ("fewest", false)] {
+        for (state, n) in extremes(&per_state, pick_max) {
+            q4.push(row(&[label, &state, &n.to_string()]));
+        }
+    }
+    // Q5
+    let mut q5 = Rows::new();
+    for (side, regions) in [("East", &["Northeast", "South"][..]), ("West", &["West"][..])] {
+        let mut per_device: BTreeMap<String, i64> = BTreeMap::new();
+        for r in m.fact.iter().filter(|r| regions.contains(&m.region(r).as_str()) && r[2] != "0") {
+            *per_device.entry(m.device(r)).or_default() += Model::count(r);
+        }
+        for (device, n) in extremes(&per_device, true) {
+            q5.push(row(&[side, &device, &n.to_string()]));
+        }
+    }
+    vec![q1, q2, q3, q4, q5]
+}
+
+#[tokio::test]
+async fn the_five_questions_match_an_independent_computation() {
+    let f = fixture("wh_report").await;
+    let mut client = f.db.client().await;
+    let d1 = run_files("2021-10-31", 7, base_dims());
+    let d2 = run_files("2021-11-01", 4242, base_dims());
+    write_files(&f.store, &load_root("2021-10-31"), &d1).await;
+    write_files(&f.store, &load_root("2021-11-01"), &d2).await;
+    load_run(&mut client, &f.store, SCHEMA, &load_root("2021-10-31"), date("2021-10-31")).await.unwrap();
+    load_run(&mut client, &f.store, SCHEMA, &load_root("2021-11-01"), date("2021-11-01")).await.unwrap();
+
+    let answers = run_report(&mut client, SCHEMA).await.unwrap();
+    let expected = expected_answers(&Model::new(&[&d1, &d2]));
+    assert_eq!(answers.len(), 5);
+    assert_eq!(answers[0].columns, vec!["location", "reviews"]);
+    assert_eq!(answers[3].columns, vec!["rank", "location", "reviews"]);
+    assert_eq!(answers[4].columns, vec!["side", "device", "reviews"]);
+    for (i, (answer, expected)) in answers.iter().zip(&expected).enumerate() {
+        assert!(!expected.is_empty(), "question {} has an answer in the test data", i + 1);
+        assert_eq!(&answer.rows, expected, "question {}: {}", i + 1, answer.question);
+    }
+}
+
+#[tokio::test]
+async fn the_report_on_an_empty_warehouse_says_so_rather_than_failing() {
+    let f = fixture("wh_empty").await;
+    let mut client = f.db.client().await;
+    emr_driver::db::warehouse::ensure_tables(&client, SCHEMA).await.unwrap();
+    let answers = run_report(&mut client, SCHEMA).await.unwrap();
+    assert_eq!(answers[0].rows, vec![row(&["California", "0"]), row(&["New York", "0"]), row(&["Texas", "0"]), row(&["Total", "0"])]);
+    assert!(answers[2].rows.is_empty());
+    assert_eq!(answers[2].columns, vec!["location", "reviews"]);
+}
