@@ -146,8 +146,13 @@ enum Trigger {
 }
 
 async fn cancel_steps_only(runner: &dyn StepRunner, step_ids: &[String]) -> Result<Vec<CancelOutcome>, RunnerError> {
-    let live: Vec<String> =
-        runner.list_steps(step_ids).await?.into_iter().filter(|s| !s.state.is_terminal()).map(|s| s.id).collect();
+    let listed = runner.list_steps(step_ids).await?;
+    // In the run's order, whatever the listing's order (EMR lists newest first).
+    let live: Vec<String> = step_ids
+        .iter()
+        .filter(|id| listed.iter().any(|s| &s.id == *id && !s.state.is_terminal()))
+        .cloned()
+        .collect();
     if live.is_empty() {
         return Ok(Vec::new());
     }
