@@ -424,6 +424,9 @@ async fn spawn_and_wait(inner: &Arc<Inner>, id: &str, argv: &[String], log_dir: 
     let stdout = std::fs::File::create(log_dir.join("stdout")).map_err(io("create stdout"))?;
     let stderr = std::fs::File::create(log_dir.join("stderr")).map_err(io("create stderr"))?;
     let mut command = tokio::process::Command::new(&argv[0]);
+    if Path::new(&argv[0]) == inner.options.spark_submit.as_path() {
+        command.envs(spark_env(&inner.options.spark_submit, std::env::var_os("PATH"), |k| std::env::var_os(k).is_some()));
+    }
     command
         .args(&argv[1..])
         .stdin(std::process::Stdio::null())
@@ -457,6 +460,34 @@ async fn spawn_and_wait(inner: &Arc<Inner>, id: &str, argv: &[String], log_dir: 
         (None, Some(signal)) => ProcessEnd::Signalled(signal),
         (None, None) => ProcessEnd::Exited(-1),
     })
+}
+
+/// The environment a local `spark-submit` needs when it lives in a virtualenv that is not
+/// activated (the usual `.venv/bin/spark-submit`): its folder first on `PATH` (the script runs
+/// `python3 find_spark_home.py`), and that venv's Python for the driver and the workers, unless
+/// the caller chose them (`PYSPARK_PYTHON`, `PYSPARK_DRIVER_PYTHON`). Pure.
+pub fn spark_env(
+    spark_submit: &Path,
+    path: Option<std::ffi::OsString>,
+    is_set: impl Fn(&str) -> bool,
+) -> Vec<(String, std::ffi::OsString)> {
+    let Some(bin) = spark_submit.parent().filter(|b| !b.as_os_str().is_empty()) else { return Vec::new() };
+    let bin = std::path::absolute(bin).unwrap_or_else(|_| bin.to_path_buf());
+    let mut new_path = std::ffi::OsString::from(bin.as_os_str());
+    if let Some(path) = path.filter(|p| !p.is_empty()) {
+        new_path.push(":");
+        new_path.push(path);
+    }
+    let mut env = vec![("PATH".to_string(), new_path)];
+    let python = bin.join("python3");
+    if python.exists() {
+        for key in ["PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"] {
+            if !is_set(key) {
+                env.push((key.to_string(), python.clone().into_os_string()));
+            }
+        }
+    }
+    env
 }
 
 /// Kills whatever is left in the step's process group and reaps it, so the group is gone when
@@ -613,6 +644,19 @@ mod tests {
         assert_eq!(map_uris("k=v", root), "k=v");
         assert_eq!(map_uris("s3n://b/k", root), "/l/b/k");
         assert_eq!(map_uris("/already/local", root), "/already/local");
+    }
+
+    #[test]
+    fn puts_the_spark_submit_folder_first_on_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("python3"), "").unwrap();
+        let env = spark_env(&bin.join("spark-submit"), Some("/usr/bin:/bin".into()), |k| k == "PYSPARK_DRIVER_PYTHON");
+        assert_eq!(env[0], ("PATH".to_string(), format!("{}:/usr/bin:/bin", bin.display()).into()));
+        assert_eq!(env[1], ("PYSPARK_PYTHON".to_string(), bin.join("python3").into_os_string()));
+        assert_eq!(env.len(), 2, "a Python the caller chose is kept");
+        assert!(spark_env(Path::new("spark-submit"), None, |_| false).is_empty(), "found on PATH: nothing to add");
     }
 
     #[test]
