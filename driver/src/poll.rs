@@ -54,7 +54,10 @@ pub enum PollError {
          [emr] run_timeout_minutes) or check the cluster",
         humantime::format_duration(*waited), unfinished(last).len(), unfinished(last).join(", ")
     )]
-    TimedOut { waited: Duration, last: Vec<StepStatus> },
+    TimedOut {
+        waited: Duration,
+        last: Vec<StepStatus>,
+    },
     #[error("{runner} does not know step(s) {}; check the step ids (and the cluster id)", ids.join(", "))]
     StepsNotFound { runner: String, ids: Vec<String> },
     #[error(transparent)]
@@ -62,7 +65,11 @@ pub enum PollError {
 }
 
 fn unfinished(statuses: &[StepStatus]) -> Vec<String> {
-    statuses.iter().filter(|s| !s.state.is_terminal()).map(|s| format!("{} {}", s.id, s.state)).collect()
+    statuses
+        .iter()
+        .filter(|s| !s.state.is_terminal())
+        .map(|s| format!("{} {}", s.id, s.state))
+        .collect()
 }
 
 impl ExitStatus for PollError {
@@ -119,8 +126,15 @@ pub async fn wait_for_steps(
                 if ordered.len() < step_ids.len() {
                     missing_polls += 1;
                     if missing_polls > options.missing_polls_allowed {
-                        let ids = step_ids.iter().filter(|id| !ordered.iter().any(|s| &s.id == *id)).cloned().collect();
-                        return Err(PollError::StepsNotFound { runner: runner.describe(), ids });
+                        let ids = step_ids
+                            .iter()
+                            .filter(|id| !ordered.iter().any(|s| &s.id == *id))
+                            .cloned()
+                            .collect();
+                        return Err(PollError::StepsNotFound {
+                            runner: runner.describe(),
+                            ids,
+                        });
                     }
                 } else {
                     missing_polls = 0;
@@ -131,7 +145,9 @@ pub async fn wait_for_steps(
                 last = ordered;
                 options.interval
             }
-            Err(error) if error.is_transient() && errors_in_a_row < options.max_transient_errors => {
+            Err(error)
+                if error.is_transient() && errors_in_a_row < options.max_transient_errors =>
+            {
                 let delay = backoff.delay(errors_in_a_row);
                 observer.retrying(&error, errors_in_a_row + 1, delay);
                 errors_in_a_row += 1;
@@ -142,7 +158,10 @@ pub async fn wait_for_steps(
         let elapsed = clock.monotonic().saturating_sub(start);
         let pause = match options.deadline {
             Some(deadline) if elapsed >= deadline => {
-                return Err(PollError::TimedOut { waited: elapsed, last });
+                return Err(PollError::TimedOut {
+                    waited: elapsed,
+                    last,
+                });
             }
             // Never sleep past the deadline: one last poll exactly at it.
             Some(deadline) => pause.min(deadline - elapsed),
@@ -153,7 +172,10 @@ pub async fn wait_for_steps(
 }
 
 fn in_requested_order(listed: &[StepStatus], step_ids: &[String]) -> Vec<StepStatus> {
-    step_ids.iter().filter_map(|id| listed.iter().find(|s| &s.id == id).cloned()).collect()
+    step_ids
+        .iter()
+        .filter_map(|id| listed.iter().find(|s| &s.id == id).cloned())
+        .collect()
 }
 
 fn report_changes(
@@ -173,7 +195,10 @@ fn report_changes(
 /// The exit code of a set of final statuses: any failed (or interrupted) step → 3, else any
 /// cancelled step → 4, else 0.
 pub fn outcome_exit_code(statuses: &[StepStatus]) -> ExitCode {
-    if statuses.iter().any(|s| matches!(s.state, StepState::Failed | StepState::Interrupted)) {
+    if statuses
+        .iter()
+        .any(|s| matches!(s.state, StepState::Failed | StepState::Interrupted))
+    {
         ExitCode::StepFailed
     } else if statuses.iter().any(|s| s.state == StepState::Cancelled) {
         ExitCode::Cancelled
@@ -194,7 +219,11 @@ pub struct TextProgress {
 
 impl TextProgress {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
-        TextProgress { out: Mutex::new(out), heartbeat: Duration::from_secs(60), last_line_at: Mutex::new(Duration::ZERO) }
+        TextProgress {
+            out: Mutex::new(out),
+            heartbeat: Duration::from_secs(60),
+            last_line_at: Mutex::new(Duration::ZERO),
+        }
     }
 
     pub fn stderr() -> Self {
@@ -223,7 +252,10 @@ impl PollObserver for TextProgress {
     fn state_changed(&self, step: &StepStatus, _previous: Option<StepState>, elapsed: Duration) {
         let mut text = format!("{} {:<14} {}", step.id, step.state.as_str(), step.name);
         if let (Some(start), Some(end)) = (step.started_at, step.ended_at) {
-            text.push_str(&format!(" (ran {})", format_elapsed((end - start).to_std().unwrap_or_default())));
+            text.push_str(&format!(
+                " (ran {})",
+                format_elapsed((end - start).to_std().unwrap_or_default())
+            ));
         }
         self.line(&text, elapsed);
     }
@@ -237,8 +269,11 @@ impl PollObserver for TextProgress {
     fn polled(&self, steps: &[StepStatus], elapsed: Duration) {
         let last = *self.last_line_at.lock().unwrap_or_else(|p| p.into_inner());
         if elapsed.saturating_sub(last) >= self.heartbeat {
-            let running: Vec<String> =
-                steps.iter().filter(|s| !s.state.is_terminal()).map(|s| format!("{} {}", s.id, s.state)).collect();
+            let running: Vec<String> = steps
+                .iter()
+                .filter(|s| !s.state.is_terminal())
+                .map(|s| format!("{} {}", s.id, s.state))
+                .collect();
             self.line(&format!("still waiting: {}", running.join(", ")), elapsed);
         }
     }
@@ -268,7 +303,9 @@ enum Event<'a> {
 
 impl JsonEvents {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
-        JsonEvents { out: Mutex::new(out) }
+        JsonEvents {
+            out: Mutex::new(out),
+        }
     }
 
     pub fn stdout() -> Self {
@@ -296,7 +333,11 @@ impl PollObserver for JsonEvents {
     }
 
     fn retrying(&self, error: &RunnerError, attempt: u32, delay: Duration) {
-        self.emit(&Event::Retry { attempt, delay_ms: delay.as_millis(), transient_error: error.to_string() });
+        self.emit(&Event::Retry {
+            attempt,
+            delay_ms: delay.as_millis(),
+            transient_error: error.to_string(),
+        });
     }
 }
 
@@ -305,16 +346,35 @@ mod tests {
     use super::*;
 
     fn status(id: &str, state: StepState) -> StepStatus {
-        StepStatus { id: id.into(), name: format!("r1 {id}"), state, failure: None, started_at: None, ended_at: None }
+        StepStatus {
+            id: id.into(),
+            name: format!("r1 {id}"),
+            state,
+            failure: None,
+            started_at: None,
+            ended_at: None,
+        }
     }
 
     #[test]
     fn outcome_codes() {
         use StepState::*;
-        assert_eq!(outcome_exit_code(&[status("a", Completed), status("b", Completed)]), ExitCode::Success);
-        assert_eq!(outcome_exit_code(&[status("a", Completed), status("b", Cancelled)]), ExitCode::Cancelled);
-        assert_eq!(outcome_exit_code(&[status("a", Failed), status("b", Cancelled)]), ExitCode::StepFailed);
-        assert_eq!(outcome_exit_code(&[status("a", Interrupted)]), ExitCode::StepFailed);
+        assert_eq!(
+            outcome_exit_code(&[status("a", Completed), status("b", Completed)]),
+            ExitCode::Success
+        );
+        assert_eq!(
+            outcome_exit_code(&[status("a", Completed), status("b", Cancelled)]),
+            ExitCode::Cancelled
+        );
+        assert_eq!(
+            outcome_exit_code(&[status("a", Failed), status("b", Cancelled)]),
+            ExitCode::StepFailed
+        );
+        assert_eq!(
+            outcome_exit_code(&[status("a", Interrupted)]),
+            ExitCode::StepFailed
+        );
     }
 
     #[test]
@@ -340,7 +400,11 @@ mod tests {
     fn json_events_are_one_object_per_line() {
         let sink = Sink::default();
         let events = JsonEvents::new(Box::new(sink.clone()));
-        events.state_changed(&status("s-1", StepState::Running), Some(StepState::Pending), Duration::from_secs(30));
+        events.state_changed(
+            &status("s-1", StepState::Running),
+            Some(StepState::Pending),
+            Duration::from_secs(30),
+        );
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         let value: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
         assert_eq!(value["event"], "step_state");
@@ -355,8 +419,15 @@ mod tests {
     fn text_progress_prints_a_line_per_change() {
         let sink = Sink::default();
         let progress = TextProgress::new(Box::new(sink.clone()));
-        progress.state_changed(&status("s-1", StepState::Running), None, Duration::from_secs(75));
+        progress.state_changed(
+            &status("s-1", StepState::Running),
+            None,
+            Duration::from_secs(75),
+        );
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        assert!(text.contains("1m15s") && text.contains("s-1") && text.contains("RUNNING"), "{text}");
+        assert!(
+            text.contains("1m15s") && text.contains("s-1") && text.contains("RUNNING"),
+            "{text}"
+        );
     }
 }

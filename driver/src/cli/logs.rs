@@ -34,7 +34,10 @@ pub struct LogWait {
 
 impl LogWait {
     fn options(&self) -> DiagnoseOptions {
-        DiagnoseOptions { wait_for_logs: self.log_wait, ..DiagnoseOptions::default() }
+        DiagnoseOptions {
+            wait_for_logs: self.log_wait,
+            ..DiagnoseOptions::default()
+        }
     }
 }
 
@@ -70,7 +73,16 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         })?;
         let prefix = ObjectUri::parse(log_uri)?.join(&args.step).join("");
         let store = LocalStore::new(&args.lake);
-        diagnose(&store, &args.step, &prefix, None, None, &clock, &args.log_wait.options()).await?
+        diagnose(
+            &store,
+            &args.step,
+            &prefix,
+            None,
+            None,
+            &clock,
+            &args.log_wait.options(),
+        )
+        .await?
     } else {
         let connection = EmrConnection {
             cluster_id: args.cluster.clone(),
@@ -85,13 +97,20 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         diagnose_emr_step(&connection, &runner, &step, &args.log_wait, &clock).await?
     };
     match global.output {
-        Output::Json => println!("{}", serde_json::to_string(&diagnosis).expect("diagnosis serialises")),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string(&diagnosis).expect("diagnosis serialises")
+        ),
         Output::Text => print!("{}", diagnosis.render_text()),
     }
     Ok(ExitCode::Success)
 }
 
-async fn describe_step(client: &aws_sdk_emr::Client, cluster: &str, step: &str) -> Result<StepStatus> {
+async fn describe_step(
+    client: &aws_sdk_emr::Client,
+    cluster: &str,
+    step: &str,
+) -> Result<StepStatus> {
     let out = client
         .describe_step()
         .cluster_id(cluster)
@@ -99,7 +118,12 @@ async fn describe_step(client: &aws_sdk_emr::Client, cluster: &str, step: &str) 
         .send()
         .await
         .map_err(|e| classify("DescribeStep", e))?;
-    let step = out.step().ok_or_else(|| Error::new(ExitCode::BadInput, format!("EMR knows no step {step} on {cluster}")))?;
+    let step = out.step().ok_or_else(|| {
+        Error::new(
+            ExitCode::BadInput,
+            format!("EMR knows no step {step} on {cluster}"),
+        )
+    })?;
     // A Step and a StepSummary carry the same fields the status needs.
     let summary = aws_sdk_emr::types::StepSummary::builder()
         .set_id(step.id().map(str::to_string))
@@ -135,11 +159,23 @@ pub(super) async fn diagnose_emr_step(
     })?;
     let config = sdk_config(connection).await;
     // An endpoint override (moto, LocalStack) serves buckets by path, not by host name.
-    let s3 = aws_sdk_s3::config::Builder::from(&config).force_path_style(config.endpoint_url().is_some()).build();
-    let store = S3LogReader { client: aws_sdk_s3::Client::from_conf(s3) };
+    let s3 = aws_sdk_s3::config::Builder::from(&config)
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    let store = S3LogReader {
+        client: aws_sdk_s3::Client::from_conf(s3),
+    };
     let cluster_prefix = runner.cluster_log_prefix();
-    Ok(diagnose(&store, &step.id, &step_prefix, cluster_prefix.as_ref(), step.failure.as_ref(), clock, &wait.options())
-        .await?)
+    Ok(diagnose(
+        &store,
+        &step.id,
+        &step_prefix,
+        cluster_prefix.as_ref(),
+        step.failure.as_ref(),
+        clock,
+        &wait.options(),
+    )
+    .await?)
 }
 
 /// Reads logs from S3: listing and whole-object reads, which is all the diagnosis does.
@@ -149,12 +185,17 @@ struct S3LogReader {
     client: aws_sdk_s3::Client,
 }
 
-fn s3_error(op: &'static str, uri: &ObjectUri, error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+fn s3_error(
+    op: &'static str,
+    uri: &ObjectUri,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> StoreError {
     StoreError::S3 {
         op,
         uri: uri.to_string(),
         message: aws_sdk_s3::error::DisplayErrorContext(&error).to_string(),
-        hint: "; the driver's identity needs s3:ListBucket and s3:GetObject on the log bucket".into(),
+        hint: "; the driver's identity needs s3:ListBucket and s3:GetObject on the log bucket"
+            .into(),
         transient: false,
     }
 }
@@ -176,7 +217,13 @@ impl ObjectStore for S3LogReader {
     }
 
     async fn list(&self, prefix: &ObjectUri) -> Result<Vec<ObjectMeta>, StoreError> {
-        let mut pages = self.client.list_objects_v2().bucket(&prefix.bucket).prefix(&prefix.key).into_paginator().send();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&prefix.bucket)
+            .prefix(&prefix.key)
+            .into_paginator()
+            .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| s3_error("list", prefix, e))?;
@@ -185,7 +232,9 @@ impl ObjectStore for S3LogReader {
                 out.push(ObjectMeta {
                     uri: ObjectUri::new(prefix.bucket.clone(), key),
                     size: object.size().unwrap_or(0).max(0) as u64,
-                    last_modified: object.last_modified().and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                    last_modified: object
+                        .last_modified()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
                     metadata: Default::default(),
                 });
             }
@@ -195,8 +244,19 @@ impl ObjectStore for S3LogReader {
     }
 
     async fn get_bytes(&self, uri: &ObjectUri) -> Result<Bytes, StoreError> {
-        let out = self.client.get_object().bucket(&uri.bucket).key(&uri.key).send().await.map_err(|e| s3_error("read", uri, e))?;
-        let body = out.body.collect().await.map_err(|e| s3_error("read", uri, e))?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .send()
+            .await
+            .map_err(|e| s3_error("read", uri, e))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| s3_error("read", uri, e))?;
         Ok(body.into_bytes())
     }
 

@@ -27,7 +27,10 @@ pub struct ShutdownSignals {
 impl ShutdownSignals {
     pub fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
-        Ok(ShutdownSignals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
 
     /// Waits for the first of SIGINT and SIGTERM; returns its name.
@@ -53,15 +56,25 @@ pub enum RunOutcome {
     /// Every step reached a final state on its own.
     Finished { steps: Vec<StepStatus> },
     /// A signal arrived: the steps were cancelled.
-    Cancelled { signal: String, steps: Vec<StepStatus>, report: CancelReport },
+    Cancelled {
+        signal: String,
+        steps: Vec<StepStatus>,
+        report: CancelReport,
+    },
     /// The deadline passed: the steps were cancelled.
-    TimedOut { waited_seconds: u64, steps: Vec<StepStatus>, report: CancelReport },
+    TimedOut {
+        waited_seconds: u64,
+        steps: Vec<StepStatus>,
+        report: CancelReport,
+    },
 }
 
 impl RunOutcome {
     pub fn steps(&self) -> &[StepStatus] {
         match self {
-            RunOutcome::Finished { steps } | RunOutcome::Cancelled { steps, .. } | RunOutcome::TimedOut { steps, .. } => steps,
+            RunOutcome::Finished { steps }
+            | RunOutcome::Cancelled { steps, .. }
+            | RunOutcome::TimedOut { steps, .. } => steps,
         }
     }
 
@@ -77,10 +90,16 @@ impl RunOutcome {
 
 /// Cancels the steps of `step_ids` that have not ended yet, then terminates the cluster if
 /// (and only if) this run created it.
-pub async fn cancel_run(runner: &dyn StepRunner, step_ids: &[String]) -> Result<CancelReport, RunnerError> {
+pub async fn cancel_run(
+    runner: &dyn StepRunner,
+    step_ids: &[String],
+) -> Result<CancelReport, RunnerError> {
     let cancelled = cancel_steps_only(runner, step_ids).await?;
     let termination = runner.terminate_if_created().await?;
-    Ok(CancelReport { cancelled, termination })
+    Ok(CancelReport {
+        cancelled,
+        termination,
+    })
 }
 
 /// Errors of [`wait_or_cancel`].
@@ -125,18 +144,37 @@ where
         },
         signal = shutdown => Trigger::Signal(signal),
     };
-    let cancelled = cancel_steps_only(runner, step_ids).await.map_err(CancelError::Cancel)?;
-    let settle_options = PollOptions { deadline: Some(settle), ..options.clone() };
+    let cancelled = cancel_steps_only(runner, step_ids)
+        .await
+        .map_err(CancelError::Cancel)?;
+    let settle_options = PollOptions {
+        deadline: Some(settle),
+        ..options.clone()
+    };
     let steps = match wait_for_steps(runner, step_ids, clock, &settle_options, observer).await {
         Ok(steps) => steps,
         Err(PollError::TimedOut { last, .. }) => last,
         Err(_) => runner.list_steps(step_ids).await.unwrap_or_default(),
     };
-    let termination = runner.terminate_if_created().await.map_err(CancelError::Cancel)?;
-    let report = CancelReport { cancelled, termination };
+    let termination = runner
+        .terminate_if_created()
+        .await
+        .map_err(CancelError::Cancel)?;
+    let report = CancelReport {
+        cancelled,
+        termination,
+    };
     Ok(match trigger {
-        Trigger::Signal(signal) => RunOutcome::Cancelled { signal, steps, report },
-        Trigger::Deadline(waited) => RunOutcome::TimedOut { waited_seconds: waited.as_secs(), steps, report },
+        Trigger::Signal(signal) => RunOutcome::Cancelled {
+            signal,
+            steps,
+            report,
+        },
+        Trigger::Deadline(waited) => RunOutcome::TimedOut {
+            waited_seconds: waited.as_secs(),
+            steps,
+            report,
+        },
     })
 }
 
@@ -145,12 +183,19 @@ enum Trigger {
     Deadline(Duration),
 }
 
-async fn cancel_steps_only(runner: &dyn StepRunner, step_ids: &[String]) -> Result<Vec<CancelOutcome>, RunnerError> {
+async fn cancel_steps_only(
+    runner: &dyn StepRunner,
+    step_ids: &[String],
+) -> Result<Vec<CancelOutcome>, RunnerError> {
     let listed = runner.list_steps(step_ids).await?;
     // In the run's order, whatever the listing's order (EMR lists newest first).
     let live: Vec<String> = step_ids
         .iter()
-        .filter(|id| listed.iter().any(|s| &s.id == *id && !s.state.is_terminal()))
+        .filter(|id| {
+            listed
+                .iter()
+                .any(|s| &s.id == *id && !s.state.is_terminal())
+        })
         .cloned()
         .collect();
     if live.is_empty() {
