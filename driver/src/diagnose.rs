@@ -239,14 +239,18 @@ fn out_of_memory(lines: &[&str]) -> Option<ProbableCause> {
 }
 
 /// Our jobs exit 3 with one line naming the unusable file; the line is recognised by the word
-/// "unusable" (see docs/architecture.md, exit codes of run_job.py).
+/// "unusable" on a line of its own (not a log4j line, whose text could say anything), see
+/// docs/architecture.md, exit codes of run_job.py. The exit code 3 is looked for in the
+/// FailureDetails, the local runner's message and YARN's "exited with status 3".
 fn unusable_input(lines: &[String], extra: &[String]) -> Option<ProbableCause> {
-    let exit_3 = Regex::new(r"(?i)(exited with code|exit code|exit status)( is|:)? ?3\b")
-        .expect("valid regex");
+    let exit_3 =
+        Regex::new(r"(?i)(exited with (code|status)|exit ?code|exit status)( is|:|=)? ?3\b")
+            .expect("valid regex");
+    let log_line = Regex::new(r"^\d{2,4}[/-]\d\d[/-]\d\d ").expect("valid regex");
     let line = lines
         .iter()
         .rev()
-        .find(|l| l.to_lowercase().contains("unusable"))?;
+        .find(|l| !log_line.is_match(l) && l.to_lowercase().contains("unusable"))?;
     let exited_3 = extra.iter().chain(lines.iter()).any(|l| exit_3.is_match(l));
     let mut summary = line.trim().to_string();
     if exited_3 {
@@ -621,6 +625,29 @@ mod tests {
         let found = container_logs(&listing, &cluster, app);
         assert_eq!(found.len(), 2);
         assert!(found[0].key.contains("_000001/stderr.gz"), "{found:?}");
+    }
+
+    #[test]
+    fn unusable_input_needs_a_line_of_its_own() {
+        let log4j = lines("21/10/31 01:00:03 WARN Foo: cache unusable, rebuilding\nall good");
+        assert_eq!(parse(&log4j, &[]).kind, CauseKind::Unknown);
+        let yarn = lines("unusable input s3://raw/x.csv: empty\n21/10/31 INFO ApplicationMaster: Final app status: FAILED, exitCode: 3");
+        let cause = parse(&yarn, &[]);
+        assert_eq!(cause.kind, CauseKind::InputUnusable);
+        assert!(
+            cause.summary.contains("exited with code 3"),
+            "{}",
+            cause.summary
+        );
+        let cause = parse(
+            &lines("unusable input s3://raw/x.csv: empty"),
+            &["User application exited with status 3".into()],
+        );
+        assert!(
+            cause.summary.contains("exited with code 3"),
+            "{}",
+            cause.summary
+        );
     }
 
     #[test]

@@ -206,7 +206,9 @@ async fn a_cancel_sends_cancel_steps_with_interrupt_for_the_live_steps_and_never
     let terminate = mock!(Client::terminate_job_flows)
         .then_output(|| TerminateJobFlowsOutput::builder().build());
     let runner = EmrRunner::attach(client(&[&list, &cancel, &terminate]), "j-CLUSTER");
-    let report = cancel_run(&runner, &ids()).await.unwrap();
+    let report = cancel_run(&runner, &ids(), &FakeClock::new())
+        .await
+        .unwrap();
     assert_eq!(cancel.num_calls(), 1);
     assert_eq!(
         report
@@ -282,4 +284,35 @@ async fn a_runner_made_without_proof_of_creation_cannot_terminate() {
     );
     assert_eq!(terminate.num_calls(), 0);
     assert!(CreatedCluster::from_run_job_flow(&RunJobFlowOutput::builder().build()).is_none());
+}
+
+#[tokio::test]
+async fn cancelling_retries_a_throttled_cancel_steps() {
+    let list = live_then_cancelled();
+    let cancel = mock!(Client::cancel_steps)
+        .sequence()
+        .http_status(
+            400,
+            Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into()),
+        )
+        .output(|| {
+            ["s-2", "s-3", "s-4", "s-5"]
+                .iter()
+                .fold(CancelStepsOutput::builder(), |b, id| {
+                    b.cancel_steps_info_list(
+                        CancelStepsInfo::builder()
+                            .step_id(*id)
+                            .status(CancelStepsRequestStatus::Submitted)
+                            .build(),
+                    )
+                })
+                .build()
+        })
+        .build();
+    let runner = EmrRunner::attach(client(&[&list, &cancel]), "j-CLUSTER");
+    let clock = FakeClock::new();
+    let report = cancel_run(&runner, &ids(), &clock).await.unwrap();
+    assert_eq!(cancel.num_calls(), 2, "throttled once, then sent again");
+    assert_eq!(report.cancelled.len(), 4);
+    assert_eq!(clock.sleeps().len(), 1);
 }

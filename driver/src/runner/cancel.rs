@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{CancelOutcome, RunnerError, StepRunner, Termination};
-use crate::clock::Clock;
+use super::{retry_transient, CancelOutcome, RunnerError, StepRunner, Termination};
+use crate::clock::{Backoff, Clock};
 use crate::error::{ExitCode, ExitStatus};
 use crate::poll::{wait_for_steps, PollError, PollObserver, PollOptions};
 use crate::step::StepStatus;
@@ -93,9 +93,10 @@ impl RunOutcome {
 pub async fn cancel_run(
     runner: &dyn StepRunner,
     step_ids: &[String],
+    clock: &dyn Clock,
 ) -> Result<CancelReport, RunnerError> {
-    let cancelled = cancel_steps_only(runner, step_ids).await?;
-    let termination = runner.terminate_if_created().await?;
+    let cancelled = cancel_steps_only(runner, step_ids, clock).await?;
+    let termination = terminate(runner, clock).await?;
     Ok(CancelReport {
         cancelled,
         termination,
@@ -144,7 +145,7 @@ where
         },
         signal = shutdown => Trigger::Signal(signal),
     };
-    let cancelled = cancel_steps_only(runner, step_ids)
+    let cancelled = cancel_steps_only(runner, step_ids, clock)
         .await
         .map_err(CancelError::Cancel)?;
     let settle_options = PollOptions {
@@ -156,8 +157,7 @@ where
         Err(PollError::TimedOut { last, .. }) => last,
         Err(_) => runner.list_steps(step_ids).await.unwrap_or_default(),
     };
-    let termination = runner
-        .terminate_if_created()
+    let termination = terminate(runner, clock)
         .await
         .map_err(CancelError::Cancel)?;
     let report = CancelReport {
@@ -183,11 +183,30 @@ enum Trigger {
     Deadline(Duration),
 }
 
+/// Cancelling happens while the driver is being stopped: transient errors are retried a few
+/// times, quickly, rather than leaving steps running.
+fn cancel_backoff() -> Backoff {
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(10))
+}
+const CANCEL_ATTEMPTS: u32 = 5;
+
+async fn terminate(runner: &dyn StepRunner, clock: &dyn Clock) -> Result<Termination, RunnerError> {
+    retry_transient(clock, &mut cancel_backoff(), CANCEL_ATTEMPTS, || {
+        runner.terminate_if_created()
+    })
+    .await
+}
+
 async fn cancel_steps_only(
     runner: &dyn StepRunner,
     step_ids: &[String],
+    clock: &dyn Clock,
 ) -> Result<Vec<CancelOutcome>, RunnerError> {
-    let listed = runner.list_steps(step_ids).await?;
+    let mut backoff = cancel_backoff();
+    let listed = retry_transient(clock, &mut backoff, CANCEL_ATTEMPTS, || {
+        runner.list_steps(step_ids)
+    })
+    .await?;
     // In the run's order, whatever the listing's order (EMR lists newest first).
     let live: Vec<String> = step_ids
         .iter()
@@ -201,5 +220,8 @@ async fn cancel_steps_only(
     if live.is_empty() {
         return Ok(Vec::new());
     }
-    runner.cancel(&live).await
+    retry_transient(clock, &mut backoff, CANCEL_ATTEMPTS, || {
+        runner.cancel(&live)
+    })
+    .await
 }

@@ -128,6 +128,35 @@ impl ExitStatus for RunnerError {
     }
 }
 
+/// Runs `operation` again after transient errors, with backoff on `clock`, at most
+/// `max_attempts` times in all; a permanent error, or the last transient one, is returned.
+///
+/// Use it for idempotent calls (listing, cancelling, terminating). Do not wrap `submit` in it:
+/// `AddJobFlowSteps` has no idempotency token, so after a timeout the steps may have been added
+/// anyway — list them by name ([`find_steps_by_name`]) before submitting again.
+pub async fn retry_transient<T, F, Fut>(
+    clock: &dyn crate::clock::Clock,
+    backoff: &mut crate::clock::Backoff,
+    max_attempts: u32,
+    mut operation: F,
+) -> Result<T, RunnerError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RunnerError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match operation().await {
+            Err(error) if error.is_transient() && attempt + 1 < max_attempts.max(1) => {
+                tracing::warn!(%error, attempt = attempt + 1, "transient error, retrying");
+                clock.sleep(backoff.delay(attempt)).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// The step name the driver gives a step of run `run_id`: `"<run_id> <step key>"`. The run id
 /// in the name is what lets a rerun find its own steps on a shared cluster.
 pub fn step_name(run_id: &str, step_key: &str) -> String {
@@ -273,6 +302,58 @@ mod tests {
                 id: "s-11".into(),
                 state: StepState::Pending
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn retries_transient_errors_only_and_within_the_bound() {
+        use crate::clock::{Backoff, FakeClock};
+        use std::time::Duration;
+        let throttled = || RunnerError::Aws {
+            operation: "CancelSteps",
+            code: Some("ThrottlingException".into()),
+            message: "Rate exceeded".into(),
+            hint: String::new(),
+            transient: true,
+        };
+        let clock = FakeClock::new();
+        let mut backoff = Backoff::seeded(Duration::from_secs(1), Duration::from_secs(8), 5);
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let result = retry_transient(&clock, &mut backoff, 5, || async {
+            match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 | 1 => Err(throttled()),
+                _ => Ok("done"),
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), "done");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert_eq!(clock.sleeps().len(), 2);
+
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let result: Result<(), _> = retry_transient(&clock, &mut backoff, 4, || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(throttled())
+        })
+        .await;
+        assert!(result.unwrap_err().is_transient());
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            4,
+            "bounded"
+        );
+
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let result: Result<(), _> = retry_transient(&clock, &mut backoff, 4, || async {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(RunnerError::EmptyCommand { name: "x".into() })
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "permanent: no retry"
         );
     }
 
