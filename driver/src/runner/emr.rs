@@ -352,7 +352,7 @@ pub fn classify_code(
         );
     }
     let hint = if code.starts_with("AccessDenied")
-        || http_status == Some(403) && !CREDENTIAL_CODES.contains(&code)
+        || (http_status == Some(403) && !CREDENTIAL_CODES.contains(&code))
     {
         format!(
             "; the driver's IAM identity needs elasticmapreduce:{operation} on this cluster \

@@ -51,10 +51,10 @@ pub trait StepRunner: Send + Sync {
     /// Submits steps in order; returns their ids in the same order.
     async fn submit(&self, steps: &[StepConfig]) -> Result<Vec<String>, RunnerError>;
 
-    /// The current status of the steps `ids` (all the runner knows, newest first, when `ids`
-    /// is empty). On EMR this is ONE `ListSteps` request for up to ten ids, whatever their
-    /// number (see [`emr::EmrRunner`] for the details); steps the runner does not know are
-    /// simply absent from the answer.
+    /// The current status of the steps `ids` (the runner's newest steps when `ids` is empty);
+    /// steps the runner does not know are absent from the answer. On EMR this is ONE
+    /// `ListSteps` request for up to ten ids (a run has four or five steps); see
+    /// [`emr::EmrRunner`] for more.
     async fn list_steps(&self, ids: &[String]) -> Result<Vec<StepStatus>, RunnerError>;
 
     /// Cancels steps (EMR: `CancelSteps` with `SEND_INTERRUPT`, so a running step is
