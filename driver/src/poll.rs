@@ -50,9 +50,9 @@ impl Default for PollOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
     #[error(
-        "gave up waiting after {}: {} step(s) still not finished ({}); raise --timeout (or \
-         [emr] run_timeout_minutes) or check the cluster",
-        humantime::format_duration(*waited), unfinished(last).len(), unfinished(last).join(", ")
+        "gave up waiting after {}: {}; raise --timeout (or [emr] run_timeout_minutes) or check \
+         the cluster",
+        humantime::format_duration(*waited), unfinished_text(last)
     )]
     TimedOut {
         waited: Duration,
@@ -64,12 +64,17 @@ pub enum PollError {
     Runner(#[from] RunnerError),
 }
 
-fn unfinished(statuses: &[StepStatus]) -> Vec<String> {
-    statuses
+fn unfinished_text(statuses: &[StepStatus]) -> String {
+    let unfinished: Vec<String> = statuses
         .iter()
         .filter(|s| !s.state.is_terminal())
         .map(|s| format!("{} {}", s.id, s.state))
-        .collect()
+        .collect();
+    if statuses.is_empty() {
+        "no poll succeeded before the deadline".to_string()
+    } else {
+        format!("{} step(s) still not finished ({})", unfinished.len(), unfinished.join(", "))
+    }
 }
 
 impl ExitStatus for PollError {
