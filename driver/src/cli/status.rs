@@ -1,11 +1,130 @@
-//! Not written yet: see the open issues.
+//! `emr-driver status --cluster-id J [STEP_ID...]`: the state of steps already submitted, as a
+//! table for people or one JSON array for machines. Also the EMR connection options shared by
+//! `wait` and `logs`.
 
-use crate::cli::Global;
-use crate::error::{Error, ExitCode, Result};
+use crate::cli::{Global, Output};
+use crate::error::{ExitCode, Result};
+use crate::runner::emr::EmrRunner;
+use crate::runner::StepRunner;
+use crate::step::StepStatus;
+
+/// Where the cluster is and how to reach EMR.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EmrConnection {
+    /// The cluster (j-...).
+    #[arg(long, env = "EMR_DRIVER_CLUSTER_ID")]
+    pub cluster_id: String,
+    /// An endpoint override (a moto or LocalStack server); default: the standard AWS
+    /// resolution, which honours AWS_ENDPOINT_URL.
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+    /// The AWS region; default: the standard AWS resolution (AWS_REGION, the profile).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+/// The AWS configuration through the standard chain (profiles, env, SSO, instance roles),
+/// with the endpoint and region overrides. (The integrator may switch this to the shared
+/// `aws` module.)
+pub(super) async fn sdk_config(connection: &EmrConnection) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = &connection.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
+    }
+    if let Some(endpoint) = connection.endpoint_url.as_deref().filter(|e| !e.is_empty()) {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}
+
+/// An EMR runner attached to the cluster: these commands never terminate it.
+pub(super) async fn attached_runner(connection: &EmrConnection) -> EmrRunner {
+    let config = sdk_config(connection).await;
+    EmrRunner::attach(
+        aws_sdk_emr::Client::new(&config),
+        connection.cluster_id.clone(),
+    )
+}
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub connection: EmrConnection,
+    /// The steps to show (s-...); default: the cluster's 50 newest steps.
+    pub step_ids: Vec<String>,
+}
 
-pub async fn run(_args: Args, _global: &Global) -> Result<ExitCode> {
-    Err(Error::new(ExitCode::Internal, "this command is not implemented yet"))
+pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
+    let runner = attached_runner(&args.connection).await;
+    let steps = runner.list_steps(&args.step_ids).await?;
+    let steps: Vec<StepStatus> = if args.step_ids.is_empty() {
+        steps
+    } else {
+        // In the order asked for.
+        args.step_ids
+            .iter()
+            .filter_map(|id| steps.iter().find(|s| &s.id == id).cloned())
+            .collect()
+    };
+    let missing: Vec<&String> = args
+        .step_ids
+        .iter()
+        .filter(|id| !steps.iter().any(|s| &s.id == *id))
+        .collect();
+    match global.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string(&steps).expect("statuses serialise")
+        ),
+        Output::Text => print!("{}", render_table(&steps)),
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "{} does not list step(s) {}; check the ids",
+            runner.describe(),
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(ExitCode::BadInput);
+    }
+    Ok(ExitCode::Success)
+}
+
+/// A fixed-width table: id, state, start, end, name, and the failure reason when failed.
+pub fn render_table(steps: &[StepStatus]) -> String {
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|| "-".to_string())
+    };
+    let mut out = format!(
+        "{:<16} {:<14} {:<19} {:<19} {}\n",
+        "STEP", "STATE", "STARTED", "ENDED", "NAME"
+    );
+    for step in steps {
+        out.push_str(&format!(
+            "{:<16} {:<14} {:<19} {:<19} {}\n",
+            step.id,
+            step.state.as_str(),
+            time(step.started_at),
+            time(step.ended_at),
+            step.name
+        ));
+        if let Some(failure) = &step.failure {
+            let why: Vec<&str> = [
+                failure.reason.as_deref(),
+                failure.message.as_deref(),
+                failure.log_file.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if !why.is_empty() {
+                out.push_str(&format!("{:<16} {}\n", "", why.join(" — ")));
+            }
+        }
+    }
+    out
 }

@@ -1,11 +1,85 @@
-//! Not written yet: see the open issues.
+//! `emr-driver wait --cluster-id J STEP_ID... [--timeout 2h]`: polls steps already submitted
+//! to their end, with progress, diagnoses the failed ones, and exits with the outcome's code
+//! (0 completed, 3 failed, 4 cancelled, 5 timed out).
+//!
+//! Ctrl-C only stops waiting: the steps were not submitted by this command, so they are left
+//! running (cancel them with the AWS CLI if that is what you want).
 
-use crate::cli::Global;
-use crate::error::{Error, ExitCode, Result};
+use std::time::Duration;
+
+use crate::cli::logs::{diagnose_emr_step, LogWait};
+use crate::cli::status::{attached_runner, render_table, EmrConnection};
+use crate::cli::{Global, Output};
+use crate::clock::SystemClock;
+use crate::error::{ExitCode, Result};
+use crate::poll::{
+    outcome_exit_code, wait_for_steps, JsonEvents, PollObserver, PollOptions, TextProgress,
+};
+use crate::step::StepState;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub connection: EmrConnection,
+    /// The steps to wait for (s-...).
+    #[arg(required = true)]
+    pub step_ids: Vec<String>,
+    /// Give up after this long (exit code 5), e.g. `2h`, `90m`.
+    #[arg(long, default_value = "3h", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Time between two polls.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Do not read the logs of failed steps.
+    #[arg(long)]
+    pub no_diagnose: bool,
+    #[command(flatten)]
+    pub log_wait: LogWait,
+}
 
-pub async fn run(_args: Args, _global: &Global) -> Result<ExitCode> {
-    Err(Error::new(ExitCode::Internal, "this command is not implemented yet"))
+pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
+    let runner = attached_runner(&args.connection).await;
+    let observer: Box<dyn PollObserver> = match global.output {
+        Output::Json => Box::new(JsonEvents::stdout()),
+        Output::Text => Box::new(TextProgress::stderr()),
+    };
+    let options = PollOptions {
+        interval: args.interval,
+        deadline: Some(args.timeout),
+        ..PollOptions::default()
+    };
+    let clock = SystemClock::new();
+    let steps =
+        wait_for_steps(&runner, &args.step_ids, &clock, &options, observer.as_ref()).await?;
+    let mut diagnoses = Vec::new();
+    if !args.no_diagnose {
+        for step in steps
+            .iter()
+            .filter(|s| matches!(s.state, StepState::Failed | StepState::Interrupted))
+        {
+            match diagnose_emr_step(&args.connection, &runner, step, &args.log_wait, &clock).await {
+                Ok(diagnosis) => diagnoses.push(diagnosis),
+                Err(e) => eprintln!("could not diagnose step {}: {e}", step.id),
+            }
+        }
+    }
+    let code = outcome_exit_code(&steps);
+    match global.output {
+        Output::Json => {
+            let summary = serde_json::json!({
+                "event": "done",
+                "exit_code": code.code(),
+                "steps": steps,
+                "diagnoses": diagnoses,
+            });
+            println!("{summary}");
+        }
+        Output::Text => {
+            print!("{}", render_table(&steps));
+            for diagnosis in &diagnoses {
+                print!("\n{}", diagnosis.render_text());
+            }
+        }
+    }
+    Ok(code)
 }

@@ -1,0 +1,843 @@
+//! The local step runner: runs the rendered `spark-submit` command lines with a local Spark,
+//! following EMR's step life cycle (PENDING → RUNNING → COMPLETED / FAILED / CANCELLED) and
+//! `ActionOnFailure`, so the same poller and diagnosis drive it.
+//!
+//! * Each step is a child process in its own process group, at most `concurrency` at a time,
+//!   started in submission order.
+//! * `s3://bucket/key` (and `s3a://`, also inside `--conf k=v` values and comma lists) becomes
+//!   `<lake>/bucket/key`; `--deploy-mode cluster` is dropped; `--master` and `--driver-memory`
+//!   come from the configuration. Other commands (`bash -c ...`) run as they are.
+//! * stdout / stderr go to `<log prefix>/<step id>/stdout` and `stderr` while the step runs,
+//!   and are gzipped to `stdout.gz` / `stderr.gz` when it ends (as EMR does under
+//!   `<LogUri>/<cluster>/steps/<step>/`), so [`crate::diagnose`] reads them through the store.
+//! * Cancelling a running step sends SIGTERM to its process group, then SIGKILL after a grace
+//!   period; the group's processes are reaped, so nothing of the step is left afterwards.
+//!
+//! The table of steps lives in memory: `list_steps` reads it, no I/O.
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use super::{CancelOutcome, RunnerError, StepRunner, Termination};
+use crate::clock::Clock;
+use crate::step::{ActionOnFailure, FailureDetails, StepConfig, StepState, StepStatus};
+use crate::store::local::LocalStore;
+use crate::store::{ObjectStore, ObjectUri};
+
+/// How to run steps locally.
+#[derive(Debug, Clone)]
+pub struct LocalRunnerOptions {
+    /// The local folder standing in for the buckets.
+    pub lake: LocalStore,
+    /// The local `spark-submit` (the pinned pyspark's).
+    pub spark_submit: PathBuf,
+    /// `--master`, e.g. `local[2]`.
+    pub master: String,
+    /// `--driver-memory`, e.g. `4g` (in local mode the driver does all the work).
+    pub driver_memory: String,
+    /// At most this many steps run at once (EMR's step concurrency).
+    pub concurrency: usize,
+    /// Where step logs go: `<log_prefix>/<step id>/stderr.gz`.
+    pub log_prefix: ObjectUri,
+    /// Time between SIGTERM and SIGKILL when a running step is cancelled.
+    pub kill_grace: Duration,
+}
+
+/// Steps on a local Spark.
+pub struct LocalRunner {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: LocalRunnerOptions,
+    /// The lake root made absolute once, so Spark (whatever its working directory) finds it.
+    lake_root: PathBuf,
+    clock: Arc<dyn Clock>,
+    table: Mutex<Vec<Entry>>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    id: String,
+    config: StepConfig,
+    state: StepState,
+    failure: Option<FailureDetails>,
+    started_at: Option<chrono::DateTime<chrono::Utc>>,
+    ended_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The process group (= the child's pid) while the step runs.
+    pgid: Option<i32>,
+    cancel_requested: bool,
+}
+
+impl Entry {
+    fn status(&self) -> StepStatus {
+        StepStatus {
+            id: self.id.clone(),
+            name: self.config.name.clone(),
+            state: self.state,
+            failure: self.failure.clone(),
+            started_at: self.started_at,
+            ended_at: self.ended_at,
+        }
+    }
+}
+
+impl LocalRunner {
+    /// A runner with an empty step table. On Linux the driver becomes a "child subreaper", so
+    /// processes a step leaves behind are re-parented to it and can be reaped when the step
+    /// ends or is cancelled (otherwise they would linger as zombies of PID 1).
+    pub fn new(options: LocalRunnerOptions, clock: Arc<dyn Clock>) -> Self {
+        #[cfg(target_os = "linux")]
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+        let lake_root = std::path::absolute(options.lake.root())
+            .unwrap_or_else(|_| options.lake.root().to_path_buf());
+        LocalRunner {
+            inner: Arc::new(Inner {
+                options,
+                lake_root,
+                clock,
+                table: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The process group of a running step (tests check it is gone after a cancel).
+    pub fn process_group(&self, step_id: &str) -> Option<i32> {
+        self.inner
+            .lock()
+            .iter()
+            .find(|e| e.id == step_id)
+            .and_then(|e| e.pgid)
+    }
+}
+
+impl Drop for LocalRunner {
+    /// A dropped runner leaves no step process behind.
+    fn drop(&mut self) {
+        for entry in self.inner.lock().iter() {
+            if let Some(pgid) = entry.pgid {
+                let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+        // A panic while holding the lock cannot leave the table half-updated in a way that
+        // matters more than losing the run, so a poisoned lock is used as it is.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn step_log_prefix(&self, step_id: &str) -> ObjectUri {
+        self.options.log_prefix.join(step_id).join("")
+    }
+}
+
+/// A new step id, EMR-shaped (`s-` + 13 upper-case characters) and unique across runs, so logs
+/// of different runs never share a folder.
+fn new_step_id() -> String {
+    let uuid = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    format!("s-L{}", &uuid[..12])
+}
+
+#[async_trait]
+impl StepRunner for LocalRunner {
+    fn describe(&self) -> String {
+        "local Spark".to_string()
+    }
+
+    async fn submit(&self, steps: &[StepConfig]) -> Result<Vec<String>, RunnerError> {
+        if let Some(step) = steps.iter().find(|s| s.hadoop_jar_step.args.is_empty()) {
+            return Err(RunnerError::EmptyCommand {
+                name: step.name.clone(),
+            });
+        }
+        let ids: Vec<String> = {
+            let mut table = self.inner.lock();
+            steps
+                .iter()
+                .map(|config| {
+                    let id = new_step_id();
+                    table.push(Entry {
+                        id: id.clone(),
+                        config: config.clone(),
+                        state: StepState::Pending,
+                        failure: None,
+                        started_at: None,
+                        ended_at: None,
+                        pgid: None,
+                        cancel_requested: false,
+                    });
+                    id
+                })
+                .collect()
+        };
+        schedule(&self.inner);
+        Ok(ids)
+    }
+
+    async fn list_steps(&self, ids: &[String]) -> Result<Vec<StepStatus>, RunnerError> {
+        let table = self.inner.lock();
+        // Newest first, as EMR lists them.
+        Ok(table
+            .iter()
+            .rev()
+            .filter(|e| ids.is_empty() || ids.contains(&e.id))
+            .map(Entry::status)
+            .collect())
+    }
+
+    async fn cancel(&self, ids: &[String]) -> Result<Vec<CancelOutcome>, RunnerError> {
+        let outcomes = ids.iter().map(|id| cancel_one(&self.inner, id)).collect();
+        schedule(&self.inner);
+        Ok(outcomes)
+    }
+
+    fn log_prefix(&self, step_id: &str) -> Option<ObjectUri> {
+        Some(self.inner.step_log_prefix(step_id))
+    }
+
+    fn cluster_log_prefix(&self) -> Option<ObjectUri> {
+        // Local Spark runs the driver in the step's own process: no container logs.
+        None
+    }
+
+    async fn terminate_if_created(&self) -> Result<Termination, RunnerError> {
+        Ok(Termination::NotApplicable)
+    }
+}
+
+/// Cancels one step: a pending one at once, a running one by SIGTERM to its group (SIGKILL
+/// after the grace period); the step becomes CANCELLED when its process has exited.
+fn cancel_one(inner: &Arc<Inner>, id: &str) -> CancelOutcome {
+    let mut table = inner.lock();
+    let Some(entry) = table.iter_mut().find(|e| e.id == id) else {
+        return CancelOutcome {
+            step_id: id.to_string(),
+            accepted: false,
+            reason: Some("no such step".into()),
+        };
+    };
+    match entry.state {
+        StepState::Pending => {
+            entry.state = StepState::Cancelled;
+            entry.ended_at = Some(inner.clock.now());
+        }
+        StepState::Running | StepState::CancelPending => {
+            request_kill(inner, entry);
+        }
+        done => {
+            return CancelOutcome {
+                step_id: id.to_string(),
+                accepted: false,
+                reason: Some(format!("the step is already {done}")),
+            }
+        }
+    }
+    CancelOutcome {
+        step_id: id.to_string(),
+        accepted: true,
+        reason: None,
+    }
+}
+
+/// SIGTERM to the running step's group now, SIGKILL after the grace period if still running.
+fn request_kill(inner: &Arc<Inner>, entry: &mut Entry) {
+    if entry.cancel_requested {
+        return;
+    }
+    entry.cancel_requested = true;
+    entry.state = StepState::CancelPending;
+    // No pgid yet: the process is being started; `run_step` sees `cancel_requested` and kills
+    // it as soon as it exists.
+    let Some(pgid) = entry.pgid else { return };
+    let _ = killpg(Pid::from_raw(pgid), Signal::SIGTERM);
+    let inner = Arc::clone(inner);
+    let id = entry.id.clone();
+    tokio::spawn(async move {
+        inner.clock.sleep(inner.options.kill_grace).await;
+        let still_running = inner
+            .lock()
+            .iter()
+            .any(|e| e.id == id && e.pgid == Some(pgid));
+        if still_running {
+            let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+        }
+    });
+}
+
+/// Starts pending steps while fewer than `concurrency` run.
+fn schedule(inner: &Arc<Inner>) {
+    let to_start: Vec<(String, StepConfig)> = {
+        let mut table = inner.lock();
+        let states: Vec<StepState> = table.iter().map(|e| e.state).collect();
+        let picked = steps_to_start(&states, inner.options.concurrency);
+        let now = inner.clock.now();
+        picked
+            .into_iter()
+            .map(|i| {
+                let entry = &mut table[i];
+                entry.state = StepState::Running;
+                entry.started_at = Some(now);
+                (entry.id.clone(), entry.config.clone())
+            })
+            .collect()
+    };
+    for (id, config) in to_start {
+        tokio::spawn(run_step(Arc::clone(inner), id, config));
+    }
+}
+
+/// Which pending steps (indices) to start: the oldest ones, up to the free slots. Pure.
+pub fn steps_to_start(states: &[StepState], concurrency: usize) -> Vec<usize> {
+    let busy = states
+        .iter()
+        .filter(|s| matches!(s, StepState::Running | StepState::CancelPending))
+        .count();
+    let free = concurrency.max(1).saturating_sub(busy);
+    states
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| **s == StepState::Pending)
+        .map(|(i, _)| i)
+        .take(free)
+        .collect()
+}
+
+/// How a step's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessEnd {
+    Exited(i32),
+    Signalled(i32),
+    /// The process could not be started at all.
+    NotStarted,
+}
+
+/// The state a step ends in. Pure: a cancelled step is CANCELLED whatever its exit (it was
+/// killed on purpose), otherwise exit 0 is COMPLETED and anything else FAILED.
+pub fn final_state(end: ProcessEnd, cancel_requested: bool) -> StepState {
+    match (end, cancel_requested) {
+        (_, true) => StepState::Cancelled,
+        (ProcessEnd::Exited(0), false) => StepState::Completed,
+        _ => StepState::Failed,
+    }
+}
+
+/// What a failed step does to the others, following EMR's `ActionOnFailure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureEffect {
+    /// CONTINUE: the next steps run.
+    Nothing,
+    /// CANCEL_AND_WAIT: the pending steps are cancelled; running ones finish.
+    CancelPending,
+    /// TERMINATE_CLUSTER / TERMINATE_JOB_FLOW: the cluster goes away, so every pending and
+    /// running step is cancelled.
+    CancelAll,
+}
+
+pub fn failure_effect(action: ActionOnFailure) -> FailureEffect {
+    match action {
+        ActionOnFailure::Continue => FailureEffect::Nothing,
+        ActionOnFailure::CancelAndWait => FailureEffect::CancelPending,
+        ActionOnFailure::TerminateCluster | ActionOnFailure::TerminateJobFlow => {
+            FailureEffect::CancelAll
+        }
+    }
+}
+
+/// The local command line of an EMR step (pure). `spark-submit` steps are rewritten for the
+/// local Spark; anything else runs as it is.
+pub fn rewrite_command(
+    args: &[String],
+    lake_root: &Path,
+    spark_submit: &Path,
+    master: &str,
+    driver_memory: &str,
+) -> Vec<String> {
+    let Some(program) = args.first() else {
+        return Vec::new();
+    };
+    if program != "spark-submit" && !program.ends_with("/spark-submit") {
+        return args.to_vec();
+    }
+    let mut out = vec![
+        spark_submit.display().to_string(),
+        "--master".to_string(),
+        master.to_string(),
+        "--driver-memory".to_string(),
+        driver_memory.to_string(),
+    ];
+    let mut rest = args[1..].iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            // Local Spark has no cluster deploy mode; master and memory come from the config.
+            "--deploy-mode" | "--master" | "--driver-memory" => {
+                rest.next();
+            }
+            a if a.starts_with("--deploy-mode=")
+                || a.starts_with("--master=")
+                || a.starts_with("--driver-memory=") => {}
+            _ => out.push(map_uris(arg, lake_root)),
+        }
+    }
+    out
+}
+
+/// Maps every object URI in one argument to its lake path: the whole argument, each element
+/// of a comma list, or the value of `key=value`.
+pub fn map_uris(arg: &str, lake_root: &Path) -> String {
+    fn map_list(list: &str, lake_root: &Path) -> Option<String> {
+        // A list counts only when it starts with a URI, so `k=s3://a,s3://b` is not read
+        // as the list `k=s3://a` , `s3://b`.
+        let parts: Vec<&str> = list.split(',').collect();
+        if ObjectUri::parse(parts[0]).is_err() {
+            return None;
+        }
+        let mapped: Vec<String> = parts
+            .iter()
+            .map(|p| match ObjectUri::parse(p) {
+                Ok(uri) => lake_path(lake_root, &uri, p.ends_with('/')),
+                Err(_) => p.to_string(),
+            })
+            .collect();
+        Some(mapped.join(","))
+    }
+    if let Some(mapped) = map_list(arg, lake_root) {
+        return mapped;
+    }
+    if let Some((key, value)) = arg.split_once('=') {
+        if let Some(mapped) = map_list(value, lake_root) {
+            return format!("{key}={mapped}");
+        }
+    }
+    arg.to_string()
+}
+
+fn lake_path(lake_root: &Path, uri: &ObjectUri, trailing_slash: bool) -> String {
+    let path = LocalStore::new(lake_root)
+        .path_of(uri)
+        .display()
+        .to_string();
+    if trailing_slash {
+        format!("{path}/")
+    } else {
+        path
+    }
+}
+
+/// Runs one step to its end, then records its state, applies `ActionOnFailure` and starts the
+/// next steps.
+async fn run_step(inner: Arc<Inner>, id: String, config: StepConfig) {
+    let options = &inner.options;
+    let argv = rewrite_command(
+        &config.hadoop_jar_step.args,
+        &inner.lake_root,
+        &options.spark_submit,
+        &options.master,
+        &options.driver_memory,
+    );
+    let log_prefix = inner.step_log_prefix(&id);
+    let log_dir = options.lake.path_of(&log_prefix);
+    let end = match spawn_and_wait(&inner, &id, &argv, &log_dir).await {
+        Ok(end) => end,
+        Err(error) => {
+            let _ = std::fs::create_dir_all(&log_dir);
+            let _ = std::fs::write(log_dir.join("stderr"), format!("{error}\n"));
+            ProcessEnd::NotStarted
+        }
+    };
+    let stderr_uri = compress_logs(&inner, &log_prefix, &log_dir).await;
+    finish_step(&inner, &id, end, stderr_uri);
+    schedule(&inner);
+}
+
+/// Spawns the step in its own process group with its output in `log_dir`, waits for it, and
+/// reaps whatever the step left in its group.
+async fn spawn_and_wait(
+    inner: &Arc<Inner>,
+    id: &str,
+    argv: &[String],
+    log_dir: &Path,
+) -> Result<ProcessEnd, RunnerError> {
+    let io = |op: &str| {
+        let op = format!("{op} in {}", log_dir.display());
+        move |source| RunnerError::LocalIo { op, source }
+    };
+    std::fs::create_dir_all(log_dir).map_err(io("create the log folder"))?;
+    let stdout = std::fs::File::create(log_dir.join("stdout")).map_err(io("create stdout"))?;
+    let stderr = std::fs::File::create(log_dir.join("stderr")).map_err(io("create stderr"))?;
+    let mut command = tokio::process::Command::new(&argv[0]);
+    if Path::new(&argv[0]) == inner.options.spark_submit.as_path() {
+        command.envs(spark_env(
+            &inner.options.spark_submit,
+            std::env::var_os("PATH"),
+            |k| std::env::var_os(k).is_some(),
+        ));
+    }
+    command
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        // Its own group, so a cancel reaches spark-submit, its JVM and Python workers at once.
+        .process_group(0);
+    let mut child = command.spawn().map_err(|source| RunnerError::Spawn {
+        step_id: id.to_string(),
+        program: argv[0].clone(),
+        source,
+    })?;
+    let pgid = child.id().map(|pid| pid as i32);
+    {
+        let mut table = inner.lock();
+        if let Some(entry) = table.iter_mut().find(|e| e.id == id) {
+            entry.pgid = pgid;
+            if entry.cancel_requested {
+                // Cancelled while starting: kill at once.
+                entry.cancel_requested = false;
+                request_kill(inner, entry);
+            }
+        }
+    }
+    let status = child.wait().await.map_err(io("wait for the step"))?;
+    if let Some(pgid) = pgid {
+        reap_group(pgid).await;
+    }
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => ProcessEnd::Exited(code),
+        (None, Some(signal)) => ProcessEnd::Signalled(signal),
+        (None, None) => ProcessEnd::Exited(-1),
+    })
+}
+
+/// The environment a local `spark-submit` needs when it lives in a virtualenv that is not
+/// activated (the usual `.venv/bin/spark-submit`): its folder first on `PATH` (the script runs
+/// `python3 find_spark_home.py`), and that venv's Python for the driver and the workers, unless
+/// the caller chose them (`PYSPARK_PYTHON`, `PYSPARK_DRIVER_PYTHON`). Pure.
+pub fn spark_env(
+    spark_submit: &Path,
+    path: Option<std::ffi::OsString>,
+    is_set: impl Fn(&str) -> bool,
+) -> Vec<(String, std::ffi::OsString)> {
+    let Some(bin) = spark_submit.parent().filter(|b| !b.as_os_str().is_empty()) else {
+        return Vec::new();
+    };
+    let bin = std::path::absolute(bin).unwrap_or_else(|_| bin.to_path_buf());
+    let mut new_path = std::ffi::OsString::from(bin.as_os_str());
+    if let Some(path) = path.filter(|p| !p.is_empty()) {
+        new_path.push(":");
+        new_path.push(path);
+    }
+    let mut env = vec![("PATH".to_string(), new_path)];
+    let python = bin.join("python3");
+    if python.exists() {
+        for key in ["PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON"] {
+            if !is_set(key) {
+                env.push((key.to_string(), python.clone().into_os_string()));
+            }
+        }
+    }
+    env
+}
+
+/// Kills whatever is left in the step's process group and reaps it, so the group is gone when
+/// the step's state changes. Bounded: gives up after a few seconds.
+async fn reap_group(pgid: i32) {
+    let _ = tokio::task::spawn_blocking(move || {
+        use nix::sys::wait::{waitpid, WaitPidFlag};
+        let group = Pid::from_raw(pgid);
+        for _ in 0..500 {
+            if killpg(group, Signal::SIGKILL).is_err() {
+                return; // ESRCH: no process left in the group.
+            }
+            // Reap the group's members that are our children (re-parented to us).
+            while let Ok(status) = waitpid(Pid::from_raw(-pgid), Some(WaitPidFlag::WNOHANG)) {
+                if status == nix::sys::wait::WaitStatus::StillAlive {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    })
+    .await;
+}
+
+/// Gzips `stdout` and `stderr` into the lake next to them; returns the URI of `stderr.gz`.
+async fn compress_logs(
+    inner: &Arc<Inner>,
+    log_prefix: &ObjectUri,
+    log_dir: &Path,
+) -> Option<String> {
+    let mut stderr_uri = None;
+    for name in ["stdout", "stderr"] {
+        let raw_path = log_dir.join(name);
+        let Ok(raw) = tokio::fs::read(&raw_path).await else {
+            continue;
+        };
+        let gz = match tokio::task::spawn_blocking(move || gzip(&raw)).await {
+            Ok(Ok(gz)) => gz,
+            _ => continue,
+        };
+        let uri = log_prefix.join(&format!("{name}.gz"));
+        if inner
+            .options
+            .lake
+            .put_bytes(&uri, Bytes::from(gz))
+            .await
+            .is_ok()
+        {
+            let _ = tokio::fs::remove_file(&raw_path).await;
+            if name == "stderr" {
+                stderr_uri = Some(uri.to_string());
+            }
+        }
+    }
+    stderr_uri
+}
+
+fn gzip(raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(raw)?;
+    encoder.finish()
+}
+
+/// Records the end of a step and applies its `ActionOnFailure` to the others.
+fn finish_step(inner: &Arc<Inner>, id: &str, end: ProcessEnd, stderr_uri: Option<String>) {
+    let mut table = inner.lock();
+    let now = inner.clock.now();
+    let Some(index) = table.iter().position(|e| e.id == id) else {
+        return;
+    };
+    let entry = &mut table[index];
+    entry.pgid = None;
+    entry.state = final_state(end, entry.cancel_requested);
+    entry.ended_at = Some(now);
+    if entry.state != StepState::Failed {
+        return;
+    }
+    entry.failure = Some(FailureDetails {
+        reason: Some(match end {
+            ProcessEnd::NotStarted => "The step could not be started.".to_string(),
+            _ => "Unknown Error.".to_string(),
+        }),
+        message: Some(match end {
+            ProcessEnd::Exited(code) => format!("Step exited with code {code}"),
+            ProcessEnd::Signalled(signal) => format!("Step was killed by signal {signal}"),
+            ProcessEnd::NotStarted => "see stderr".to_string(),
+        }),
+        log_file: stderr_uri,
+    });
+    let effect = failure_effect(entry.config.action_on_failure);
+    for other in table.iter_mut() {
+        match (effect, other.state) {
+            (FailureEffect::CancelPending | FailureEffect::CancelAll, StepState::Pending) => {
+                other.state = StepState::Cancelled;
+                other.ended_at = Some(now);
+            }
+            (FailureEffect::CancelAll, StepState::Running) => request_kill(inner, other),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn rewrites_spark_submit_for_the_local_spark() {
+        let args = s(&[
+            "spark-submit",
+            "--deploy-mode",
+            "cluster",
+            "--py-files",
+            "s3://raw/artifacts/abc/pyspark_jobs.zip",
+            "--conf",
+            "spark.sql.shuffle.partitions=16",
+            "--conf",
+            "spark.yarn.dist.files=s3a://raw/a.txt,s3://raw/b.txt",
+            "s3://raw/artifacts/abc/run_job.py",
+            "parse_logs",
+            "--output",
+            "s3://staging/review_logs/dt=2021-10-31/",
+        ]);
+        let local = rewrite_command(
+            &args,
+            Path::new("/lake"),
+            Path::new("/venv/bin/spark-submit"),
+            "local[2]",
+            "4g",
+        );
+        assert_eq!(
+            local,
+            s(&[
+                "/venv/bin/spark-submit",
+                "--master",
+                "local[2]",
+                "--driver-memory",
+                "4g",
+                "--py-files",
+                "/lake/raw/artifacts/abc/pyspark_jobs.zip",
+                "--conf",
+                "spark.sql.shuffle.partitions=16",
+                "--conf",
+                "spark.yarn.dist.files=/lake/raw/a.txt,/lake/raw/b.txt",
+                "/lake/raw/artifacts/abc/run_job.py",
+                "parse_logs",
+                "--output",
+                "/lake/staging/review_logs/dt=2021-10-31/",
+            ])
+        );
+    }
+
+    #[test]
+    fn replaces_master_and_memory_given_by_the_step() {
+        let args = s(&[
+            "/usr/bin/spark-submit",
+            "--master",
+            "yarn",
+            "--driver-memory=1g",
+            "--deploy-mode=cluster",
+            "x.py",
+        ]);
+        let local = rewrite_command(&args, Path::new("/l"), Path::new("ss"), "local[1]", "2g");
+        assert_eq!(
+            local,
+            s(&[
+                "ss",
+                "--master",
+                "local[1]",
+                "--driver-memory",
+                "2g",
+                "x.py"
+            ])
+        );
+    }
+
+    #[test]
+    fn other_commands_run_as_they_are() {
+        let args = s(&["bash", "-c", "echo s3://raw/x"]);
+        assert_eq!(
+            rewrite_command(&args, Path::new("/l"), Path::new("ss"), "local", "1g"),
+            args
+        );
+    }
+
+    #[test]
+    fn maps_only_what_is_an_object_uri() {
+        let root = Path::new("/l");
+        assert_eq!(map_uris("--input", root), "--input");
+        assert_eq!(map_uris("k=v", root), "k=v");
+        assert_eq!(map_uris("s3n://b/k", root), "/l/b/k");
+        assert_eq!(map_uris("/already/local", root), "/already/local");
+    }
+
+    #[test]
+    fn puts_the_spark_submit_folder_first_on_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("python3"), "").unwrap();
+        let env = spark_env(
+            &bin.join("spark-submit"),
+            Some("/usr/bin:/bin".into()),
+            |k| k == "PYSPARK_DRIVER_PYTHON",
+        );
+        assert_eq!(
+            env[0],
+            (
+                "PATH".to_string(),
+                format!("{}:/usr/bin:/bin", bin.display()).into()
+            )
+        );
+        assert_eq!(
+            env[1],
+            (
+                "PYSPARK_PYTHON".to_string(),
+                bin.join("python3").into_os_string()
+            )
+        );
+        assert_eq!(env.len(), 2, "a Python the caller chose is kept");
+        assert!(
+            spark_env(Path::new("spark-submit"), None, |_| false).is_empty(),
+            "found on PATH: nothing to add"
+        );
+    }
+
+    #[test]
+    fn starts_the_oldest_pending_steps_up_to_the_concurrency() {
+        use StepState::*;
+        assert_eq!(steps_to_start(&[Pending, Pending, Pending], 2), vec![0, 1]);
+        assert_eq!(
+            steps_to_start(&[Completed, Running, Pending, Pending], 2),
+            vec![2]
+        );
+        assert_eq!(
+            steps_to_start(&[Running, CancelPending, Pending], 2),
+            Vec::<usize>::new()
+        );
+        assert_eq!(steps_to_start(&[Failed, Cancelled, Pending], 1), vec![2]);
+        assert_eq!(
+            steps_to_start(&[Pending], 0),
+            vec![0],
+            "a concurrency of 0 still runs one step"
+        );
+    }
+
+    #[test]
+    fn final_states_follow_the_exit_and_the_cancel() {
+        assert_eq!(
+            final_state(ProcessEnd::Exited(0), false),
+            StepState::Completed
+        );
+        assert_eq!(final_state(ProcessEnd::Exited(3), false), StepState::Failed);
+        assert_eq!(
+            final_state(ProcessEnd::Signalled(9), false),
+            StepState::Failed
+        );
+        assert_eq!(
+            final_state(ProcessEnd::NotStarted, false),
+            StepState::Failed
+        );
+        assert_eq!(
+            final_state(ProcessEnd::Signalled(15), true),
+            StepState::Cancelled
+        );
+        assert_eq!(
+            final_state(ProcessEnd::Exited(0), true),
+            StepState::Cancelled
+        );
+    }
+
+    #[test]
+    fn action_on_failure_maps_to_its_effect() {
+        assert_eq!(
+            failure_effect(ActionOnFailure::Continue),
+            FailureEffect::Nothing
+        );
+        assert_eq!(
+            failure_effect(ActionOnFailure::CancelAndWait),
+            FailureEffect::CancelPending
+        );
+        assert_eq!(
+            failure_effect(ActionOnFailure::TerminateCluster),
+            FailureEffect::CancelAll
+        );
+        assert_eq!(
+            failure_effect(ActionOnFailure::TerminateJobFlow),
+            FailureEffect::CancelAll
+        );
+    }
+}
