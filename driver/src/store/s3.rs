@@ -33,6 +33,8 @@ pub struct S3Store {
     part_size: usize,
     multipart_threshold: u64,
     max_in_flight: usize,
+    /// `MaxKeys` per `ListObjectsV2` page; `None` lets S3 choose (1000).
+    list_page_size: Option<i32>,
 }
 
 impl S3Store {
@@ -42,7 +44,14 @@ impl S3Store {
             part_size: DEFAULT_PART_SIZE,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            list_page_size: None,
         }
+    }
+
+    /// Smaller listing pages (tests use it to exercise pagination).
+    pub fn with_list_page_size(mut self, size: i32) -> Self {
+        self.list_page_size = Some(size.max(1));
+        self
     }
 
     /// Multipart tuning: parts of `part_size` bytes (at least S3's 5 MiB), files above
@@ -114,7 +123,8 @@ impl S3Store {
         let mut total = 0u64;
         let mut next = Some(first);
         let mut part_number = 1i32;
-        while let Some(chunk) = next.take() {
+        let result = 'parts: loop {
+            let Some(chunk) = next.take() else { break Ok(()) };
             total += chunk.len() as u64;
             let request = self
                 .client
@@ -128,15 +138,30 @@ impl S3Store {
             in_flight.push(tokio::spawn(async move { (number, request.send().await) }));
             part_number += 1;
             while in_flight.len() >= self.max_in_flight {
-                done.push(finish_part(uri, in_flight.next().await.expect("non-empty"))?);
+                match finish_part(uri, in_flight.next().await.expect("non-empty")) {
+                    Ok(part) => done.push(part),
+                    Err(e) => break 'parts Err(e),
+                }
             }
-            let chunk = read_part(body, self.part_size).await.map_err(|e| read_err(uri, e))?;
-            if !chunk.is_empty() {
-                next = Some(chunk);
+            match read_part(body, self.part_size).await {
+                Ok(chunk) if chunk.is_empty() => break Ok(()),
+                Ok(chunk) => next = Some(chunk),
+                Err(e) => break Err(read_err(uri, e)),
+            }
+        };
+        // Wait for every part in flight even after a failure: a part landing after the
+        // abort would be stored (and billed) with no upload left to complete or abort it.
+        let mut first_error = result.err();
+        while let Some(joined) = in_flight.next().await {
+            match finish_part(uri, joined) {
+                Ok(part) => done.push(part),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        while let Some(joined) = in_flight.next().await {
-            done.push(finish_part(uri, joined)?);
+        if let Some(error) = first_error {
+            return Err(error);
         }
         done.sort_by_key(|p| p.part_number());
         Ok((done, total))
@@ -212,7 +237,13 @@ impl ObjectStore for S3Store {
 
     async fn list(&self, prefix: &ObjectUri) -> Result<Vec<ObjectMeta>, StoreError> {
         let mut pages =
-            self.client.list_objects_v2().bucket(&prefix.bucket).prefix(&prefix.key).into_paginator().send();
+            self.client
+            .list_objects_v2()
+            .bucket(&prefix.bucket)
+            .prefix(&prefix.key)
+            .set_max_keys(self.list_page_size)
+            .into_paginator()
+            .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| s3_err("list", prefix, &e))?;
