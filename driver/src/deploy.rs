@@ -160,11 +160,23 @@ pub fn package_files(package_dir: &Path) -> Result<Vec<(String, PathBuf)>, Deplo
 /// A stored (uncompressed) zip of the package with sorted entries and a fixed timestamp, so
 /// the same source always gives the same bytes and digest.
 pub fn build_package_zip(package_dir: &Path) -> Result<Vec<u8>, DeployError> {
-    let mut entries = Vec::new();
-    for (name, path) in package_files(package_dir)? {
+    let files = package_files(package_dir)?;
+    // Explicit folder entries: Python 3.9's zipimport finds a package folder without an
+    // __init__.py (a namespace package) only through its entry.
+    let mut folders = std::collections::BTreeSet::new();
+    for (name, _) in &files {
+        let mut end = 0;
+        while let Some(i) = name[end..].find('/') {
+            end += i + 1;
+            folders.insert(name[..end].to_string());
+        }
+    }
+    let mut entries: Vec<(String, Vec<u8>)> = folders.into_iter().map(|f| (f, Vec::new())).collect();
+    for (name, path) in files {
         let data = std::fs::read(&path).map_err(|source| DeployError::Read { path: path.display().to_string(), source })?;
         entries.push((name, data));
     }
+    entries.sort();
     write_stored_zip(&entries)
 }
 
@@ -212,7 +224,9 @@ pub fn write_stored_zip(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, Deploy
         for v in [name_len, 0, 0, 0, 0] {
             put16(&mut central, v);
         }
-        put32(&mut central, 0o100644 << 16); // external attributes: a regular file, rw-r--r--
+        // External attributes: Unix mode in the high half; MS-DOS directory bit for folders.
+        let attributes = if name.ends_with('/') { (0o040755 << 16) | 0x10 } else { 0o100644 << 16 };
+        put32(&mut central, attributes);
         put32(&mut central, offset);
         central.extend_from_slice(name.as_bytes());
     }
