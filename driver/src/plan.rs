@@ -326,9 +326,10 @@ pub fn load_plan(
     run_date: &str,
     project_root: &Path,
 ) -> Result<Plan, PlanError> {
-    let config = Config::load(config_path, &crate::config::process_env(), &Overrides::default())?;
+    // All layers at once, so a flag can fix a bad value from the file or the environment.
+    let config = Config::load(config_path, &crate::config::process_env(), overrides)?;
     let artifacts = ArtifactSet::build(project_root)?;
-    Plan::resolve(&config, overrides, run_date, &artifacts)
+    Plan::resolve(&config, &Overrides::default(), run_date, &artifacts)
 }
 
 /// The object store of the target: the lake folder (`local.lake_dir`) for `local`, S3 (over

@@ -155,3 +155,9 @@ fn with_overrides_revalidates() {
     assert_eq!(emr.pipeline.target, Target::Emr);
     assert!(base.with_overrides(&Overrides::default().set("buckets.raw", "x")).is_err());
 }
+
+#[test]
+fn a_flag_fixes_a_bad_value_from_the_environment() {
+    let config = load(&[("EMR_DRIVER_BUCKETS_RAW", "Bad_Bucket")], &["buckets.raw=good-bucket"]).unwrap();
+    assert_eq!(config.buckets.raw, "good-bucket");
+}
