@@ -122,7 +122,8 @@ const CREDENTIAL_CODES: &[&str] = &[
     "MissingAuthenticationToken",
 ];
 
-const PERMISSION_CODES: &[&str] = &["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AllAccessDisabled"];
+const PERMISSION_CODES: &[&str] =
+    &["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AllAccessDisabled"];
 
 const CREDENTIALS_HINT: &str =
     "; check AWS_PROFILE / AWS_ACCESS_KEY_ID, run `aws sso login` if the session expired, and that the identity is the one you expect (`aws sts get-caller-identity`)";
@@ -130,7 +131,8 @@ const PERMISSION_HINT: &str =
     "; the credentials work but lack a permission: check the role's IAM policy (terraform/modules/iam) for this action and resource";
 const ENDPOINT_HINT: &str =
     "; could not reach the AWS endpoint: check the network, aws.region, and aws.endpoint_url / AWS_ENDPOINT_URL if you use LocalStack or moto";
-const BUCKET_HINT: &str = "; check buckets.raw / buckets.staging and that terraform created the bucket in this account and region";
+const BUCKET_HINT: &str =
+    "; check buckets.raw / buckets.staging and that terraform created the bucket in this account and region";
 
 /// Classifies an error code and HTTP status (pure: the part of [`classify`] that tests pin).
 pub fn classify_code(code: Option<&str>, status: Option<u16>) -> (bool, &'static str) {

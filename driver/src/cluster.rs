@@ -145,7 +145,9 @@ pub async fn create_cluster(emr: &aws_sdk_emr::Client, req: &ClusterRequest) -> 
         .name(&req.name)
         .release_label(&req.release_label)
         .log_uri(&req.log_uri)
-        .set_applications(Some(req.applications.iter().map(|a| t::Application::builder().name(&a.name).build()).collect()))
+        .set_applications(Some(
+            req.applications.iter().map(|a| t::Application::builder().name(&a.name).build()).collect(),
+        ))
         .instances(instances)
         .set_bootstrap_actions(Some(bootstrap.collect()))
         .service_role(&req.service_role)

@@ -223,7 +223,9 @@ pub enum ConfigError {
     },
     #[error("the config file {path} is not valid TOML: {message}")]
     Syntax { path: String, message: String },
-    #[error("`{flag}` is not a config override; write it as --set section.key=value (e.g. --set buckets.raw=my-raw-bucket)")]
+    #[error(
+        "`{flag}` is not a config override; write it as --set section.key=value (e.g. --set buckets.raw=my-raw-bucket)"
+    )]
     BadOverride { flag: String },
     #[error("invalid configuration:\n  {}", .problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
     Invalid { problems: Vec<Problem> },
@@ -248,7 +250,8 @@ impl Overrides {
         let mut sets = Vec::new();
         for flag in flags {
             let flag = flag.as_ref();
-            let (path, value) = flag.split_once('=').ok_or_else(|| ConfigError::BadOverride { flag: flag.to_string() })?;
+            let (path, value) =
+                flag.split_once('=').ok_or_else(|| ConfigError::BadOverride { flag: flag.to_string() })?;
             if !path.contains('.') || path.starts_with('.') || path.ends_with('.') {
                 return Err(ConfigError::BadOverride { flag: flag.to_string() });
             }
@@ -284,8 +287,9 @@ impl Config {
         env: &HashMap<String, String>,
         overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
-        let table: toml::Table =
-            text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax { path: origin.to_string(), message: e.to_string() })?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax { path: origin.to_string(), message: e.to_string() })?;
         let mut layers = Layers::new(table, origin);
         layers.apply_env(env);
         layers.apply_overrides(overrides, "--set");
@@ -368,11 +372,8 @@ impl Layers {
             let Some(section) = env_section(rest) else { continue };
             let key_part = &rest[section.len() + 1..];
             let value = env[name].clone();
-            let key = if section == SPARK_SECTION {
-                self.spark_key_for_env(key_part)
-            } else {
-                key_part.to_ascii_lowercase()
-            };
+            let key =
+                if section == SPARK_SECTION { self.spark_key_for_env(key_part) } else { key_part.to_ascii_lowercase() };
             self.set(section, &key, value, &format!("environment variable {name}"));
         }
     }
@@ -388,7 +389,7 @@ impl Layers {
     fn apply_overrides(&mut self, overrides: &Overrides, what: &str) {
         for (path, value) in &overrides.sets {
             let (section, key) = path.split_once('.').unwrap_or((path, ""));
-            self.set(section, key, value.clone(), &format!("{what} {path}={value}"));
+            self.set(section, key, value.clone(), &format!("{what} {path}"));
         }
     }
 
@@ -522,11 +523,9 @@ fn coerce(value: &toml::Value, kind: Kind) -> Result<toml::Value, String> {
         (Kind::Text, toml::Value::String(_)) => Ok(value.clone()),
         (Kind::Text, _) => Err("must be a string; quote it".to_string()),
         (Kind::Integer, toml::Value::Integer(_)) => Ok(value.clone()),
-        (Kind::Integer, toml::Value::String(s)) => s
-            .trim()
-            .parse::<i64>()
-            .map(toml::Value::Integer)
-            .map_err(|_| "must be a whole number, e.g. 2".to_string()),
+        (Kind::Integer, toml::Value::String(s)) => {
+            s.trim().parse::<i64>().map(toml::Value::Integer).map_err(|_| "must be a whole number, e.g. 2".to_string())
+        }
         (Kind::Integer, _) => Err("must be a whole number, e.g. 2".to_string()),
         (Kind::Bool, toml::Value::Boolean(_)) => Ok(value.clone()),
         (Kind::Bool, toml::Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
@@ -555,25 +554,41 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
         }
     }
     if config.buckets.raw == config.buckets.staging {
-        bad("buckets.staging", &config.buckets.staging, "must differ from buckets.raw (raw input and staging output are separate buckets)".into());
+        bad(
+            "buckets.staging",
+            &config.buckets.staging,
+            "must differ from buckets.raw (raw input and staging output are separate buckets)".into(),
+        );
     }
     let region = &config.aws.region;
     if !region.is_empty() && !regex_is_match(r"^[a-z]{2}(-[a-z]+)+-\d$", region) {
-        bad("aws.region", region, "must be an AWS region such as us-east-1, or empty for the SDK's default chain".into());
+        bad(
+            "aws.region",
+            region,
+            "must be an AWS region such as us-east-1, or empty for the SDK's default chain".into(),
+        );
     }
     if let Some(url) = config.endpoint_url() {
         match url::Url::parse(url) {
             Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
-            _ => bad("aws.endpoint_url", url, "must be an http(s) URL such as http://127.0.0.1:5000, or empty".into()),
+            _ => bad("aws.endpoint_url", &mask_user_info(url), "must be an http(s) URL such as http://127.0.0.1:5000, or empty".into()),
         }
     }
     let label = &config.emr.release_label;
     if !regex_is_match(r"^emr-7\.\d+\.\d+$", label) {
-        bad("emr.release_label", label, "must be an EMR 7 release label such as emr-7.12.0 (the jobs need Spark 3.5)".into());
+        bad(
+            "emr.release_label",
+            label,
+            "must be an EMR 7 release label such as emr-7.12.0 (the jobs need Spark 3.5)".into(),
+        );
     }
     if let Some(id) = config.cluster_id() {
         if !regex_is_match(r"^j-[A-Z0-9]{1,64}$", id) {
-            bad("emr.cluster_id", id, "must be an EMR cluster id such as j-2AXXXXXXGAPLF, or empty to create a cluster".into());
+            bad(
+                "emr.cluster_id",
+                id,
+                "must be an EMR cluster id such as j-2AXXXXXXGAPLF, or empty to create a cluster".into(),
+            );
         }
     }
     let log_uri = &config.emr.log_uri;
@@ -602,11 +617,19 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
         }
     }
     if config.emr.step_concurrency > 256 {
-        bad("emr.step_concurrency", &config.emr.step_concurrency.to_string(), "EMR allows 1 to 256 concurrent steps".into());
+        bad(
+            "emr.step_concurrency",
+            &config.emr.step_concurrency.to_string(),
+            "EMR allows 1 to 256 concurrent steps".into(),
+        );
     }
     // EMR's idle timeout is 60 seconds to 7 days.
     if config.emr.idle_timeout_minutes > 7 * 24 * 60 {
-        bad("emr.idle_timeout_minutes", &config.emr.idle_timeout_minutes.to_string(), "EMR allows at most 7 days (10080 minutes)".into());
+        bad(
+            "emr.idle_timeout_minutes",
+            &config.emr.idle_timeout_minutes.to_string(),
+            "EMR allows at most 7 days (10080 minutes)".into(),
+        );
     }
     for (key, value) in [
         ("local.lake_dir", &config.local.lake_dir),
@@ -618,7 +641,11 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
         }
     }
     if config.warehouse.kind == "redshift" && config.warehouse.redshift_copy_role_arn.trim().is_empty() {
-        bad("warehouse.redshift_copy_role_arn", "", "must be the ARN of the role Redshift COPY assumes when warehouse.kind = redshift".into());
+        bad(
+            "warehouse.redshift_copy_role_arn",
+            "",
+            "must be the ARN of the role Redshift COPY assumes when warehouse.kind = redshift".into(),
+        );
     }
     for (key, value) in &config.spark {
         if key.trim().is_empty() || key.contains(char::is_whitespace) || key.contains('=') {
@@ -628,13 +655,26 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
     problems
 }
 
+/// Masks the user info of a URL-like value (`http://user:secret@host` → `http://***@host`),
+/// so credentials embedded in an endpoint never reach messages or rendered output.
+pub fn mask_user_info(url: &str) -> String {
+    let start = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let authority_end = url[start..].find('/').map(|i| start + i).unwrap_or(url.len());
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
+    }
+}
+
 fn regex_is_match(pattern: &str, value: &str) -> bool {
     regex::Regex::new(pattern).expect("valid pattern").is_match(value)
 }
 
 /// S3 bucket naming rules (general purpose buckets).
 pub fn check_bucket_name(name: &str) -> Result<(), String> {
-    let fix = |why: &str| Err(format!("{why}; S3 bucket names are 3-63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit"));
+    let fix = |why: &str| {
+        Err(format!("{why}; S3 bucket names are 3-63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit"))
+    };
     if name.len() < 3 || name.len() > 63 {
         return fix("wrong length");
     }

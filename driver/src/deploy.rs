@@ -29,7 +29,9 @@ pub enum DeployError {
         #[source]
         source: std::io::Error,
     },
-    #[error("could not write the job package to {path}: {source}; check that the temporary folder is writable (TMPDIR)")]
+    #[error(
+        "could not write the job package to {path}: {source}; check that the temporary folder is writable (TMPDIR)"
+    )]
     Write {
         path: String,
         #[source]
@@ -63,8 +65,14 @@ pub struct Artifact {
 impl Artifact {
     /// Hashes a local file.
     pub fn from_file(name: &str, path: &Path) -> Result<Self, DeployError> {
-        let bytes = std::fs::read(path).map_err(|source| DeployError::Read { path: path.display().to_string(), source })?;
-        Ok(Artifact { name: name.to_string(), path: path.to_path_buf(), sha256: sha256_hex(&bytes), size: bytes.len() as u64 })
+        let bytes =
+            std::fs::read(path).map_err(|source| DeployError::Read { path: path.display().to_string(), source })?;
+        Ok(Artifact {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            sha256: sha256_hex(&bytes),
+            size: bytes.len() as u64,
+        })
     }
 
     /// `s3://<raw>/artifacts/<sha256>/<name>`.
@@ -89,9 +97,11 @@ impl ArtifactSet {
         let package_dir = project_root.join("pyspark_jobs");
         let run_job = package_dir.join(RUN_JOB_PY);
         let packages = project_root.join("bootstrap").join(PACKAGES_SH);
-        for (what, path) in
-            [("the pyspark_jobs/ folder", &package_dir), ("the entry script", &run_job), ("the bootstrap script", &packages)]
-        {
+        for (what, path) in [
+            ("the pyspark_jobs/ folder", &package_dir),
+            ("the entry script", &run_job),
+            ("the bootstrap script", &packages),
+        ] {
             if !path.exists() {
                 return Err(DeployError::Missing { what, path: path.display().to_string() });
             }
@@ -101,7 +111,12 @@ impl ArtifactSet {
         let zip_path = std::env::temp_dir().join("emr-driver-artifacts").join(&digest).join(PYSPARK_JOBS_ZIP);
         write_once(&zip_path, &zip)?;
         Ok(ArtifactSet {
-            pyspark_jobs_zip: Artifact { name: PYSPARK_JOBS_ZIP.to_string(), path: zip_path, sha256: digest, size: zip.len() as u64 },
+            pyspark_jobs_zip: Artifact {
+                name: PYSPARK_JOBS_ZIP.to_string(),
+                path: zip_path,
+                sha256: digest,
+                size: zip.len() as u64,
+            },
             run_job_py: Artifact::from_file(RUN_JOB_PY, &run_job)?,
             packages_sh: Artifact::from_file(PACKAGES_SH, &packages)?,
         })
@@ -136,10 +151,13 @@ pub fn package_files(package_dir: &Path) -> Result<Vec<(String, PathBuf)>, Deplo
     let mut files = Vec::new();
     let walker = walkdir::WalkDir::new(package_dir).into_iter().filter_entry(|entry| {
         let name = entry.file_name().to_string_lossy();
-        !(entry.file_type().is_dir() && entry.depth() > 0 && (name == "tests" || name == "__pycache__" || name.starts_with('.')))
+        !(entry.file_type().is_dir()
+            && entry.depth() > 0
+            && (name == "tests" || name == "__pycache__" || name.starts_with('.')))
     });
     for entry in walker {
-        let entry = entry.map_err(|e| DeployError::Read { path: package_dir.display().to_string(), source: e.into() })?;
+        let entry =
+            entry.map_err(|e| DeployError::Read { path: package_dir.display().to_string(), source: e.into() })?;
         if !entry.file_type().is_file() {
             continue;
         }
@@ -173,7 +191,8 @@ pub fn build_package_zip(package_dir: &Path) -> Result<Vec<u8>, DeployError> {
     }
     let mut entries: Vec<(String, Vec<u8>)> = folders.into_iter().map(|f| (f, Vec::new())).collect();
     for (name, path) in files {
-        let data = std::fs::read(&path).map_err(|source| DeployError::Read { path: path.display().to_string(), source })?;
+        let data =
+            std::fs::read(&path).map_err(|source| DeployError::Read { path: path.display().to_string(), source })?;
         entries.push((name, data));
     }
     entries.sort();

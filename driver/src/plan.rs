@@ -44,7 +44,9 @@ pub enum PlanError {
     Artifacts(#[from] DeployError),
     #[error("step name `{name}` is {len} characters; EMR allows {MAX_STEP_NAME}: shorten pipeline.name")]
     StepNameTooLong { name: String, len: usize },
-    #[error("no step `{key}` in the pipeline; the steps are classify_reviews, parse_logs, build_dimensions, build_fact")]
+    #[error(
+        "no step `{key}` in the pipeline; the steps are classify_reviews, parse_logs, build_dimensions, build_fact"
+    )]
     UnknownStep { key: String },
 }
 
@@ -92,10 +94,8 @@ impl LakeUris {
         let dt = format!("dt={date}");
         let st = |path: &str| format!("s3://{staging}/{path}");
         let metrics_root = st(&format!("_metrics/{dt}"));
-        let metrics = STEP_DEPENDENCIES
-            .iter()
-            .map(|(job, _)| (job.to_string(), format!("{metrics_root}/{job}")))
-            .collect();
+        let metrics =
+            STEP_DEPENDENCIES.iter().map(|(job, _)| (job.to_string(), format!("{metrics_root}/{job}"))).collect();
         LakeUris {
             movie_review_input: format!("s3://{raw}/incoming/{dt}/movie_review{suffix}"),
             log_reviews_input: format!("s3://{raw}/incoming/{dt}/log_reviews{suffix}"),
@@ -244,8 +244,7 @@ impl Plan {
     /// The variables every template sees: run id and date, artifacts, URIs, Spark conf and
     /// the `[emr]` section. `submit` renders any template file with these (plus its own).
     pub fn vars(&self) -> Value {
-        let spark_conf: Vec<Value> =
-            self.config.spark.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        let spark_conf: Vec<Value> = self.config.spark.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
         json!({
             "run_id": self.run_id,
             "run_date": self.date(),
@@ -294,7 +293,7 @@ impl Plan {
             "config_hash": self.config_hash,
             "aws": {
                 "region": self.config.aws.region,
-                "endpoint_url": self.config.endpoint_url().map(redact_url),
+                "endpoint_url": self.config.endpoint_url().map(crate::config::mask_user_info),
             },
             "buckets": {"raw": self.config.buckets.raw, "staging": self.config.buckets.staging},
             "uris": self.uris,
@@ -303,18 +302,6 @@ impl Plan {
             "cluster_id": self.cluster_id,
             "cluster_request": self.cluster,
         })
-    }
-}
-
-/// Masks the user info of a URL (`http://user:secret@host` → `http://***@host`).
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
-            let _ = parsed.set_password(None);
-            let _ = parsed.set_username("***");
-            parsed.to_string()
-        }
-        _ => url.to_string(),
     }
 }
 
@@ -358,7 +345,9 @@ mod tests {
 
     #[test]
     fn endpoint_user_info_is_masked() {
-        assert_eq!(redact_url("http://user:secret@localhost:5000/"), "http://***@localhost:5000/");
-        assert_eq!(redact_url("http://127.0.0.1:5000"), "http://127.0.0.1:5000");
+        use crate::config::mask_user_info;
+        assert_eq!(mask_user_info("http://user:secret@localhost:5000/"), "http://***@localhost:5000/");
+        assert_eq!(mask_user_info("user:secret@host"), "***@host");
+        assert_eq!(mask_user_info("http://127.0.0.1:5000/a@b"), "http://127.0.0.1:5000/a@b");
     }
 }

@@ -30,7 +30,8 @@ fn project(root: &Path) {
 fn the_package_ships_code_and_readme_only_in_sorted_order() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
-    let names: Vec<String> = package_files(&dir.path().join("pyspark_jobs")).unwrap().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> =
+        package_files(&dir.path().join("pyspark_jobs")).unwrap().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
         names,
         vec![

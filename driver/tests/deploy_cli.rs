@@ -35,7 +35,13 @@ fn json_of(out: &[u8]) -> serde_json::Value {
 fn dry_run_lists_the_uris_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
-    let out = driver(dir.path()).args(["--output", "json", "deploy", "--dry-run"]).assert().success().get_output().stdout.clone();
+    let out = driver(dir.path())
+        .args(["--output", "json", "deploy", "--dry-run"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let doc = json_of(&out);
     assert_eq!(doc["dry_run"], true);
     let uris: Vec<&str> = doc["artifacts"].as_array().unwrap().iter().map(|a| a["uri"].as_str().unwrap()).collect();
@@ -49,7 +55,13 @@ fn deploying_to_the_local_lake_twice_uploads_once() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
     let run = || {
-        let out = driver(dir.path()).args(["--output", "json", "deploy", "--target", "local"]).assert().success().get_output().stdout.clone();
+        let out = driver(dir.path())
+            .args(["--output", "json", "deploy", "--target", "local"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
         json_of(&out)
     };
     let first = run();

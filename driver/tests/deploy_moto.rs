@@ -119,7 +119,8 @@ async fn a_second_deploy_uploads_nothing() {
 #[tokio::test]
 async fn the_endpoint_override_comes_from_the_config_key() {
     let moto = MotoServer::start();
-    let settings = AwsSettings { region: Some("us-east-1".into()), profile: None, endpoint_url: Some(moto.endpoint.clone()) };
+    let settings =
+        AwsSettings { region: Some("us-east-1".into()), profile: None, endpoint_url: Some(moto.endpoint.clone()) };
     let sdk = sdk_config(&settings).await;
     assert_eq!(sdk.endpoint_url(), Some(moto.endpoint.as_str()));
     assert!(emr_driver::aws::endpoint_overridden(&sdk));

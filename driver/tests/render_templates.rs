@@ -61,7 +61,12 @@ fn config(sets: &[&str]) -> Config {
 }
 
 fn artifact(name: &str, digit: char) -> Artifact {
-    Artifact { name: name.to_string(), path: PathBuf::from(format!("/build/{name}")), sha256: digit.to_string().repeat(64), size: 100 }
+    Artifact {
+        name: name.to_string(),
+        path: PathBuf::from(format!("/build/{name}")),
+        sha256: digit.to_string().repeat(64),
+        size: 100,
+    }
 }
 
 fn artifacts() -> ArtifactSet {
@@ -110,9 +115,18 @@ fn spark_submit_command_line_has_the_documented_shape() {
     let entry = args.iter().position(|a| *a == plan.artifacts.run_job_py.uri).unwrap();
     assert_eq!(&args[entry + 1..entry + 4], &["parse_logs", "--run-date", DATE]);
     // Every --conf of the [spark] table, in key order, before the entry script.
-    let confs: Vec<&str> = args[5..entry].chunks(2).map(|c| { assert_eq!(c[0], "--conf"); c[1].as_str() }).collect();
+    let confs: Vec<&str> = args[5..entry]
+        .chunks(2)
+        .map(|c| {
+            assert_eq!(c[0], "--conf");
+            c[1].as_str()
+        })
+        .collect();
     assert_eq!(confs, vec!["spark.sql.session.timeZone=UTC", "spark.sql.shuffle.partitions=16"]);
-    assert_eq!(plan.artifacts.pyspark_jobs_zip.uri, format!("s3://movie-analytics-dev-raw/artifacts/{}/pyspark_jobs.zip", "a".repeat(64)));
+    assert_eq!(
+        plan.artifacts.pyspark_jobs_zip.uri,
+        format!("s3://movie-analytics-dev-raw/artifacts/{}/pyspark_jobs.zip", "a".repeat(64))
+    );
 }
 
 #[test]
@@ -198,7 +212,11 @@ fn a_template_file_renders_with_the_plan_vars_and_strictly() {
     assert_eq!(step.hadoop_jar_step.args[2], "s3://movie-analytics-dev-staging/review_logs/dt=2021-10-31");
 
     let bad = dir.path().join("bad.json.hbs");
-    std::fs::write(&bad, r#"{"Name": "{{no_such_var}}", "ActionOnFailure": "CONTINUE", "HadoopJarStep": {"Jar": "x"}}"#).unwrap();
+    std::fs::write(
+        &bad,
+        r#"{"Name": "{{no_such_var}}", "ActionOnFailure": "CONTINUE", "HadoopJarStep": {"Jar": "x"}}"#,
+    )
+    .unwrap();
     let err = render_step_file(&bad, &plan.vars()).unwrap_err();
     assert!(matches!(err, RenderError::Template { .. }) && err.to_string().contains("no_such_var"), "{err}");
     assert!(matches!(render_step_file(&dir.path().join("missing"), &plan.vars()), Err(RenderError::Read { .. })));

@@ -78,7 +78,10 @@ async fn small_objects_round_trip_and_list_in_pages() {
     let (store, log) = setup(&moto).await;
     let store = store.with_list_page_size(2);
     for i in 0..5 {
-        store.put_bytes(&uri(&format!("s3://raw/incoming/dt=2021-10-31/f{i}.csv")), Bytes::from(format!("row {i}"))).await.unwrap();
+        store
+            .put_bytes(&uri(&format!("s3://raw/incoming/dt=2021-10-31/f{i}.csv")), Bytes::from(format!("row {i}")))
+            .await
+            .unwrap();
     }
     store.put_bytes(&uri("s3://raw/incoming/dt=2021-11-01/other.csv"), Bytes::from_static(b"x")).await.unwrap();
     log.take();
@@ -224,7 +227,9 @@ async fn a_missing_bucket_and_an_unreachable_endpoint_say_what_to_check() {
     };
     let sdk = sdk_config(&settings).await;
     let client = aws_sdk_s3::Client::from_conf(
-        s3_config_builder(&sdk).retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(1)).build(),
+        s3_config_builder(&sdk)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(1))
+            .build(),
     );
     let err = S3Store::new(client).head(&uri("s3://raw/k")).await.unwrap_err();
     match &err {

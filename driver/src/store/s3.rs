@@ -100,10 +100,19 @@ impl S3Store {
             }
             Err(error) => {
                 // Best effort: the original error is the one worth reporting.
-                if let Err(abort) =
-                    self.client.abort_multipart_upload().bucket(&uri.bucket).key(&uri.key).upload_id(&upload_id).send().await
+                if let Err(abort) = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&uri.bucket)
+                    .key(&uri.key)
+                    .upload_id(&upload_id)
+                    .send()
+                    .await
                 {
-                    tracing::warn!("could not abort multipart upload {upload_id} of {uri}: {}", classify(&abort).message);
+                    tracing::warn!(
+                        "could not abort multipart upload {upload_id} of {uri}: {}",
+                        classify(&abort).message
+                    );
                 }
                 Err(error)
             }
@@ -170,10 +179,16 @@ impl S3Store {
 
 type PartResult = (
     i32,
-    Result<aws_sdk_s3::operation::upload_part::UploadPartOutput, SdkError<aws_sdk_s3::operation::upload_part::UploadPartError, HttpResponse>>,
+    Result<
+        aws_sdk_s3::operation::upload_part::UploadPartOutput,
+        SdkError<aws_sdk_s3::operation::upload_part::UploadPartError, HttpResponse>,
+    >,
 );
 
-fn finish_part(uri: &ObjectUri, joined: Result<PartResult, tokio::task::JoinError>) -> Result<CompletedPart, StoreError> {
+fn finish_part(
+    uri: &ObjectUri,
+    joined: Result<PartResult, tokio::task::JoinError>,
+) -> Result<CompletedPart, StoreError> {
     let (number, result) = joined.map_err(|e| StoreError::S3 {
         op: "upload a part of",
         uri: uri.to_string(),
@@ -202,7 +217,13 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     let failure = classify(error);
-    StoreError::S3 { op, uri: uri.to_string(), message: failure.message, hint: failure.hint, transient: failure.transient }
+    StoreError::S3 {
+        op,
+        uri: uri.to_string(),
+        message: failure.message,
+        hint: failure.hint,
+        transient: failure.transient,
+    }
 }
 
 fn status_of<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
@@ -228,7 +249,10 @@ impl ObjectStore for S3Store {
                 uri: uri.clone(),
                 size: out.content_length().unwrap_or(0).max(0) as u64,
                 last_modified: out.last_modified().and_then(to_chrono),
-                metadata: out.metadata().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default(),
+                metadata: out
+                    .metadata()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
             })),
             Err(e) if status_of(&e) == Some(404) => Ok(None),
             Err(e) => Err(s3_err("read the metadata of", uri, &e)),
@@ -236,8 +260,8 @@ impl ObjectStore for S3Store {
     }
 
     async fn list(&self, prefix: &ObjectUri) -> Result<Vec<ObjectMeta>, StoreError> {
-        let mut pages =
-            self.client
+        let mut pages = self
+            .client
             .list_objects_v2()
             .bucket(&prefix.bucket)
             .prefix(&prefix.key)
@@ -309,7 +333,12 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn put_file(&self, uri: &ObjectUri, path: &Path, metadata: &BTreeMap<String, String>) -> Result<(), StoreError> {
+    async fn put_file(
+        &self,
+        uri: &ObjectUri,
+        path: &Path,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
         let local = |source| StoreError::Local { op: "read the local file for", uri: uri.to_string(), source };
         let size = tokio::fs::metadata(path).await.map_err(local)?.len();
         if size <= self.multipart_threshold {
