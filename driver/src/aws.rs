@@ -165,10 +165,12 @@ where
 {
     let message = DisplayErrorContext(error).to_string();
     let lower = message.to_ascii_lowercase();
-    let credentials_missing = lower.contains("no credentials")
-        || lower.contains("credentials provider")
-        || lower.contains("failed to load credentials")
-        || lower.contains("the sso session")
+    // Client-side identity failures: no provider found anything (NoIdentityResolver), the
+    // chain failed to load credentials, or an SSO token expired.
+    let credentials_missing = lower.contains("credential")
+        || lower.contains("identity")
+        || lower.contains("sso session")
+        || lower.contains("sso token")
         || lower.contains("token has expired");
     match error {
         SdkError::ServiceError(context) => {

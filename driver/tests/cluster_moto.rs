@@ -6,6 +6,13 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 
 use emr_driver::aws::{emr_client, sdk_config, tag_map, AwsSettings};
 use emr_driver::cluster::{create_cluster, find_cluster_for_run};
@@ -13,6 +20,30 @@ use emr_driver::config::{Config, Overrides};
 use emr_driver::deploy::{Artifact, ArtifactSet};
 use emr_driver::plan::Plan;
 use support::moto::MotoServer;
+
+/// Keeps the JSON body of every request the EMR client sends.
+#[derive(Debug, Clone, Default)]
+struct Bodies(Arc<Mutex<Vec<serde_json::Value>>>);
+
+impl Intercept for Bodies {
+    fn name(&self) -> &'static str {
+        "Bodies"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(bytes) = context.request().body().bytes() {
+            if let Ok(json) = serde_json::from_slice(bytes) {
+                self.0.lock().unwrap().push(json);
+            }
+        }
+        Ok(())
+    }
+}
 
 fn artifacts() -> ArtifactSet {
     let artifact = |name: &str, digit: char| Artifact {
@@ -86,4 +117,37 @@ async fn a_cluster_with_the_run_id_in_its_name_but_not_our_tags_is_not_ours() {
     foreign.tags.retain(|t| t.key != "managed-by");
     create_cluster(&emr, &foreign).await.unwrap();
     assert_eq!(find_cluster_for_run(&emr, &plan.run_id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_sdk_request_carries_every_field_of_the_rendered_one() {
+    // moto ignores some fields (AutoTerminationPolicy), so compare what goes on the wire:
+    // EMR speaks JSON, in the same shape as the rendered request.
+    let moto = MotoServer::start();
+    let plan = plan_for(&moto.endpoint, "2021-10-31");
+    let sdk = sdk_config(&AwsSettings::from_config(&plan.config)).await;
+    let bodies = Bodies::default();
+    let emr = aws_sdk_emr::Client::from_conf(aws_sdk_emr::config::Builder::from(&sdk).interceptor(bodies.clone()).build());
+    let request = plan.cluster.as_ref().unwrap();
+    create_cluster(&emr, request).await.unwrap();
+    let sent = bodies.0.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(sent, serde_json::to_value(request).unwrap());
+    assert_eq!(sent["AutoTerminationPolicy"]["IdleTimeout"], 1800);
+    assert_eq!(sent["Instances"]["Ec2SubnetId"], "subnet-0123456789abcdef0");
+}
+
+#[tokio::test]
+async fn no_credentials_says_how_to_get_some() {
+    let moto = MotoServer::start();
+    // An EMR client with no credentials provider, as when no profile, variable or role is found.
+    let conf = aws_sdk_emr::Config::builder()
+        .behavior_version(aws_sdk_emr::config::BehaviorVersion::latest())
+        .region(aws_sdk_emr::config::Region::new("us-east-1"))
+        .endpoint_url(&moto.endpoint)
+        .build();
+    let err = find_cluster_for_run(&aws_sdk_emr::Client::from_conf(conf), "2021-10-31-abc").await.unwrap_err();
+    assert!(!err.is_transient(), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("ListClusters") && message.contains("aws sso login"), "{message}");
+    assert_eq!(emr_driver::error::ExitStatus::exit_code(&err), emr_driver::error::ExitCode::Aws);
 }

@@ -241,3 +241,4 @@ async fn a_missing_bucket_and_an_unreachable_endpoint_say_what_to_check() {
     }
     assert_eq!(emr_driver::error::ExitStatus::exit_code(&err), emr_driver::error::ExitCode::Aws);
 }
+
