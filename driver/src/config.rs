@@ -180,6 +180,9 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("warehouse", "redshift_copy_role_arn", Kind::Text),
 ];
 
+/// Keys with a default, which the file may leave out.
+pub const OPTIONAL_KEYS: &[&str] = &["pipeline.input_suffix", "emr.action_on_failure"];
+
 /// The free-form section whose keys are Spark property names.
 pub const SPARK_SECTION: &str = "spark";
 
@@ -410,6 +413,26 @@ impl Layers {
         }
     }
 
+    /// Names every required key the layers leave unset.
+    fn check_required(&mut self) {
+        for (section, key, _) in KEYS {
+            let path = format!("{section}.{key}");
+            let present = self.table.get(*section).and_then(|s| s.as_table()).is_some_and(|t| t.contains_key(*key));
+            if !present && !OPTIONAL_KEYS.contains(&path.as_str()) {
+                self.problems.push(Problem {
+                    key: path.clone(),
+                    value: String::new(),
+                    origin: self.file_origin.clone(),
+                    fix: format!(
+                        "missing; add `{key} = ...` under [{section}] (see config/pipeline.toml) or set {ENV_PREFIX}{}_{}",
+                        section.to_ascii_uppercase(),
+                        key.to_ascii_uppercase()
+                    ),
+                });
+            }
+        }
+    }
+
     /// Checks every key against [`KEYS`] and coerces string values to their kind.
     fn check_keys(&mut self) {
         let sections: Vec<String> = self.table.keys().cloned().collect();
@@ -466,6 +489,7 @@ impl Layers {
 
     fn into_config(mut self) -> Result<Config, ConfigError> {
         self.check_keys();
+        self.check_required();
         if !self.problems.is_empty() {
             return Err(ConfigError::Invalid { problems: self.problems });
         }
@@ -571,7 +595,11 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
     if let Some(url) = config.endpoint_url() {
         match url::Url::parse(url) {
             Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
-            _ => bad("aws.endpoint_url", &mask_user_info(url), "must be an http(s) URL such as http://127.0.0.1:5000, or empty".into()),
+            _ => bad(
+                "aws.endpoint_url",
+                &mask_user_info(url),
+                "must be an http(s) URL such as http://127.0.0.1:5000, or empty".into(),
+            ),
         }
     }
     let label = &config.emr.release_label;

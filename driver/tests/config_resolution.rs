@@ -128,8 +128,19 @@ fn a_wrongly_typed_file_value_is_named() {
 fn a_missing_key_is_named() {
     let text = FILE.replace("staging = \"movie-analytics-dev-staging\"", "");
     let err = Config::from_toml_str(&text, "pipeline.toml", &HashMap::new(), &Overrides::default()).unwrap_err();
-    let message = problems_text(err);
-    assert!(message.contains("staging"), "{message}");
+    let ConfigError::Invalid { problems } = &err else { panic!("{err}") };
+    assert_eq!(problems.len(), 1, "{err}");
+    assert_eq!(problems[0].key, "buckets.staging");
+    assert!(problems[0].fix.contains("EMR_DRIVER_BUCKETS_STAGING"), "{err}");
+    // The environment can supply it.
+    let config = Config::from_toml_str(
+        &text,
+        "pipeline.toml",
+        &env(&[("EMR_DRIVER_BUCKETS_STAGING", "from-env")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(config.buckets.staging, "from-env");
 }
 
 #[test]

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -46,6 +48,38 @@ impl Intercept for RequestLog {
         let uri = request.uri().to_string();
         let path = uri.splitn(4, '/').nth(3).unwrap_or("");
         self.0.lock().unwrap().push(format!("{} /{}", request.method(), path));
+        Ok(())
+    }
+}
+
+/// Tracks how many requests are on the wire at once, and the most ever.
+#[derive(Debug, Clone, Default)]
+struct InFlight(Arc<Mutex<(usize, usize)>>);
+
+impl Intercept for InFlight {
+    fn name(&self) -> &'static str {
+        "InFlight"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let mut counts = self.0.lock().unwrap();
+        counts.0 += 1;
+        counts.1 = counts.1.max(counts.0);
+        Ok(())
+    }
+
+    fn read_before_deserialization(
+        &self,
+        _context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.lock().unwrap().0 -= 1;
         Ok(())
     }
 }
@@ -242,3 +276,26 @@ async fn a_missing_bucket_and_an_unreachable_endpoint_say_what_to_check() {
     assert_eq!(emr_driver::error::ExitStatus::exit_code(&err), emr_driver::error::ExitCode::Aws);
 }
 
+#[tokio::test]
+async fn multipart_concurrency_stays_within_its_bound() {
+    let moto = MotoServer::start();
+    let log = RequestLog::default();
+    let in_flight = InFlight::default();
+    let settings =
+        AwsSettings { region: Some("us-east-1".into()), profile: None, endpoint_url: Some(moto.endpoint.clone()) };
+    let sdk = sdk_config(&settings).await;
+    let client = aws_sdk_s3::Client::from_conf(
+        s3_config_builder(&sdk).interceptor(log.clone()).interceptor(in_flight.clone()).build(),
+    );
+    client.create_bucket().bucket("raw").send().await.unwrap();
+    let store = S3Store::new(client).with_multipart(MIN_PART_SIZE, MIN_PART_SIZE as u64, 2);
+    let content = pattern(MIN_PART_SIZE * 5 + 1);
+    let body: ObjectReader = Box::pin(std::io::Cursor::new(content.clone()));
+    store.put_stream(&uri("s3://raw/six-parts.bin"), body).await.unwrap();
+    let parts = log.take().iter().filter(|r| r.contains("x-id=UploadPart")).count();
+    assert_eq!(parts, 6);
+    let (now, most) = *in_flight.0.lock().unwrap();
+    assert_eq!(now, 0);
+    assert!(most <= 2, "{most} requests were in flight at once; the bound is 2");
+    assert_eq!(store.get_bytes(&uri("s3://raw/six-parts.bin")).await.unwrap().len(), content.len());
+}
