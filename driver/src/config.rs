@@ -180,6 +180,9 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("warehouse", "redshift_copy_role_arn", Kind::Text),
 ];
 
+/// `EMR_DRIVER_*` variables that are not config overrides.
+pub const NON_CONFIG_ENV: &[&str] = &["CONFIG", "LOG"];
+
 /// Keys with a default, which the file may leave out.
 pub const OPTIONAL_KEYS: &[&str] = &["pipeline.input_suffix", "emr.action_on_failure"];
 
@@ -372,7 +375,17 @@ impl Layers {
         names.sort();
         for name in names {
             let rest = &name[ENV_PREFIX.len()..];
-            let Some(section) = env_section(rest) else { continue };
+            let Some(section) = env_section(rest) else {
+                if !NON_CONFIG_ENV.contains(&rest) {
+                    // Not an error: other EMR_DRIVER_* variables may exist. But a misspelt
+                    // section must not pass unnoticed.
+                    tracing::warn!(
+                        "ignoring {name}: not a config override; write EMR_DRIVER_<SECTION>_<KEY> with a section among {}",
+                        known_sections().join(", ")
+                    );
+                }
+                continue;
+            };
             let key_part = &rest[section.len() + 1..];
             let value = env[name].clone();
             let key =

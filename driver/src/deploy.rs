@@ -21,7 +21,7 @@ pub const SHA256_METADATA: &str = "sha256";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
-    #[error("{what} not found at {path}; run emr-driver from the repository root or pass --project-root")]
+    #[error("{what} is missing (looked for {path}); run emr-driver from the repository root or pass --project-root")]
     Missing { what: &'static str, path: String },
     #[error("could not read {path} while building the artifacts: {source}")]
     Read {

@@ -179,3 +179,10 @@ fn credentials_in_an_endpoint_never_reach_a_message() {
     let message = err.to_string();
     assert!(message.contains("aws.endpoint_url") && !message.contains("topsecret"), "{message}");
 }
+
+#[test]
+fn a_new_spark_property_can_come_from_the_environment() {
+    let config = load(&[("EMR_DRIVER_SPARK_SPARK_EXECUTOR_CORES", "4")], &[]).unwrap();
+    assert_eq!(config.spark["spark.executor.cores"], "4");
+    assert_eq!(config.spark["spark.sql.shuffle.partitions"], "16");
+}
