@@ -50,9 +50,13 @@ fn the_package_is_a_valid_zip_that_python_can_import_from() {
     let zip = build_package_zip(&dir.path().join("pyspark_jobs")).unwrap();
     let zip_path = dir.path().join("pyspark_jobs.zip");
     std::fs::write(&zip_path, &zip).unwrap();
-    // unzip's own integrity test (CRCs, offsets, central directory).
-    let test = Command::new("unzip").arg("-t").arg(&zip_path).output().expect("unzip is installed");
-    assert!(test.status.success(), "{}", String::from_utf8_lossy(&test.stdout));
+    // Python's own integrity check (CRCs, offsets, central directory).
+    let check = format!(
+        "import zipfile; assert zipfile.ZipFile({:?}).testzip() is None; print('ok')",
+        zip_path.display().to_string()
+    );
+    let test = Command::new("python3").args(["-c", &check]).output().expect("python3 is installed");
+    assert_eq!(String::from_utf8_lossy(&test.stdout).trim(), "ok", "{}", String::from_utf8_lossy(&test.stderr));
     // And what --py-files relies on: Python importing the package from the zip.
     let script = format!(
         "import sys; sys.path.insert(0, {:?}); import pyspark_jobs.jobs.classify_reviews as m; print(m.main.__name__)",
