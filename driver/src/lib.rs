@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod deploy;

@@ -1,1 +1,353 @@
-//! See docs/architecture.md (driver modules).
+//! The resolved plan: configuration, run date and artifacts resolved once into the single
+//! object every command reads. Resolving calls nothing (no AWS, no store), so `render` and
+//! `--dry-run` print exactly what a run would send.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::cluster::ClusterRequest;
+use crate::config::{Config, ConfigError, Overrides, Target};
+use crate::deploy::{ArtifactSet, DeployError, PlannedArtifact};
+use crate::error::{ExitCode, ExitStatus};
+use crate::render::{render_step, step_template, RenderError, STEP_TEMPLATES};
+use crate::step::StepConfig;
+use crate::store::local::LocalStore;
+use crate::store::s3::S3Store;
+use crate::store::ObjectStore;
+
+/// EMR limits step names to 256 characters.
+pub const MAX_STEP_NAME: usize = 256;
+
+/// The pipeline's Spark steps and what each waits for, in DAG order.
+pub const STEP_DEPENDENCIES: &[(&str, &[&str])] = &[
+    ("classify_reviews", &[]),
+    ("parse_logs", &[]),
+    ("build_dimensions", &["parse_logs"]),
+    ("build_fact", &["classify_reviews", "parse_logs", "build_dimensions"]),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("run date `{value}` is not a date; write it as YYYY-MM-DD, e.g. --date 2021-10-31")]
+    BadDate { value: String },
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Artifacts(#[from] DeployError),
+    #[error("step name `{name}` is {len} characters; EMR allows {MAX_STEP_NAME}: shorten pipeline.name")]
+    StepNameTooLong { name: String, len: usize },
+    #[error(
+        "no step `{key}` in the pipeline; the steps are classify_reviews, parse_logs, build_dimensions, build_fact"
+    )]
+    UnknownStep { key: String },
+}
+
+impl ExitStatus for PlanError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            PlanError::Config(e) => e.exit_code(),
+            PlanError::Render(e) => e.exit_code(),
+            PlanError::Artifacts(e) => e.exit_code(),
+            _ => ExitCode::BadInput,
+        }
+    }
+}
+
+/// Every URI of the lake layout for one run (docs/architecture.md). Folders have no trailing
+/// slash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LakeUris {
+    pub movie_review_input: String,
+    pub log_reviews_input: String,
+    pub user_purchase_input: String,
+    pub user_purchase_export: String,
+    pub user_purchase_export_file: String,
+    pub classified_movie_review: String,
+    pub review_logs: String,
+    pub rejects_movie_review: String,
+    pub rejects_log_reviews: String,
+    pub dims_root: String,
+    pub load_root: String,
+    pub fact_movie_analytics: String,
+    pub metrics_root: String,
+    /// Job name → its metrics folder.
+    pub metrics: BTreeMap<String, String>,
+    pub artifacts_root: String,
+    pub manifest: String,
+    pub lock: String,
+    pub emr_log_uri: String,
+}
+
+impl LakeUris {
+    pub fn new(config: &Config, date: &str, run_id: &str) -> Self {
+        let raw = &config.buckets.raw;
+        let staging = &config.buckets.staging;
+        let suffix = &config.pipeline.input_suffix;
+        let dt = format!("dt={date}");
+        let st = |path: &str| format!("s3://{staging}/{path}");
+        let metrics_root = st(&format!("_metrics/{dt}"));
+        let metrics =
+            STEP_DEPENDENCIES.iter().map(|(job, _)| (job.to_string(), format!("{metrics_root}/{job}"))).collect();
+        LakeUris {
+            movie_review_input: format!("s3://{raw}/incoming/{dt}/movie_review{suffix}"),
+            log_reviews_input: format!("s3://{raw}/incoming/{dt}/log_reviews{suffix}"),
+            user_purchase_input: format!("s3://{raw}/incoming/{dt}/user_purchase{suffix}"),
+            user_purchase_export: st(&format!("user_purchase/{dt}")),
+            user_purchase_export_file: st(&format!("user_purchase/{dt}/user_purchase.csv.gz")),
+            classified_movie_review: st(&format!("classified_movie_review/{dt}")),
+            review_logs: st(&format!("review_logs/{dt}")),
+            rejects_movie_review: st(&format!("rejects/movie_review/{dt}")),
+            rejects_log_reviews: st(&format!("rejects/log_reviews/{dt}")),
+            dims_root: st("dims"),
+            load_root: st(&format!("warehouse_load/{dt}")),
+            fact_movie_analytics: st(&format!("fact_movie_analytics/{dt}")),
+            metrics_root,
+            metrics,
+            artifacts_root: format!("s3://{raw}/artifacts"),
+            manifest: st(&format!("_runs/{run_id}.json")),
+            lock: st(&format!("_locks/{dt}.json")),
+            emr_log_uri: config.emr.log_uri.clone(),
+        }
+    }
+}
+
+/// One rendered pipeline step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedStep {
+    pub key: String,
+    pub depends_on: Vec<String>,
+    pub config: StepConfig,
+}
+
+/// The run's artifacts with their URIs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanArtifacts {
+    pub pyspark_jobs_zip: PlannedArtifact,
+    pub run_job_py: PlannedArtifact,
+    pub packages_sh: PlannedArtifact,
+}
+
+impl PlanArtifacts {
+    pub fn all(&self) -> Vec<PlannedArtifact> {
+        vec![self.pyspark_jobs_zip.clone(), self.run_job_py.clone(), self.packages_sh.clone()]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub config: Config,
+    pub run_date: NaiveDate,
+    pub run_id: String,
+    pub target: Target,
+    pub config_hash: String,
+    pub uris: LakeUris,
+    pub artifacts: PlanArtifacts,
+    /// In DAG order.
+    pub steps: Vec<PlannedStep>,
+    /// The cluster to reuse (`emr.cluster_id` / `--cluster-id`), if any.
+    pub cluster_id: Option<String>,
+    /// The cluster to create when the target is EMR and no cluster id is given.
+    pub cluster: Option<ClusterRequest>,
+}
+
+/// Parses a run date, `YYYY-MM-DD`.
+pub fn parse_run_date(value: &str) -> Result<NaiveDate, PlanError> {
+    let trimmed = value.trim();
+    if trimmed.len() != 10 {
+        return Err(PlanError::BadDate { value: value.to_string() });
+    }
+    NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").map_err(|_| PlanError::BadDate { value: value.to_string() })
+}
+
+/// `<run-date>-<12 hex of sha256(config hash + artifact digests)>`.
+pub fn run_id(run_date: NaiveDate, config_hash: &str, artifacts: &ArtifactSet) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(config_hash.as_bytes());
+    for artifact in artifacts.all() {
+        hasher.update(b"\n");
+        hasher.update(artifact.name.as_bytes());
+        hasher.update(b"=");
+        hasher.update(artifact.sha256.as_bytes());
+    }
+    let digest = hex::encode(hasher.finalize());
+    format!("{}-{}", run_date.format("%Y-%m-%d"), &digest[..12])
+}
+
+/// `"<run_id> <step key>"`: the run id in the name lets a rerun find its steps.
+pub fn step_name(run_id: &str, key: &str) -> String {
+    format!("{run_id} {key}")
+}
+
+impl Plan {
+    /// Applies the flag overrides, validates the date and renders every request.
+    pub fn resolve(
+        config: &Config,
+        overrides: &Overrides,
+        run_date: &str,
+        artifacts: &ArtifactSet,
+    ) -> Result<Plan, PlanError> {
+        let config = config.with_overrides(overrides)?;
+        let run_date = parse_run_date(run_date)?;
+        let config_hash = config.hash();
+        let run_id = run_id(run_date, &config_hash, artifacts);
+        let date = run_date.format("%Y-%m-%d").to_string();
+        let raw = config.buckets.raw.clone();
+        let plan_artifacts = PlanArtifacts {
+            pyspark_jobs_zip: PlannedArtifact::new(&artifacts.pyspark_jobs_zip, &raw),
+            run_job_py: PlannedArtifact::new(&artifacts.run_job_py, &raw),
+            packages_sh: PlannedArtifact::new(&artifacts.packages_sh, &raw),
+        };
+        let mut plan = Plan {
+            uris: LakeUris::new(&config, &date, &run_id),
+            target: config.pipeline.target,
+            cluster_id: config.cluster_id().map(str::to_string),
+            config,
+            run_date,
+            run_id,
+            config_hash,
+            artifacts: plan_artifacts,
+            steps: Vec::new(),
+            cluster: None,
+        };
+        for (key, depends_on) in STEP_DEPENDENCIES {
+            let template = step_template(key).expect("every step has an embedded template");
+            let config = render_step(&format!("steps/{key}.json.hbs"), template, &plan.step_vars(key))?;
+            if config.name.chars().count() > MAX_STEP_NAME {
+                return Err(PlanError::StepNameTooLong { len: config.name.chars().count(), name: config.name });
+            }
+            plan.steps.push(PlannedStep {
+                key: key.to_string(),
+                depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
+                config,
+            });
+        }
+        debug_assert_eq!(plan.steps.len(), STEP_TEMPLATES.len());
+        if plan.target == Target::Emr && plan.cluster_id.is_none() {
+            plan.cluster = Some(ClusterRequest::render(&plan.cluster_vars())?);
+        }
+        Ok(plan)
+    }
+
+    /// The run date as `YYYY-MM-DD`.
+    pub fn date(&self) -> String {
+        self.run_date.format("%Y-%m-%d").to_string()
+    }
+
+    /// The variables every template sees: run id and date, artifacts, URIs, Spark conf and
+    /// the `[emr]` section. `submit` renders any template file with these (plus its own).
+    pub fn vars(&self) -> Value {
+        let spark_conf: Vec<Value> = self.config.spark.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+        json!({
+            "run_id": self.run_id,
+            "run_date": self.date(),
+            "config_hash": self.config_hash,
+            "pipeline_name": self.config.pipeline.name,
+            "action_on_failure": self.config.emr.action_on_failure,
+            "buckets": {"raw": self.config.buckets.raw, "staging": self.config.buckets.staging},
+            "artifacts": {
+                "pyspark_jobs_zip": self.artifacts.pyspark_jobs_zip.uri,
+                "run_job_py": self.artifacts.run_job_py.uri,
+                "packages_sh": self.artifacts.packages_sh.uri,
+            },
+            "uris": self.uris,
+            "spark_conf": spark_conf,
+            "emr": self.config.emr,
+        })
+    }
+
+    /// [`Plan::vars`] plus `step_name` for the step `key`.
+    pub fn step_vars(&self, key: &str) -> Value {
+        let mut vars = self.vars();
+        vars["step_name"] = Value::String(step_name(&self.run_id, key));
+        vars
+    }
+
+    /// [`Plan::vars`] plus what the cluster template needs.
+    pub fn cluster_vars(&self) -> Value {
+        let mut vars = self.vars();
+        vars["cluster_name"] = Value::String(format!("{} {}", self.config.pipeline.name, self.run_id));
+        vars["idle_timeout_seconds"] = json!(self.config.emr.idle_timeout_minutes * 60);
+        vars
+    }
+
+    /// The rendered step `key`.
+    pub fn step(&self, key: &str) -> Result<&PlannedStep, PlanError> {
+        self.steps.iter().find(|s| s.key == key).ok_or_else(|| PlanError::UnknownStep { key: key.to_string() })
+    }
+
+    /// The exact requests and resolved URIs, for `render` and `--dry-run`. Holds no secret:
+    /// credentials never enter the plan, and an endpoint URL's user info is masked.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "run_id": self.run_id,
+            "run_date": self.date(),
+            "target": self.target,
+            "config_hash": self.config_hash,
+            "aws": {
+                "region": self.config.aws.region,
+                "endpoint_url": self.config.endpoint_url().map(crate::config::mask_user_info),
+            },
+            "buckets": {"raw": self.config.buckets.raw, "staging": self.config.buckets.staging},
+            "uris": self.uris,
+            "artifacts": self.artifacts,
+            "steps": self.steps,
+            "cluster_id": self.cluster_id,
+            "cluster_request": self.cluster,
+        })
+    }
+}
+
+/// Reads the config (file → env → flags), builds the artifacts from `project_root` and
+/// resolves the plan: what most commands start with.
+pub fn load_plan(
+    config_path: &Path,
+    overrides: &Overrides,
+    run_date: &str,
+    project_root: &Path,
+) -> Result<Plan, PlanError> {
+    // All layers at once, so a flag can fix a bad value from the file or the environment.
+    let config = Config::load(config_path, &crate::config::process_env(), overrides)?;
+    let artifacts = ArtifactSet::build(project_root)?;
+    Plan::resolve(&config, &Overrides::default(), run_date, &artifacts)
+}
+
+/// The object store of the target: the lake folder (`local.lake_dir`) for `local`, S3 (over
+/// the standard AWS chain and `aws.*` settings) for `emr`.
+pub async fn open_store(config: &Config) -> Arc<dyn ObjectStore> {
+    match config.pipeline.target {
+        Target::Local => Arc::new(LocalStore::new(&config.local.lake_dir)),
+        Target::Emr => {
+            let sdk = crate::aws::sdk_config(&crate::aws::AwsSettings::from_config(config)).await;
+            Arc::new(S3Store::new(crate::aws::s3_client(&sdk)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_dates_are_strict() {
+        assert_eq!(parse_run_date("2021-10-31").unwrap(), NaiveDate::from_ymd_opt(2021, 10, 31).unwrap());
+        for bad in ["2021-02-30", "2021-1-5", "31/10/2021", "", "2021-10-31T00:00"] {
+            assert!(matches!(parse_run_date(bad), Err(PlanError::BadDate { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn endpoint_user_info_is_masked() {
+        use crate::config::mask_user_info;
+        assert_eq!(mask_user_info("http://user:secret@localhost:5000/"), "http://***@localhost:5000/");
+        assert_eq!(mask_user_info("user:secret@host"), "***@host");
+        assert_eq!(mask_user_info("http://127.0.0.1:5000/a@b"), "http://127.0.0.1:5000/a@b");
+    }
+}

@@ -11,8 +11,31 @@ use serde_json::Value;
 use crate::error::{ExitCode, ExitStatus};
 use crate::step::StepConfig;
 
+/// The pipeline's step templates, embedded so the binary works from any directory, in DAG
+/// order: `(step key, template)`.
+pub const STEP_TEMPLATES: &[(&str, &str)] = &[
+    ("classify_reviews", include_str!("../templates/steps/classify_reviews.json.hbs")),
+    ("parse_logs", include_str!("../templates/steps/parse_logs.json.hbs")),
+    ("build_dimensions", include_str!("../templates/steps/build_dimensions.json.hbs")),
+    ("build_fact", include_str!("../templates/steps/build_fact.json.hbs")),
+];
+
+pub const CLUSTER_TEMPLATE_NAME: &str = "cluster.json.hbs";
+pub const CLUSTER_TEMPLATE: &str = include_str!("../templates/cluster.json.hbs");
+
+/// The embedded template of a pipeline step.
+pub fn step_template(key: &str) -> Option<&'static str> {
+    STEP_TEMPLATES.iter().find(|(k, _)| *k == key).map(|(_, t)| *t)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
+    #[error("could not read the template {path}: {source}; check the path")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("template {name}: {message}; set the variable in the plan or pass it with --var key=value")]
     Template { name: String, message: String },
     #[error("template {name} did not render to valid {what}: {message}; check the template's quoting and commas")]
@@ -59,6 +82,13 @@ pub fn render_step(name: &str, template: &str, vars: &Value) -> Result<StepConfi
         what: "an EMR StepConfig",
         message: e.to_string(),
     })
+}
+
+/// Renders a template file (any path, for `submit`) into an EMR `StepConfig`.
+pub fn render_step_file(path: &std::path::Path, vars: &Value) -> Result<StepConfig, RenderError> {
+    let template = std::fs::read_to_string(path)
+        .map_err(|source| RenderError::Read { path: path.display().to_string(), source })?;
+    render_step(&path.display().to_string(), &template, vars)
 }
 
 #[cfg(test)]

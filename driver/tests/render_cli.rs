@@ -1,0 +1,85 @@
+//! `emr-driver render` end to end through the binary: the plan JSON on stdout, clear errors
+//! and the bad-input exit code for bad configuration.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/pipeline.toml");
+
+fn project(root: &Path) {
+    for (rel, text) in [
+        ("pyspark_jobs/__init__.py", ""),
+        ("pyspark_jobs/run_job.py", "import sys\n"),
+        ("bootstrap/packages.sh", "#!/bin/bash\n"),
+    ] {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+fn driver(root: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("emr-driver").unwrap();
+    cmd.current_dir(root).arg("--config").arg(CONFIG);
+    cmd
+}
+
+#[test]
+fn render_prints_the_exact_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let out = driver(dir.path())
+        .args(["render", "--date", "2021-10-31", "--target", "emr", "--set", "buckets.raw=my-raw"])
+        .env("EMR_DRIVER_BUCKETS_STAGING", "my-staging")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1") // nothing listens: render must not call it
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let plan: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(plan["target"], "emr");
+    assert_eq!(plan["steps"].as_array().unwrap().len(), 4);
+    let run_id = plan["run_id"].as_str().unwrap();
+    assert_eq!(plan["steps"][0]["config"]["Name"], format!("{run_id} classify_reviews"));
+    assert!(plan["artifacts"]["run_job_py"]["uri"].as_str().unwrap().starts_with("s3://my-raw/artifacts/"));
+    assert_eq!(plan["uris"]["review_logs"], "s3://my-staging/review_logs/dt=2021-10-31");
+    assert_eq!(plan["cluster_request"]["Tags"][0]["Value"], run_id);
+
+    let reuse = driver(dir.path())
+        .args(["render", "--date", "2021-10-31", "--target", "emr", "--cluster-id", "j-ABC123"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let plan: serde_json::Value = serde_json::from_slice(&reuse).unwrap();
+    assert_eq!(plan["cluster_id"], "j-ABC123");
+    assert!(plan["cluster_request"].is_null());
+}
+
+#[test]
+fn bad_configuration_exits_with_bad_input_and_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let assert = driver(dir.path())
+        .args(["render", "--date", "2021-10-31", "--set", "emr.log_uri=logs/"])
+        .env("EMR_DRIVER_EMR_RELEASE_LABEL", "emr-5.36.0")
+        .assert()
+        .code(6);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("emr.log_uri") && stderr.contains("s3://"), "{stderr}");
+    assert!(stderr.contains("emr.release_label") && stderr.contains("EMR_DRIVER_EMR_RELEASE_LABEL"), "{stderr}");
+
+    let assert = driver(dir.path()).args(["render", "--date", "31/10/2021"]).assert().code(6);
+    assert!(String::from_utf8_lossy(&assert.get_output().stderr).contains("YYYY-MM-DD"));
+}
+
+#[test]
+fn missing_artifacts_say_where_to_run_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let assert = driver(dir.path()).args(["render", "--date", "2021-10-31"]).assert().code(6);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("pyspark_jobs") && stderr.contains("--project-root"), "{stderr}");
+}
