@@ -1,1 +1,706 @@
-//! See docs/architecture.md (driver modules).
+//! `run`: the nightly DAG for one date, written once over the traits (object store, step
+//! runner, clock) so the same code drives EMR and the local Spark.
+//!
+//! Order: lock → preflight of the vendor files → deploy → runner (cluster) → user_purchase to
+//! staging → classify_reviews ∥ parse_logs → build_dimensions → build_fact → warehouse load →
+//! manifest. The manifest is written after every stage, so a rerun of the same run id knows
+//! which steps already completed (and skips them), and a crash leaves a record.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::diagnose::{self, DiagnoseOptions};
+use crate::error::{Error, ExitCode, ExitStatus, Result};
+use crate::lock::{LockRequest, RunLock};
+use crate::manifest::{ArtifactRef, ClusterRef, RunManifest, RunState, StepRecord};
+use crate::plan::Plan;
+use crate::poll::{PollObserver, PollOptions};
+use crate::preflight::{self, InputSpec};
+use crate::runner::cancel::{wait_or_cancel, RunOutcome};
+use crate::runner::{find_steps_by_name, ExistingStep, StepRunner};
+use crate::step::{StepState, StepStatus};
+use crate::store::{ObjectStore, ObjectUri};
+
+/// The Spark steps, in waves: the steps of a wave are independent and run together (as far
+/// as the runner's concurrency allows); a wave starts when the one before it completed.
+pub const WAVES: &[&[&str]] = &[&["classify_reviews", "parse_logs"], &["build_dimensions"], &["build_fact"]];
+
+/// Work the driver does itself, recorded in the manifest beside the Spark steps.
+pub const DEPLOY: &str = "deploy";
+pub const USER_PURCHASE: &str = "user_purchase";
+pub const LOAD_WAREHOUSE: &str = "load_warehouse";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("step {key} ({step_id}) FAILED: {cause}")]
+    StepFailed { key: String, step_id: String, cause: String },
+    #[error("the run was cancelled ({signal}); cancelled: {cancelled}")]
+    Cancelled { signal: String, cancelled: String },
+    #[error("the run passed its deadline after {waited_seconds}s; cancelled: {cancelled}. Raise [emr] run_timeout_minutes if the data grew")]
+    TimedOut { waited_seconds: u64, cancelled: String },
+    #[error("step {key} ended {state} without failing; rerun the date to retry it")]
+    Interrupted { key: String, state: StepState },
+    #[error("no source for user_purchase: give --database-url (export the table) or put user_purchase.csv beside the vendor files")]
+    NoPurchaseSource,
+    #[error("the job metrics of {job} at {uri} are unreadable: {reason}; the job's output cannot be trusted, rerun the date")]
+    BadMetrics { job: String, uri: String, reason: String },
+    #[error("input {input} does not balance: rows_in {rows_in} != rows_out {rows_out} + rejected {rows_rejected}; a job lost records, which is a bug")]
+    Unbalanced { input: String, rows_in: u64, rows_out: u64, rows_rejected: u64 },
+}
+
+impl ExitStatus for PipelineError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            PipelineError::StepFailed { .. } => ExitCode::StepFailed,
+            PipelineError::Cancelled { .. } | PipelineError::Interrupted { .. } => ExitCode::Cancelled,
+            PipelineError::TimedOut { .. } => ExitCode::TimedOut,
+            PipelineError::NoPurchaseSource => ExitCode::BadInput,
+            PipelineError::BadMetrics { .. } | PipelineError::Unbalanced { .. } => ExitCode::Internal,
+        }
+    }
+}
+
+/// A runner, and what the manifest should say about where it runs.
+pub struct ProvidedRunner {
+    pub runner: Arc<dyn StepRunner>,
+    /// `emr` or `local-spark`.
+    pub kind: &'static str,
+    pub cluster: Option<ClusterRef>,
+}
+
+/// Makes the step runner once the artifacts are deployed (a cluster the driver creates
+/// bootstraps from the deployed `packages.sh`).
+#[async_trait]
+pub trait RunnerProvider: Send + Sync {
+    async fn provide(&self, plan: &Plan) -> Result<ProvidedRunner>;
+}
+
+/// The databases of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Databases {
+    /// PostgreSQL holding `user_purchase` (local, or RDS).
+    pub source_url: Option<String>,
+    /// The warehouse (PostgreSQL, or Redshift when `[warehouse] kind = "redshift"`).
+    pub warehouse_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub databases: Databases,
+    /// Who runs it (for the lock): the nightly trigger, a user.
+    pub owner: String,
+    pub break_stale_lock: bool,
+    /// Run every step again even if an earlier attempt of this run id completed it.
+    pub force: bool,
+    /// Load the good purchase rows and report the bad ones instead of failing.
+    pub skip_bad_purchase_rows: bool,
+    /// Leave a cluster this run created running at the end.
+    pub keep_cluster: bool,
+    pub poll: PollOptions,
+    pub diagnose: DiagnoseOptions,
+    /// How long cancelled steps get to settle before the cluster is terminated.
+    pub settle: Duration,
+}
+
+/// Lines for people (stderr) about the driver's own work; the poll observer shows the steps.
+pub trait Progress: Send + Sync {
+    fn line(&self, text: &str);
+    /// A driver step changed state (for `--output json` events).
+    fn stage(&self, _key: &str, _state: &str) {}
+}
+
+/// Everything `run` needs, resolved at the edge.
+pub struct Pipeline {
+    pub plan: Plan,
+    pub store: Arc<dyn ObjectStore>,
+    pub provider: Box<dyn RunnerProvider>,
+    pub clock: Arc<dyn Clock>,
+    pub observer: Arc<dyn PollObserver>,
+    pub progress: Arc<dyn Progress>,
+    pub options: RunOptions,
+    /// Resolves with the signal's name when the run must stop (SIGINT / SIGTERM).
+    pub shutdown: watch::Receiver<Option<String>>,
+}
+
+/// A shutdown channel whose sender fires on SIGINT / SIGTERM.
+pub fn shutdown_on_signals() -> std::io::Result<watch::Receiver<Option<String>>> {
+    let mut signals = crate::runner::cancel::ShutdownSignals::install()?;
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let name = signals.recv().await;
+        let _ = tx.send(Some(name));
+    });
+    Ok(rx)
+}
+
+async fn shutdown_requested(mut rx: watch::Receiver<Option<String>>) -> String {
+    loop {
+        if let Some(name) = rx.borrow().clone() {
+            return name;
+        }
+        if rx.changed().await.is_err() {
+            // The sender is gone: no signal can come any more.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Pipeline {
+    /// Runs the date. Returns the manifest (also written to the staging bucket) and how the
+    /// run ended.
+    pub async fn run(mut self) -> (RunManifest, Result<()>) {
+        let mut manifest = self.new_manifest();
+        let lock_request = LockRequest {
+            owner: self.options.owner.clone(),
+            run_id: self.plan.run_id.clone(),
+            ttl: self.options.poll.deadline.unwrap_or(Duration::from_secs(6 * 3600)) + Duration::from_secs(1800),
+            break_stale: self.options.break_stale_lock,
+        };
+        let lock_uri = match ObjectUri::parse(&self.plan.uris.lock) {
+            Ok(uri) => uri,
+            Err(e) => return (manifest, Err(e.into())),
+        };
+        let lock = match RunLock::acquire(self.store.as_ref(), &lock_uri, &lock_request, self.clock.as_ref()).await {
+            Ok(lock) => lock,
+            // Another run holds the date: touch nothing, not even the manifest it is writing.
+            Err(e) => return (manifest, Err(e.into())),
+        };
+        let result = self.execute(&mut manifest).await;
+        manifest.ended_at = Some(self.clock.now());
+        manifest.state = match &result {
+            Ok(()) => RunState::Succeeded,
+            Err(e) => match e.exit_code() {
+                ExitCode::Cancelled => RunState::Cancelled,
+                ExitCode::TimedOut => RunState::TimedOut,
+                _ => RunState::Failed,
+            },
+        };
+        if let Err(e) = &result {
+            manifest.error = Some(e.chain().join(": "));
+        }
+        let written = self.write_manifest(&manifest).await;
+        if let Err(e) = lock.release(self.store.as_ref()).await {
+            self.progress.line(&format!("warning: could not release the run lock: {e}"));
+        }
+        let result = result.and(written);
+        (manifest, result)
+    }
+
+    fn new_manifest(&self) -> RunManifest {
+        let artifacts = self
+            .plan
+            .artifacts
+            .all()
+            .into_iter()
+            .map(|a| ArtifactRef { name: a.name.clone(), sha256: a.sha256.clone(), uri: a.uri.clone() })
+            .collect();
+        let mut steps = vec![driver_step(DEPLOY), driver_step(USER_PURCHASE)];
+        steps.extend(self.plan.steps.iter().map(|s| StepRecord { kind: "spark".into(), ..driver_step(&s.key) }));
+        steps.push(driver_step(LOAD_WAREHOUSE));
+        RunManifest {
+            run_id: self.plan.run_id.clone(),
+            run_date: self.plan.date(),
+            target: self.plan.target.as_str().to_string(),
+            config_hash: self.plan.config_hash.clone(),
+            state: RunState::Running,
+            started_at: self.clock.now(),
+            ended_at: None,
+            artifacts,
+            cluster: None,
+            steps,
+            sources: BTreeMap::new(),
+            manifest_uri: self.plan.uris.manifest.clone(),
+            error: None,
+        }
+    }
+
+    async fn write_manifest(&self, manifest: &RunManifest) -> Result<()> {
+        let uri = ObjectUri::parse(&manifest.manifest_uri)?;
+        let body = serde_json::to_vec_pretty(manifest).expect("the manifest serialises");
+        self.store.put_bytes(&uri, Bytes::from(body)).await?;
+        Ok(())
+    }
+
+    /// The manifest an earlier attempt of this run id left, if any.
+    async fn previous_manifest(&self) -> Option<RunManifest> {
+        let uri = ObjectUri::parse(&self.plan.uris.manifest).ok()?;
+        let bytes = self.store.get_bytes(&uri).await.ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn completed_before(&self, previous: &Option<RunManifest>, key: &str) -> bool {
+        !self.options.force
+            && previous
+                .as_ref()
+                .and_then(|m| m.steps.iter().find(|s| s.key == key))
+                .is_some_and(|s| s.state == StepState::Completed.as_str())
+    }
+
+    async fn execute(&mut self, manifest: &mut RunManifest) -> Result<()> {
+        let previous = self.previous_manifest().await;
+        let purchases_from_file = self.preflight().await?;
+        self.write_manifest(manifest).await?;
+
+        self.deploy(manifest).await?;
+        let provided = self.provider.provide(&self.plan).await?;
+        manifest.cluster = provided.cluster.clone();
+        self.progress.line(&format!("steps run on {}", provided.runner.describe()));
+        self.write_manifest(manifest).await?;
+
+        let staged = self.stage_user_purchase(manifest, &previous, purchases_from_file).await;
+        self.write_manifest(manifest).await?;
+        if let Err(e) = staged {
+            self.finish_runner(&provided).await;
+            return Err(e);
+        }
+
+        for wave in WAVES {
+            let outcome = self.run_wave(manifest, &provided, &previous, wave).await;
+            self.write_manifest(manifest).await?;
+            if let Err(e) = outcome {
+                self.finish_runner(&provided).await;
+                return Err(e);
+            }
+        }
+        self.check_balances(manifest)?;
+        self.finish_runner(&provided).await;
+        self.load_warehouse(manifest).await
+    }
+
+    /// Checks the vendor files before anything is loaded; points the plan at the files found
+    /// (`.csv` or `.csv.gz`). Returns the raw user_purchase file to stage, when that is the
+    /// source (no database given).
+    async fn preflight(&mut self) -> Result<Option<ObjectUri>> {
+        let incoming = ObjectUri::parse(&self.plan.uris.movie_review_input)?;
+        let incoming = ObjectUri::new(incoming.bucket.clone(), parent_key(&incoming.key));
+        let mut found = BTreeMap::new();
+        let specs: [&InputSpec; 2] = [&preflight::MOVIE_REVIEW, &preflight::LOG_REVIEWS];
+        for spec in specs {
+            let uri = preflight::locate(self.store.as_ref(), &incoming, spec).await?;
+            preflight::check(self.store.as_ref(), &uri, spec).await?;
+            found.insert(spec.name, uri);
+        }
+        let purchases = match preflight::locate(self.store.as_ref(), &incoming, &preflight::USER_PURCHASE).await {
+            Ok(uri) => {
+                preflight::check(self.store.as_ref(), &uri, &preflight::USER_PURCHASE).await?;
+                Some(uri)
+            }
+            Err(preflight::PreflightError::Unusable { problem: preflight::Problem::Missing, .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if purchases.is_none() && self.options.databases.source_url.is_none() {
+            return Err(PipelineError::NoPurchaseSource.into());
+        }
+        self.plan.relocate_inputs(
+            &found[preflight::MOVIE_REVIEW.name].to_string(),
+            &found[preflight::LOG_REVIEWS.name].to_string(),
+        )?;
+        self.progress.line(&format!(
+            "inputs checked: {}, {}{}",
+            found[preflight::MOVIE_REVIEW.name],
+            found[preflight::LOG_REVIEWS.name],
+            purchases.as_ref().map(|p| format!(", {p}")).unwrap_or_default()
+        ));
+        Ok(purchases)
+    }
+
+    async fn deploy(&self, manifest: &mut RunManifest) -> Result<()> {
+        let started = self.clock.now();
+        self.progress.stage(DEPLOY, "RUNNING");
+        let progress = Arc::clone(&self.progress);
+        let mut lines = move |line: &str| progress.line(line);
+        let report = crate::deploy::deploy(self.store.as_ref(), &self.plan.artifacts.all(), &mut lines).await;
+        let record = manifest.step_mut(DEPLOY).expect("deploy is in every manifest");
+        record.started_at = Some(started);
+        record.ended_at = Some(self.clock.now());
+        match report {
+            Ok(report) => {
+                record.state = StepState::Completed.as_str().into();
+                record.metrics = Some(serde_json::json!({"uploaded": report.uploaded.len(), "skipped": report.skipped.len()}));
+                self.progress.stage(DEPLOY, "COMPLETED");
+                Ok(())
+            }
+            Err(e) => {
+                record.state = StepState::Failed.as_str().into();
+                record.failure = Some(e.to_string());
+                Err(e.into())
+            }
+        }
+    }
+
+    /// user_purchase → `s3://<staging>/user_purchase/dt=D/user_purchase.csv.gz`: loaded into
+    /// the source database first when a file came with the vendor files and a database is
+    /// given, exported from the database when there is one, converted straight from the file
+    /// otherwise.
+    async fn stage_user_purchase(
+        &self,
+        manifest: &mut RunManifest,
+        previous: &Option<RunManifest>,
+        file: Option<ObjectUri>,
+    ) -> Result<()> {
+        if self.completed_before(previous, USER_PURCHASE) {
+            return self.reuse_previous(manifest, previous, USER_PURCHASE);
+        }
+        let started = self.clock.now();
+        self.progress.stage(USER_PURCHASE, "RUNNING");
+        let result = self.with_shutdown(self.stage_user_purchase_inner(file)).await;
+        let record = manifest.step_mut(USER_PURCHASE).expect("user_purchase is in every manifest");
+        record.started_at = Some(started);
+        record.ended_at = Some(self.clock.now());
+        match result {
+            Ok(metrics) => {
+                record.state = StepState::Completed.as_str().into();
+                record.metrics = Some(metrics);
+                self.progress.stage(USER_PURCHASE, "COMPLETED");
+                Ok(())
+            }
+            Err(e) => {
+                record.state = StepState::Failed.as_str().into();
+                record.failure = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    async fn stage_user_purchase_inner(&self, file: Option<ObjectUri>) -> Result<Value> {
+        use crate::db::user_purchase::{self, LoadOptions};
+        let export_uri = ObjectUri::parse(&self.plan.uris.user_purchase_export_file)?;
+        let opts = LoadOptions { skip_bad_rows: self.options.skip_bad_purchase_rows };
+        let mut metrics = serde_json::Map::new();
+        match (&self.options.databases.source_url, file) {
+            (Some(url), file) => {
+                let mut client = crate::db::connect(url).await?;
+                if let Some(file) = file {
+                    self.progress.line(&format!("loading {file} into user_purchase"));
+                    let reader = self.store.reader(&file).await?;
+                    let report = user_purchase::load(&mut client, reader, &file.to_string(), opts).await?;
+                    self.note_bad_purchase_rows(&report);
+                    metrics.insert("loaded".into(), serde_json::to_value(&report).unwrap_or_default());
+                }
+                self.progress.line(&format!("exporting user_purchase to {export_uri}"));
+                let report = crate::db::export::export_user_purchase(&client, self.store.as_ref(), &export_uri).await?;
+                metrics.insert("exported_rows".into(), report.rows.into());
+                metrics.insert("exported_bytes".into(), report.bytes.into());
+            }
+            (None, Some(file)) => {
+                self.progress.line(&format!("converting {file} to {export_uri} (no database given)"));
+                let reader = self.store.reader(&file).await?;
+                let report = user_purchase::uci_to_export_object(reader, &file.to_string(), self.store.as_ref(), &export_uri, opts).await?;
+                self.note_bad_purchase_rows(&report);
+                metrics.insert("exported_rows".into(), report.rows_loaded.into());
+                metrics.insert("bad_rows".into(), report.bad_row_count.into());
+            }
+            (None, None) => return Err(PipelineError::NoPurchaseSource.into()),
+        }
+        Ok(Value::Object(metrics))
+    }
+
+    fn note_bad_purchase_rows(&self, report: &crate::db::user_purchase::LoadReport) {
+        if report.bad_row_count > 0 {
+            self.progress.line(&format!("user_purchase: {} bad row(s) skipped", report.bad_row_count));
+            for bad in &report.bad_rows {
+                self.progress.line(&format!("  line {}: {}", bad.line, bad.reason));
+            }
+        }
+    }
+
+    fn reuse_previous(&self, manifest: &mut RunManifest, previous: &Option<RunManifest>, key: &str) -> Result<()> {
+        let before = previous.as_ref().and_then(|m| m.steps.iter().find(|s| s.key == key)).cloned();
+        if let Some(before) = before {
+            if let Some(metrics) = &before.metrics {
+                manifest.add_job_metrics(metrics);
+            }
+            *manifest.step_mut(key).expect("every step is in the manifest") = StepRecord { reused: true, ..before };
+        }
+        self.progress.line(&format!("{key}: already completed by an earlier attempt of this run, skipped"));
+        Ok(())
+    }
+
+    /// Submits the wave's steps that are not done yet (attaching to the ones already running on
+    /// the cluster), waits for them, and records them in the manifest.
+    async fn run_wave(
+        &self,
+        manifest: &mut RunManifest,
+        provided: &ProvidedRunner,
+        previous: &Option<RunManifest>,
+        wave: &[&str],
+    ) -> Result<()> {
+        let runner = provided.runner.as_ref();
+        let names: Vec<String> = wave.iter().map(|key| self.plan.step(key).map(|s| s.config.name.clone())).collect::<std::result::Result<_, _>>()?;
+        let listed = if self.options.force { Vec::new() } else { runner.list_steps(&[]).await.unwrap_or_default() };
+        let existing = find_steps_by_name(&listed, &names);
+
+        let mut ids: Vec<(String, String)> = Vec::new(); // (key, step id) to wait for
+        let mut to_submit = Vec::new();
+        for (key, (_, found)) in wave.iter().zip(existing) {
+            match found {
+                _ if self.completed_before(previous, key) => self.reuse_previous(manifest, previous, key)?,
+                ExistingStep::Completed { id } => {
+                    self.progress.line(&format!("{key}: step {id} already COMPLETED on {}, skipped", runner.describe()));
+                    let record = manifest.step_mut(key).expect("every step is in the manifest");
+                    record.step_id = Some(id.clone());
+                    record.state = StepState::Completed.as_str().into();
+                    record.reused = true;
+                    record.kind = provided.kind.into();
+                    self.collect_metrics(manifest, key).await?;
+                }
+                ExistingStep::Attach { id, state } => {
+                    self.progress.line(&format!("{key}: step {id} is already {state}, waiting for it instead of submitting again"));
+                    ids.push((key.to_string(), id));
+                }
+                ExistingStep::Submit => to_submit.push(key.to_string()),
+            }
+        }
+        if !to_submit.is_empty() {
+            let configs: Vec<_> = to_submit.iter().map(|k| self.plan.step(k).map(|s| s.config.clone())).collect::<std::result::Result<_, _>>()?;
+            let submitted = runner.submit(&configs).await?;
+            for (key, id) in to_submit.into_iter().zip(submitted) {
+                ids.push((key, id));
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for (key, id) in &ids {
+            let record = manifest.step_mut(key).expect("every step is in the manifest");
+            record.step_id = Some(id.clone());
+            record.kind = provided.kind.into();
+            record.logs = runner.log_prefix(id).map(|p| p.to_string());
+        }
+        let step_ids: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
+        let outcome = wait_or_cancel(
+            runner,
+            &step_ids,
+            self.clock.as_ref(),
+            &self.options.poll,
+            self.observer.as_ref(),
+            shutdown_requested(self.shutdown.clone()),
+            self.options.settle,
+        )
+        .await?;
+        for status in outcome.steps() {
+            if let Some((key, _)) = ids.iter().find(|(_, id)| *id == status.id) {
+                record_status(manifest.step_mut(key).expect("every step is in the manifest"), status);
+            }
+        }
+        match outcome {
+            RunOutcome::Finished { steps } => self.after_wave(manifest, runner, &ids, &steps).await,
+            RunOutcome::Cancelled { signal, report, .. } => {
+                Err(PipelineError::Cancelled { signal, cancelled: describe_cancel(&report) }.into())
+            }
+            RunOutcome::TimedOut { waited_seconds, report, .. } => {
+                Err(PipelineError::TimedOut { waited_seconds, cancelled: describe_cancel(&report) }.into())
+            }
+        }
+    }
+
+    /// Collects the metrics of the completed steps; diagnoses the first failed one.
+    async fn after_wave(
+        &self,
+        manifest: &mut RunManifest,
+        runner: &dyn StepRunner,
+        ids: &[(String, String)],
+        steps: &[StepStatus],
+    ) -> Result<()> {
+        let mut first_error: Option<Error> = None;
+        for status in steps {
+            let Some((key, _)) = ids.iter().find(|(_, id)| *id == status.id) else { continue };
+            match status.state {
+                StepState::Completed => self.collect_metrics(manifest, key).await?,
+                StepState::Failed => {
+                    let cause = self.diagnose(runner, status).await;
+                    manifest.step_mut(key).expect("every step is in the manifest").failure = Some(cause.clone());
+                    self.progress.line(&format!("{key} FAILED:\n{cause}"));
+                    first_error.get_or_insert_with(|| {
+                        PipelineError::StepFailed { key: key.clone(), step_id: status.id.clone(), cause: first_line(&cause) }.into()
+                    });
+                }
+                state => {
+                    first_error.get_or_insert_with(|| PipelineError::Interrupted { key: key.clone(), state }.into());
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn diagnose(&self, runner: &dyn StepRunner, status: &StepStatus) -> String {
+        let Some(prefix) = runner.log_prefix(&status.id) else {
+            return "the runner keeps no logs for this step".to_string();
+        };
+        let cluster_prefix = runner.cluster_log_prefix();
+        match diagnose::diagnose(
+            self.store.as_ref(),
+            &status.id,
+            &prefix,
+            cluster_prefix.as_ref(),
+            status.failure.as_ref(),
+            self.clock.as_ref(),
+            &self.options.diagnose,
+        )
+        .await
+        {
+            Ok(diagnosis) => diagnosis.render_text(),
+            Err(e) => format!("could not read the logs under {prefix}: {e}"),
+        }
+    }
+
+    /// Reads the job's metrics file into the manifest.
+    async fn collect_metrics(&self, manifest: &mut RunManifest, key: &str) -> Result<()> {
+        let Some(folder) = self.plan.uris.metrics.get(key) else { return Ok(()) };
+        let folder_uri = ObjectUri::parse(&format!("{folder}/"))?;
+        let bad = |reason: String| PipelineError::BadMetrics { job: key.to_string(), uri: folder.clone(), reason };
+        let listing = self.store.list(&folder_uri).await?;
+        let part = listing
+            .iter()
+            .find(|m| m.uri.file_name().starts_with("part-") && m.size > 0)
+            .ok_or_else(|| bad("no part file".into()))?;
+        let bytes = self.store.get_bytes(&part.uri).await?;
+        let text = String::from_utf8_lossy(&bytes);
+        let line = text.lines().find(|l| !l.trim().is_empty()).ok_or_else(|| bad("empty".into()))?;
+        let metrics: Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+        manifest.add_job_metrics(&metrics);
+        manifest.step_mut(key).expect("every step is in the manifest").metrics = Some(metrics);
+        Ok(())
+    }
+
+    fn check_balances(&self, manifest: &RunManifest) -> Result<()> {
+        for (source, counts) in &manifest.sources {
+            if !counts.balances() {
+                return Err(PipelineError::Unbalanced {
+                    input: source.clone(),
+                    rows_in: counts.rows_in,
+                    rows_out: counts.rows_out,
+                    rows_rejected: counts.rows_rejected,
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Terminates the cluster if this run created it (unless it is to be kept).
+    async fn finish_runner(&self, provided: &ProvidedRunner) {
+        if self.options.keep_cluster {
+            return;
+        }
+        match provided.runner.terminate_if_created().await {
+            Ok(crate::runner::Termination::Terminated) => {
+                self.progress.line(&format!("terminating {} (created by this run)", provided.runner.describe()))
+            }
+            Ok(_) => {}
+            Err(e) => self.progress.line(&format!("warning: could not terminate {}: {e}", provided.runner.describe())),
+        }
+    }
+
+    async fn load_warehouse(&self, manifest: &mut RunManifest) -> Result<()> {
+        let Some(url) = self.options.databases.warehouse_url.clone() else {
+            let record = manifest.step_mut(LOAD_WAREHOUSE).expect("load_warehouse is in every manifest");
+            record.state = "SKIPPED".into();
+            record.failure = Some(format!("no warehouse database given: the tables stay as files under {}", self.plan.uris.load_root));
+            self.progress.line(&format!("no warehouse database: dims and fact are in {}", self.plan.uris.load_root));
+            return Ok(());
+        };
+        let started = self.clock.now();
+        self.progress.stage(LOAD_WAREHOUSE, "RUNNING");
+        let result = self.with_shutdown(self.load_warehouse_inner(&url)).await;
+        let record = manifest.step_mut(LOAD_WAREHOUSE).expect("load_warehouse is in every manifest");
+        record.started_at = Some(started);
+        record.ended_at = Some(self.clock.now());
+        match result {
+            Ok(metrics) => {
+                record.state = StepState::Completed.as_str().into();
+                record.metrics = Some(metrics);
+                self.progress.stage(LOAD_WAREHOUSE, "COMPLETED");
+                Ok(())
+            }
+            Err(e) => {
+                record.state = StepState::Failed.as_str().into();
+                record.failure = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    async fn load_warehouse_inner(&self, url: &str) -> Result<Value> {
+        let load_root = ObjectUri::parse(&self.plan.uris.load_root)?;
+        let schema = self.plan.config.warehouse.schema.clone();
+        let mut client = crate::db::connect(url).await?;
+        match self.plan.config.warehouse.kind.as_str() {
+            "postgres" => {
+                self.progress.line(&format!("loading {load_root} into the warehouse (schema {schema})"));
+                let report =
+                    crate::db::warehouse::load_run(&mut client, self.store.as_ref(), &schema, &load_root, self.plan.run_date).await?;
+                Ok(serde_json::to_value(&report).unwrap_or_default())
+            }
+            _ => {
+                let role = self.plan.config.warehouse.redshift_copy_role_arn.clone();
+                let statements = crate::db::redshift::render_load_sql(&schema, &load_root, &role, self.plan.run_date)?;
+                self.progress.line(&format!("loading {load_root} into Redshift (schema {schema}) with COPY"));
+                let executed = crate::db::redshift::execute(&mut client, &statements).await?;
+                Ok(serde_json::json!({"statements": executed}))
+            }
+        }
+    }
+
+    /// Runs driver work, giving up (and so rolling back an open transaction) on a signal.
+    async fn with_shutdown<T>(&self, work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        tokio::select! {
+            result = work => result,
+            signal = shutdown_requested(self.shutdown.clone()) => {
+                Err(PipelineError::Cancelled { signal, cancelled: "the driver's own work (nothing was committed)".into() }.into())
+            }
+        }
+    }
+}
+
+fn driver_step(key: &str) -> StepRecord {
+    StepRecord {
+        key: key.to_string(),
+        kind: "driver".into(),
+        step_id: None,
+        state: "PENDING".into(),
+        started_at: None,
+        ended_at: None,
+        logs: None,
+        reused: false,
+        metrics: None,
+        failure: None,
+    }
+}
+
+fn record_status(record: &mut StepRecord, status: &StepStatus) {
+    record.state = status.state.as_str().into();
+    record.started_at = status.started_at;
+    record.ended_at = status.ended_at;
+}
+
+fn describe_cancel(report: &crate::runner::cancel::CancelReport) -> String {
+    let steps: Vec<&str> = report.cancelled.iter().filter(|c| c.accepted).map(|c| c.step_id.as_str()).collect();
+    let steps = if steps.is_empty() { "no step".to_string() } else { steps.join(", ") };
+    match report.termination {
+        crate::runner::Termination::Terminated => format!("{steps}; the cluster this run created is terminating"),
+        crate::runner::Termination::LeftRunning => format!("{steps}; the cluster (not created by this run) is left running"),
+        crate::runner::Termination::NotApplicable => steps,
+    }
+}
+
+fn parent_key(key: &str) -> String {
+    match key.rfind('/') {
+        Some(i) => key[..i].to_string(),
+        None => String::new(),
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+}

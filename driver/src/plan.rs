@@ -236,6 +236,21 @@ impl Plan {
         Ok(plan)
     }
 
+    /// Points the plan at the vendor files actually found for the date (`.csv` or `.csv.gz`,
+    /// each on its own) and renders the steps again. The run id does not change: it names the
+    /// configuration and the code, not the files.
+    pub fn relocate_inputs(&mut self, movie_review: &str, log_reviews: &str) -> Result<(), PlanError> {
+        self.uris.movie_review_input = movie_review.to_string();
+        self.uris.log_reviews_input = log_reviews.to_string();
+        for i in 0..self.steps.len() {
+            let key = self.steps[i].key.clone();
+            let template = step_template(&key).expect("every step has an embedded template");
+            let config = render_step(&format!("steps/{key}.json.hbs"), template, &self.step_vars(&key))?;
+            self.steps[i].config = config;
+        }
+        Ok(())
+    }
+
     /// The run date as `YYYY-MM-DD`.
     pub fn date(&self) -> String {
         self.run_date.format("%Y-%m-%d").to_string()

@@ -56,6 +56,32 @@ pub fn check_role_arn(arn: &str) -> Result<&str, DbError> {
     }
 }
 
+/// Runs a rendered load on Redshift over its PostgreSQL protocol, statement by statement.
+/// A `Check` that returns a row rolls the transaction back and fails with the row's message.
+/// Returns how many statements ran.
+pub async fn execute(client: &mut tokio_postgres::Client, statements: &[RedshiftStatement]) -> Result<usize, DbError> {
+    for (done, statement) in statements.iter().enumerate() {
+        let outcome = match statement {
+            RedshiftStatement::Execute(sql) => client.batch_execute(sql).await.map(|_| None),
+            RedshiftStatement::Check(sql) => client.simple_query(sql).await.map(|messages| {
+                messages.into_iter().find_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or("a check failed").to_string()),
+                    _ => None,
+                })
+            }),
+        };
+        let failure = match outcome {
+            Ok(None) => continue,
+            Ok(Some(problem)) => DbError::BadFact { problem },
+            Err(e) => super::query_err(format!("run statement {} of the Redshift load", done + 1))(e),
+        };
+        // Best effort: the server also aborts the transaction when the session ends.
+        let _ = client.batch_execute("ROLLBACK").await;
+        return Err(failure);
+    }
+    Ok(statements.len())
+}
+
 /// The statements of one run's load, in order, inside one transaction.
 pub fn render_load_sql(
     schema: &str,
