@@ -181,13 +181,16 @@ pub struct PurchaseFile {
     pub stats: PurchaseStats,
 }
 
+/// A file written and the seconds it took.
+pub type Timing = (PathBuf, f64);
+
 /// The summary plus how long each file took (kept out of the summary: it varies).
 #[derive(Debug, Clone)]
 pub struct Generated {
     pub summary: Summary,
     pub summary_path: PathBuf,
     /// (file path, seconds), in the order written.
-    pub seconds: Vec<(PathBuf, f64)>,
+    pub seconds: Vec<Timing>,
 }
 
 /// Writes the three files and `_generated.json` into `options.out` (created if missing).
@@ -229,7 +232,7 @@ pub fn generate(options: &Options) -> Result<Generated, GenerateError> {
     Ok(Generated { summary, summary_path, seconds })
 }
 
-fn write_purchases(options: &Options) -> Result<(PurchaseFile, Vec<u32>, (PathBuf, f64)), GenerateError> {
+fn write_purchases(options: &Options) -> Result<(PurchaseFile, Vec<u32>, Timing), GenerateError> {
     let started = Instant::now();
     let file = options.file_name("user_purchase");
     let path = options.out.join(&file);
@@ -240,7 +243,7 @@ fn write_purchases(options: &Options) -> Result<(PurchaseFile, Vec<u32>, (PathBu
     Ok((summary, purchasers, (path, started.elapsed().as_secs_f64())))
 }
 
-fn write_reviews(options: &Options, customers: reviews::Customers) -> Result<(ReviewFile, (PathBuf, f64)), GenerateError> {
+fn write_reviews(options: &Options, customers: reviews::Customers) -> Result<(ReviewFile, Timing), GenerateError> {
     let started = Instant::now();
     let file = options.file_name("movie_review");
     let path = options.out.join(&file);
@@ -265,7 +268,7 @@ fn write_reviews(options: &Options, customers: reviews::Customers) -> Result<(Re
     Ok((summary, (path, started.elapsed().as_secs_f64())))
 }
 
-fn write_logs(options: &Options, dates: &[String]) -> Result<(LogFile, (PathBuf, f64)), GenerateError> {
+fn write_logs(options: &Options, dates: &[String]) -> Result<(LogFile, Timing), GenerateError> {
     let started = Instant::now();
     let file = options.file_name("log_reviews");
     let path = options.out.join(&file);

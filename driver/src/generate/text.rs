@@ -176,7 +176,7 @@ impl ReviewText {
         for (slot, (share, pool)) in specials.iter_mut().zip(pools) {
             if rng.chance(share) {
                 let at = rng.below(slots as u64) as usize;
-                *slot = Some(Special { at, sentence: *rng.pick(pool), newline_before: std::ptr::eq(pool, CLOSERS) });
+                *slot = Some(Special { at, sentence: any(rng, pool), newline_before: std::ptr::eq(pool, CLOSERS) });
             }
         }
         // The specials and the closer count towards the length, so fewer base sentences.
@@ -191,7 +191,7 @@ impl ReviewText {
         }
         Self::place_specials(out, &mut specials, None, rng);
         Self::join(out, rng);
-        out.push_str(*rng.pick(CLOSERS));
+        out.push_str(any(rng, CLOSERS));
         positive
     }
 
@@ -224,15 +224,20 @@ impl ReviewText {
     }
 
     fn base_sentence(out: &mut String, rng: &mut Rng) {
-        out.push_str(*rng.pick(OPENERS));
+        out.push_str(any(rng, OPENERS));
         out.push(' ');
-        out.push_str(*rng.pick(CLAUSES));
+        out.push_str(any(rng, CLAUSES));
         if rng.chance(SECOND_CLAUSE_SHARE) {
             out.push_str("; ");
-            out.push_str(*rng.pick(CLAUSES));
+            out.push_str(any(rng, CLAUSES));
         }
-        out.push_str(*rng.pick(ENDINGS));
+        out.push_str(any(rng, ENDINGS));
     }
+}
+
+/// One of `pool`, uniformly (`Rng::pick` with the pool's `'static` lifetime spelled out).
+fn any(rng: &mut Rng, pool: &[&'static str]) -> &'static str {
+    pool[rng.below(pool.len() as u64) as usize]
 }
 
 #[cfg(test)]
