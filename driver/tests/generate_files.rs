@@ -425,3 +425,27 @@ fn layouts_match_the_real_vendor_files() {
     let ours = String::from_utf8(read(&dir.path().join("movie_review.csv"))).unwrap();
     assert_eq!(ours.lines().next(), real_head("movie_review.csv.gz", 1)[0].lines().next());
 }
+
+/// The committed sample is what the generator writes for the options its summary records
+/// (`scripts/make-sample.sh` passes them): regenerating gives the same bytes.
+#[test]
+fn the_committed_sample_is_reproducible() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sample");
+    let recorded = summary_of(&sample);
+    let date = |key: &str| NaiveDate::parse_from_str(recorded[key].as_str().unwrap(), "%Y-%m-%d").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), recorded["reviews"].as_u64().unwrap(), recorded["malformed_rate"].as_f64().unwrap());
+    opts.purchases = recorded["purchases"].as_u64();
+    opts.seed = recorded["seed"].as_u64().unwrap();
+    opts.review_length = recorded["review_length"].as_u64().unwrap() as usize;
+    opts.gzip = recorded["gzip"].as_bool().unwrap();
+    opts.start_date = date("start_date");
+    opts.end_date = date("end_date");
+    generate(&opts).unwrap();
+    for (name, bytes) in file_bytes(dir.path()) {
+        let committed = std::fs::read(sample.join(&name)).unwrap_or_else(|e| panic!("sample/{name}: {e}"));
+        assert!(committed == bytes, "sample/{name} differs from a fresh run: rerun scripts/make-sample.sh");
+    }
+    let total: u64 = file_bytes(&sample).values().map(|b| b.len() as u64).sum();
+    assert!(total < 2 * 1024 * 1024, "the sample stays well under 2 MiB: {total} bytes");
+}

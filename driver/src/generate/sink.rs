@@ -54,7 +54,7 @@ impl Sink {
             Out::Plain(w) => w,
             Out::Gzip(w) => w.finish()?,
         };
-        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        file.into_inner().map_err(|e| e.into_error())?;
         let bytes = std::fs::metadata(&self.path)?.len();
         Ok((self.rows, bytes))
     }
