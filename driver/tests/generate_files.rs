@@ -449,3 +449,22 @@ fn the_committed_sample_is_reproducible() {
     let total: u64 = file_bytes(&sample).values().map(|b| b.len() as u64).sum();
     assert!(total < 2 * 1024 * 1024, "the sample stays well under 2 MiB: {total} bytes");
 }
+
+/// Broken records come from their own random stream: the clean rows, and the purchases, are
+/// the same whatever the malformed rate.
+#[test]
+fn the_malformed_rate_leaves_the_clean_rows_alone() {
+    let (clean, broken) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    generate(&options(clean.path(), 1500, 0.0)).unwrap();
+    generate(&options(broken.path(), 1500, 0.05)).unwrap();
+    let purchases = |dir: &Path| read(&dir.join("user_purchase.csv"));
+    assert!(purchases(clean.path()) == purchases(broken.path()));
+    for (file, judge) in [("movie_review.csv", judge_reviews as fn(&[Vec<String>]) -> Verdict), ("log_reviews.csv", judge_logs)] {
+        let reference = judge(&records(&read(&clean.path().join(file))).1).kept;
+        let kept = judge(&records(&read(&broken.path().join(file))).1).kept;
+        assert!(kept.len() > 1300 && kept.len() < 1500, "{file}: {}", kept.len());
+        for (id, row) in kept {
+            assert_eq!(reference[&id], row, "{file} id {id}");
+        }
+    }
+}

@@ -2,11 +2,12 @@
 //! LF line ends, the XML unquoted as in the real file (it holds no comma or quote; a broken
 //! record that does gets quoted).
 
+use std::fmt::Write as _;
 use std::io;
 
 use super::faults::{DelayedRows, Fault, FaultPlan, FaultTally};
 use super::rng::Rng;
-use super::sink::{push_field, push_padded, push_u64, Sink};
+use super::sink::{push_field, push_u64, Sink};
 
 pub const HEADER: &[u8] = b"id_review,log\n";
 
@@ -172,21 +173,11 @@ fn render(record: &LogRecord, dates: &[String], date: DateField, xml: &mut Strin
     push_element(xml, "device", record.device);
     push_element(xml, "location", record.location);
     push_element(xml, "os", record.os);
-    let mut digits = Vec::with_capacity(32);
-    for (i, part) in record.ip.iter().enumerate() {
-        if i > 0 {
-            digits.push(b'.');
-        }
-        push_u64(&mut digits, u64::from(*part));
-    }
-    push_element(xml, "ipAddress", std::str::from_utf8(&digits).expect("ASCII digits"));
-    digits.clear();
-    push_padded(&mut digits, record.phone[0], 3);
-    digits.push(b'-');
-    push_padded(&mut digits, record.phone[1], 3);
-    digits.push(b'-');
-    push_padded(&mut digits, record.phone[2], 4);
-    push_element(xml, "phoneNumber", std::str::from_utf8(&digits).expect("ASCII digits"));
+    // `write!` into the reused String: no allocation per row.
+    let [a, b, c, d] = record.ip;
+    let [area, exchange, line] = record.phone;
+    let _ = write!(xml, "<ipAddress>{a}.{b}.{c}.{d}</ipAddress>");
+    let _ = write!(xml, "<phoneNumber>{area:03}-{exchange:03}-{line:04}</phoneNumber>");
     xml.push_str("</log></reviewlog>");
 }
 

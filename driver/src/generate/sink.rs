@@ -95,17 +95,6 @@ pub fn push_u64(row: &mut Vec<u8>, mut n: u64) {
     row.extend_from_slice(&digits[at..]);
 }
 
-/// Appends `n` zero-padded to `width` digits.
-pub fn push_padded(row: &mut Vec<u8>, n: u64, width: usize) {
-    let start = row.len();
-    push_u64(row, n);
-    let len = row.len() - start;
-    if len < width {
-        let pad = width - len;
-        row.splice(start..start, std::iter::repeat(b'0').take(pad));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,10 +121,6 @@ mod tests {
         push_u64(&mut row, 0);
         row.push(b' ');
         push_u64(&mut row, 18446744073709551615);
-        row.push(b' ');
-        push_padded(&mut row, 498, 4);
-        row.push(b' ');
-        push_padded(&mut row, 12345, 4);
-        assert_eq!(String::from_utf8(row).unwrap(), "0 18446744073709551615 0498 12345");
+        assert_eq!(String::from_utf8(row).unwrap(), "0 18446744073709551615");
     }
 }
