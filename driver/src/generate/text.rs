@@ -166,17 +166,18 @@ impl ReviewText {
         let slots = target / SENTENCE_BYTES + 1;
         let positive = rng.chance(POSITIVE_SHARE);
         let mut specials: [Option<Special>; 5] = Default::default();
-        let pools: [(f64, &[&'static str]); 5] = [
-            (if positive { 1.0 } else { 0.0 }, POSITIVE),
-            (DECOY_SHARE, DECOY),
-            (UNICODE_SHARE, UNICODE),
-            (QUOTE_SHARE, QUOTED),
-            (NEWLINE_SHARE, CLOSERS),
+        // (share of reviews, pool, whether the sentence starts a new line)
+        let pools: [(f64, &[&'static str], bool); 5] = [
+            (if positive { 1.0 } else { 0.0 }, POSITIVE, false),
+            (DECOY_SHARE, DECOY, false),
+            (UNICODE_SHARE, UNICODE, false),
+            (QUOTE_SHARE, QUOTED, false),
+            (NEWLINE_SHARE, CLOSERS, true),
         ];
-        for (slot, (share, pool)) in specials.iter_mut().zip(pools) {
+        for (slot, (share, pool, newline_before)) in specials.iter_mut().zip(pools) {
             if rng.chance(share) {
                 let at = rng.below(slots as u64) as usize;
-                *slot = Some(Special { at, sentence: any(rng, pool), newline_before: std::ptr::eq(pool, CLOSERS) });
+                *slot = Some(Special { at, sentence: any(rng, pool), newline_before });
             }
         }
         // The specials and the closer count towards the length, so fewer base sentences.
