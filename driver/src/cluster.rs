@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::runner::emr::CreatedCluster;
 use crate::aws::{tag_map, AwsError};
 use crate::render::{render_json, RenderError, CLUSTER_TEMPLATE, CLUSTER_TEMPLATE_NAME};
 
@@ -112,7 +113,7 @@ impl ClusterRequest {
 }
 
 /// Creates the cluster; returns its id.
-pub async fn create_cluster(emr: &aws_sdk_emr::Client, req: &ClusterRequest) -> Result<String, AwsError> {
+pub async fn create_cluster(emr: &aws_sdk_emr::Client, req: &ClusterRequest) -> Result<CreatedCluster, AwsError> {
     use aws_sdk_emr::types as t;
     let groups = req.instances.instance_groups.iter().map(|g| {
         t::InstanceGroupConfig::builder()
@@ -163,7 +164,7 @@ pub async fn create_cluster(emr: &aws_sdk_emr::Client, req: &ClusterRequest) -> 
         .send()
         .await
         .map_err(|e| AwsError::new("EMR", "RunJobFlow", &e))?;
-    Ok(output.job_flow_id().unwrap_or_default().to_string())
+    Ok(CreatedCluster::from_run_job_flow(&output).expect("RunJobFlow answers with the new cluster's id"))
 }
 
 /// The active cluster (starting, bootstrapping, running or waiting) this driver created for

@@ -2,6 +2,7 @@
 //! EMR or on a local Spark. `docs/architecture.md` maps the modules.
 
 pub mod aws;
+pub mod backend;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

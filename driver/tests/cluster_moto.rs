@@ -78,7 +78,7 @@ async fn creates_the_cluster_with_its_bootstrap_action_and_finds_it_again() {
     let emr = emr_client(&sdk);
 
     assert_eq!(find_cluster_for_run(&emr, &plan.run_id).await.unwrap(), None);
-    let id = create_cluster(&emr, request).await.unwrap();
+    let id = create_cluster(&emr, request).await.unwrap().cluster_id().to_string();
     assert!(id.starts_with("j-"), "{id}");
 
     let cluster = emr.describe_cluster().cluster_id(&id).send().await.unwrap().cluster.unwrap();

@@ -37,6 +37,12 @@ impl CreatedCluster {
         })
     }
 
+    /// A cluster that an earlier attempt of this same run created: found by its `run-id` and
+    /// `managed-by` tags ([`crate::cluster::find_cluster_for_run`]), so this run owns it.
+    pub fn adopted_from_earlier_attempt(cluster_id: impl Into<String>) -> Self {
+        CreatedCluster { cluster_id: cluster_id.into() }
+    }
+
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
     }
