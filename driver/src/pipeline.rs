@@ -156,6 +156,17 @@ impl Pipeline {
     /// Runs the date. Returns the manifest (also written to the staging bucket) and how the
     /// run ended.
     pub async fn run(mut self) -> (RunManifest, Result<()>) {
+        // Read-only checks first: they also bind the run id to the input files' digests.
+        let purchases_from_file = match self.preflight().await {
+            Ok(file) => file,
+            Err(e) => {
+                let mut manifest = self.new_manifest();
+                manifest.state = RunState::Failed;
+                manifest.ended_at = Some(self.clock.now());
+                manifest.error = Some(e.chain().join(": "));
+                return (manifest, Err(e));
+            }
+        };
         let mut manifest = self.new_manifest();
         let lock_request = LockRequest {
             owner: self.options.owner.clone(),
@@ -172,7 +183,7 @@ impl Pipeline {
             // Another run holds the date: touch nothing, not even the manifest it is writing.
             Err(e) => return (manifest, Err(e.into())),
         };
-        let result = self.execute(&mut manifest).await;
+        let result = self.execute(&mut manifest, purchases_from_file).await;
         manifest.ended_at = Some(self.clock.now());
         manifest.state = match &result {
             Ok(()) => RunState::Succeeded,
@@ -243,9 +254,8 @@ impl Pipeline {
                 .is_some_and(|s| s.state == StepState::Completed.as_str())
     }
 
-    async fn execute(&mut self, manifest: &mut RunManifest) -> Result<()> {
+    async fn execute(&mut self, manifest: &mut RunManifest, purchases_from_file: Option<ObjectUri>) -> Result<()> {
         let previous = self.previous_manifest().await;
-        let purchases_from_file = self.preflight().await?;
         self.write_manifest(manifest).await?;
 
         self.deploy(manifest).await?;
@@ -298,9 +308,19 @@ impl Pipeline {
         if purchases.is_none() && self.options.databases.source_url.is_none() {
             return Err(PipelineError::NoPurchaseSource.into());
         }
-        self.plan.relocate_inputs(
+        // The run id covers the inputs too: a vendor file sent again with other content is a
+        // new run (nothing reused from the earlier attempt), the same files are the same run.
+        let mut fingerprint = Vec::new();
+        for uri in found.values().chain(purchases.iter()) {
+            fingerprint.push(format!("{uri}={}", self.content_id(uri).await?));
+        }
+        if let Some(url) = &self.options.databases.source_url {
+            fingerprint.push(format!("user_purchase=database {}", crate::db::redact_url(url)));
+        }
+        self.plan.bind_inputs(
             &found[preflight::MOVIE_REVIEW.name].to_string(),
             &found[preflight::LOG_REVIEWS.name].to_string(),
+            &fingerprint.join("\n"),
         )?;
         self.progress.line(&format!(
             "inputs checked: {}, {}{}",
@@ -309,6 +329,16 @@ impl Pipeline {
             purchases.as_ref().map(|p| format!(", {p}")).unwrap_or_default()
         ));
         Ok(purchases)
+    }
+
+    /// What identifies an input's content: its sha256 (recorded by `ingest`), else its size and
+    /// modification time.
+    async fn content_id(&self, uri: &ObjectUri) -> Result<String> {
+        let meta = self.store.head(uri).await?.ok_or_else(|| crate::store::StoreError::NotFound { uri: uri.to_string() })?;
+        Ok(match meta.metadata.get(crate::ingest::SHA256_METADATA) {
+            Some(sha) => format!("sha256:{sha}"),
+            None => format!("size:{} modified:{}", meta.size, meta.last_modified.map(|t| t.to_rfc3339()).unwrap_or_default()),
+        })
     }
 
     async fn deploy(&self, manifest: &mut RunManifest) -> Result<()> {

@@ -237,9 +237,16 @@ impl Plan {
     }
 
     /// Points the plan at the vendor files actually found for the date (`.csv` or `.csv.gz`,
-    /// each on its own) and renders the steps again. The run id does not change: it names the
-    /// configuration and the code, not the files.
-    pub fn relocate_inputs(&mut self, movie_review: &str, log_reviews: &str) -> Result<(), PlanError> {
+    /// each on its own), folds `inputs` (what identifies their content) into the run id, and
+    /// renders the steps again. `render` shows the run id of the configuration and code alone.
+    pub fn bind_inputs(&mut self, movie_review: &str, log_reviews: &str, inputs: &str) -> Result<(), PlanError> {
+        let mut hasher = Sha256::new();
+        hasher.update(self.run_id.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(inputs.as_bytes());
+        let digest = hex::encode(hasher.finalize());
+        self.run_id = format!("{}-{}", self.date(), &digest[..12]);
+        self.uris = LakeUris::new(&self.config, &self.date(), &self.run_id);
         self.uris.movie_review_input = movie_review.to_string();
         self.uris.log_reviews_input = log_reviews.to_string();
         for i in 0..self.steps.len() {
@@ -247,6 +254,9 @@ impl Plan {
             let template = step_template(&key).expect("every step has an embedded template");
             let config = render_step(&format!("steps/{key}.json.hbs"), template, &self.step_vars(&key))?;
             self.steps[i].config = config;
+        }
+        if self.cluster.is_some() {
+            self.cluster = Some(ClusterRequest::render(&self.cluster_vars())?);
         }
         Ok(())
     }
