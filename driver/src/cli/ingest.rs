@@ -1,11 +1,44 @@
-//! Not written yet: see the open issues.
+//! `emr-driver ingest --date D FILE...`: puts a date's vendor files into the raw bucket
+//! (`incoming/dt=D/`), checking each one first.
 
-use crate::cli::Global;
-use crate::error::{Error, ExitCode, Result};
+use std::path::PathBuf;
+
+use crate::cli::render::PlanArgs;
+use crate::cli::{Global, Output};
+use crate::error::{ExitCode, Result};
+use crate::plan::{open_store, parse_run_date, LakeUris};
+use crate::store::ObjectUri;
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The run date the files belong to, YYYY-MM-DD.
+    #[arg(long)]
+    pub date: String,
+    /// movie_review.csv, log_reviews.csv and/or user_purchase.csv (each may be .csv.gz).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
 
-pub async fn run(_args: Args, _global: &Global) -> Result<ExitCode> {
-    Err(Error::new(ExitCode::Internal, "this command is not implemented yet"))
+pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
+    let config = args.plan.config(global)?;
+    let date = parse_run_date(&args.date)?.format("%Y-%m-%d").to_string();
+    let uris = LakeUris::new(&config, &date, "");
+    let first = ObjectUri::parse(&uris.movie_review_input)?;
+    let incoming = ObjectUri::new(first.bucket.clone(), first.key.rsplit_once('/').map(|(d, _)| d).unwrap_or("").to_string());
+    let store = open_store(&config).await;
+    let done = crate::ingest::ingest(store.as_ref(), &incoming, &args.files).await?;
+    match global.output {
+        Output::Json => {
+            let done: std::collections::BTreeMap<_, String> = done.iter().map(|(k, v)| (*k, v.to_string())).collect();
+            println!("{}", serde_json::to_string(&done).expect("a map of strings serialises"))
+        }
+        Output::Text => {
+            for (input, uri) in &done {
+                println!("{input}\t{uri}");
+            }
+        }
+    }
+    Ok(ExitCode::Success)
 }
