@@ -6,7 +6,10 @@ use crate::cli::{Global, Output};
 use crate::db::user_purchase::{self, LoadOptions, LoadReport};
 use crate::db::{self, DbError};
 use crate::error::{ExitCode, Result};
-use crate::store::local::LocalStore;
+use std::sync::Arc;
+
+use crate::cli::render::PlanArgs;
+use crate::plan::open_store;
 use crate::store::{ObjectReader, ObjectStore, ObjectUri};
 
 /// Connection options shared by the database commands.
@@ -18,17 +21,25 @@ pub struct DbArgs {
     pub database_url: String,
 }
 
-/// Where `s3://` URIs live until the configured store is wired in: a local lake folder.
+/// Where `s3://` URIs live: the configured store (the local lake folder for the local target,
+/// S3 for `emr`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct LakeArgs {
-    /// The local folder standing in for the buckets (`s3://b/k` is `<lake-dir>/b/k`).
-    #[arg(long, default_value = ".lake")]
-    pub lake_dir: PathBuf,
+    /// The local folder standing in for the buckets (`s3://b/k` is `<lake-dir>/b/k`);
+    /// overrides [local] lake_dir.
+    #[arg(long)]
+    pub lake_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub plan: PlanArgs,
 }
 
 impl LakeArgs {
-    pub fn store(&self) -> LocalStore {
-        LocalStore::new(&self.lake_dir)
+    pub async fn store(&self, global: &Global) -> Result<Arc<dyn ObjectStore>> {
+        let mut plan = self.plan.clone();
+        if let Some(dir) = &self.lake_dir {
+            plan.sets.push(format!("local.lake_dir={}", dir.display()));
+        }
+        Ok(open_store(&plan.config(global)?).await)
     }
 }
 
@@ -59,8 +70,8 @@ pub async fn open_source(source: &str, store: &dyn ObjectStore) -> Result<Object
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let store = args.lake.store();
-    let reader = open_source(&args.file, &store).await?;
+    let store = args.lake.store(global).await?;
+    let reader = open_source(&args.file, store.as_ref()).await?;
     let mut client = db::connect(&args.db.database_url).await?;
     let opts = LoadOptions { skip_bad_rows: args.skip_bad_rows };
     let report = user_purchase::load(&mut client, reader, &args.file, opts).await?;

@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long)]
     pub load_root: String,
     /// The warehouse schema.
-    #[arg(long, env = "WAREHOUSE_SCHEMA", default_value = "warehouse")]
+    #[arg(long, env = "WAREHOUSE_SCHEMA", default_value = "public")]
     pub schema: String,
     /// Print the Redshift load script (COPY ... IAM_ROLE) for this role instead of loading.
     #[arg(long)]
@@ -40,9 +40,9 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         }
         return Ok(ExitCode::Success);
     }
-    let store = args.lake.store();
+    let store = args.lake.store(global).await?;
     let mut client = db::connect(&args.db.database_url).await?;
-    let report = warehouse::load_run(&mut client, &store, &args.schema, &load_root, args.date).await?;
+    let report = warehouse::load_run(&mut client, store.as_ref(), &args.schema, &load_root, args.date).await?;
     match global.output {
         Output::Json => println!("{}", serde_json::to_string(&report).expect("report serialises")),
         Output::Text => {

@@ -9,7 +9,7 @@ use crate::error::{ExitCode, Result};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The warehouse schema.
-    #[arg(long, env = "WAREHOUSE_SCHEMA", default_value = "warehouse")]
+    #[arg(long, env = "WAREHOUSE_SCHEMA", default_value = "public")]
     pub schema: String,
     #[command(flatten)]
     pub db: DbArgs,
