@@ -1,0 +1,142 @@
+"""Reading a vendor CSV (or the purchases export) as raw strings, with whole-file checks.
+
+A file that is unusable as a whole (missing, empty, not text, required header columns
+missing) raises `UnusableInput` (exit code 3) before anything is written. Records are read
+with Spark's CSV reader (RFC 4180: quoted fields with commas, doubled quotes and newlines)
+with every column as a string; the jobs cast explicitly and reject what does not cast.
+A record the reader cannot split into the header's columns is kept, whole, in
+`CORRUPT_RECORD`, so it becomes a reject instead of disappearing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from pyspark_jobs.errors import UnusableInput
+
+CORRUPT_RECORD = "_corrupt_record"
+
+CSV_READ_OPTIONS = {
+    "header": "true",
+    "multiLine": "true",
+    "quote": '"',
+    "escape": '"',
+    "encoding": "UTF-8",
+    "mode": "PERMISSIVE",
+    "columnNameOfCorruptRecord": CORRUPT_RECORD,
+    # Keep what the vendor sent: no trimming, and an empty field stays distinguishable
+    # from a missing one only through the raw record, so both read as NULL here.
+    "ignoreLeadingWhiteSpace": "false",
+    "ignoreTrailingWhiteSpace": "false",
+}
+
+# Characters that never appear in a text header: NUL and C0 controls other than tab, and
+# U+FFFD, which the UTF-8 decoder puts in place of bytes that are not UTF-8.
+_NOT_TEXT_CHARS = {chr(c) for c in range(0x20) if c not in (0x09,)} | {"\ufffd"}
+_GZIP_MAGIC_FIRST_CHAR = "\x1f"
+
+
+def _hadoop_path(spark: SparkSession, uri: str):
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+
+
+def data_files(spark: SparkSession, uri: str) -> list[tuple[str, int]]:
+    """The data files at `uri` (a file, or a folder of files) with their sizes in bytes.
+
+    Files whose names start with `_` or `.` (`_SUCCESS`, checksums) are not data, as in Spark.
+    """
+    path, fs = _hadoop_path(spark, uri)
+    if not fs.exists(path):
+        raise UnusableInput(uri, "does not exist (check the URI and that the upstream step ran)")
+    status = fs.getFileStatus(path)
+    if not status.isDirectory():
+        return [(uri, status.getLen())]
+    files = []
+    for child in fs.listStatus(path):
+        name = child.getPath().getName()
+        if child.isFile() and not name.startswith(("_", ".")):
+            files.append((child.getPath().toString(), child.getLen()))
+    if not files:
+        raise UnusableInput(uri, "is a folder without any data file")
+    return files
+
+
+def header_problem(columns: Sequence[str], required: Sequence[str]) -> str | None:
+    """Why a header (as Spark read it) is unusable, or None when it is fine."""
+    if not columns:
+        return "is empty (no header line)"
+    text = ",".join(columns)
+    if any(ch in _NOT_TEXT_CHARS for ch in text):
+        if text.startswith(_GZIP_MAGIC_FIRST_CHAR):
+            return "is not text: it looks gzip-compressed but its name does not end in .gz"
+        return "is not text (binary or non-UTF-8 bytes in the header line)"
+    names = [normalize_header_name(c) for c in columns]
+    duplicated = sorted({n for n in names if names.count(n) > 1 and n in required})
+    if duplicated:
+        return f"header names the column(s) {', '.join(duplicated)} more than once"
+    missing = [name for name in required if name not in names]
+    if missing:
+        return (
+            f"header {','.join(names)!r} lacks the required column(s) {', '.join(missing)} "
+            f"(expected the columns {', '.join(required)}, in any order)"
+        )
+    return None
+
+
+def normalize_header_name(name: str) -> str:
+    """A header name without a UTF-8 byte-order mark and surrounding blanks."""
+    return name.lstrip("\ufeff").strip()
+
+
+def read_csv_strings(spark: SparkSession, uri: str, required: Sequence[str]) -> DataFrame:
+    """Every record of the CSV at `uri` with each header column as a string.
+
+    The columns carry the header's names (normalised) in the file's order, followed by
+    `CORRUPT_RECORD` (the raw text of a record that does not split into the header's
+    columns, else NULL). Raises UnusableInput for a file unusable as a whole.
+    """
+    files = data_files(spark, uri)
+    if all(size == 0 for _, size in files):
+        raise UnusableInput(uri, "is empty (0 bytes)")
+    try:
+        header = spark.read.options(**CSV_READ_OPTIONS).csv(uri).columns
+    except Exception as error:  # noqa: BLE001 - any reader failure here means a bad file
+        raise UnusableInput(uri, f"cannot be read as CSV text: {first_line(error)}") from None
+    problem = header_problem(header, required)
+    if problem:
+        raise UnusableInput(uri, problem)
+    # Spark applies a given schema by position (the header line is skipped), so the schema
+    # repeats the file's own column order with normalised names.
+    schema = T.StructType(
+        [T.StructField(normalize_header_name(c), T.StringType()) for c in header]
+        + [T.StructField(CORRUPT_RECORD, T.StringType())]
+    )
+    return spark.read.options(**CSV_READ_OPTIONS).schema(schema).csv(uri)
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an exception's text (Py4J errors carry a Java trace)."""
+    for line in str(error).splitlines():
+        if line.strip():
+            return line.strip()[:300]
+    return type(error).__name__
+
+
+def is_unreadable_file_error(error: BaseException) -> bool:
+    """Whether a failed Spark action failed because the file itself is damaged."""
+    text = str(error)
+    markers = (
+        "java.io.EOFException",
+        "Unexpected end of input stream",
+        "java.util.zip.ZipException",
+        "Not in GZIP format",
+        "invalid block type",
+        "incorrect header check",
+        "MalformedInputException",
+    )
+    return any(marker in text for marker in markers)
