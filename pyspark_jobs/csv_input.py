@@ -10,6 +10,7 @@ A record the reader cannot split into the header's columns is kept, whole, in
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 
 from pyspark.sql import DataFrame, SparkSession
@@ -66,35 +67,46 @@ def data_files(spark: SparkSession, uri: str) -> list[tuple[str, int]]:
     return files
 
 
-def header_problem(columns: Sequence[str], required: Sequence[str]) -> str | None:
-    """Why a header (as Spark read it) is unusable, or None when it is fine."""
-    if not columns:
+def header_problem(line: str | None, required: Sequence[str]) -> str | None:
+    """Why a file's first line is unusable as its header, or None when it is fine."""
+    if line is None:
         return "is empty (no header line)"
-    text = ",".join(columns)
-    if any(ch in _NOT_TEXT_CHARS for ch in text):
-        if text.startswith(_GZIP_MAGIC_FIRST_CHAR):
+    if any(ch in _NOT_TEXT_CHARS for ch in line):
+        if line.startswith(_GZIP_MAGIC_FIRST_CHAR):
             return "is not text: it looks gzip-compressed but its name does not end in .gz"
         return "is not text (binary or non-UTF-8 bytes in the header line)"
-    names = [normalize_header_name(c) for c in columns]
-    duplicated = sorted({n for n in names if names.count(n) > 1 and n in required})
+    names = header_names(line)
+    duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         return f"header names the column(s) {', '.join(duplicated)} more than once"
     missing = [name for name in required if name not in names]
     if missing:
         return (
-            f"header {','.join(names)!r} lacks the required column(s) {', '.join(missing)} "
+            f"header {line[:200]!r} lacks the required column(s) {', '.join(missing)} "
             f"(expected the columns {', '.join(required)}, in any order)"
         )
     return None
 
 
-def normalize_header_name(name: str) -> str:
-    """A header name without a UTF-8 byte-order mark and surrounding blanks."""
-    return name.lstrip("\ufeff").strip()
+def header_names(line: str) -> list[str]:
+    """The column names of a CSV header line (quoted or not), without a byte-order mark and
+    surrounding blanks."""
+    fields = next(csv.reader([line]), [])
+    return [field.lstrip("\ufeff").strip() for field in fields]
+
+
+def first_line_of(spark: SparkSession, uri: str) -> str | None:
+    """The first line of a (possibly compressed) text file, None for an empty file."""
+    try:
+        row = spark.read.text(uri).first()
+    except Exception as error:  # noqa: BLE001 - any reader failure here means a bad file
+        raise UnusableInput(uri, f"cannot be read as text: {first_line(error)}") from None
+    return None if row is None else row[0]
 
 
 def read_csv_strings(spark: SparkSession, uri: str, required: Sequence[str]) -> DataFrame:
-    """Every record of the CSV at `uri` with each header column as a string.
+    """Every record of the CSV at `uri` (a file or a folder of files) with each header
+    column as a string.
 
     The columns carry the header's names (normalised) in the file's order, followed by
     `CORRUPT_RECORD` (the raw text of a record that does not split into the header's
@@ -103,17 +115,19 @@ def read_csv_strings(spark: SparkSession, uri: str, required: Sequence[str]) -> 
     files = data_files(spark, uri)
     if all(size == 0 for _, size in files):
         raise UnusableInput(uri, "is empty (0 bytes)")
-    try:
-        header = spark.read.options(**CSV_READ_OPTIONS).csv(uri).columns
-    except Exception as error:  # noqa: BLE001 - any reader failure here means a bad file
-        raise UnusableInput(uri, f"cannot be read as CSV text: {first_line(error)}") from None
-    problem = header_problem(header, required)
-    if problem:
-        raise UnusableInput(uri, problem)
-    # Spark applies a given schema by position (the header line is skipped), so the schema
-    # repeats the file's own column order with normalised names.
+    headers = []
+    for file_uri, _ in files:
+        line = first_line_of(spark, file_uri)
+        problem = header_problem(line, required)
+        if problem:
+            raise UnusableInput(file_uri, problem)
+        headers.append(header_names(line or ""))
+    if any(h != headers[0] for h in headers):
+        raise UnusableInput(uri, "its files do not all have the same header")
+    # Spark applies a given schema by position (each file's header line is skipped), so
+    # the schema repeats the file's own column order.
     schema = T.StructType(
-        [T.StructField(normalize_header_name(c), T.StringType()) for c in header]
+        [T.StructField(name, T.StringType()) for name in headers[0]]
         + [T.StructField(CORRUPT_RECORD, T.StringType())]
     )
     return spark.read.options(**CSV_READ_OPTIONS).schema(schema).csv(uri)
