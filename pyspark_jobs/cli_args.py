@@ -24,7 +24,7 @@ class _RaisingParser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so run_job.py owns the exit code."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise BadArguments(f"{self.prog}: {message} (usage: {self.format_usage().strip()})")
+        raise BadArguments(f"{message} ({self.format_usage().strip()})")
 
 
 def parse_run_date(text: str) -> dt.date:
