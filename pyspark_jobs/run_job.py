@@ -48,8 +48,24 @@ def run(argv: list[str]) -> int:
         return job.main(argv[1:])
     except JobError as error:
         one_line = " ".join(str(error).split())
-        print(f"run_job.py {argv[0]}: error: {one_line}", file=sys.stderr)
+        report(f"run_job.py {argv[0]}: error: {one_line}")
         return error.exit_code
+
+
+def report(line: str) -> None:
+    """Print `line` on stderr, and on spark-submit's own stderr when it launched us.
+
+    spark-submit's PythonRunner merges the Python process's stderr into its stdout, so on
+    an EMR step the line would only reach the step's stdout log; the JVM's System.err is
+    the step's stderr."""
+    print(line, file=sys.stderr, flush=True)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        return
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is not None:
+        context._jvm.System.err.println(line)
 
 
 if __name__ == "__main__":
