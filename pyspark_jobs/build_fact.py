@@ -38,6 +38,7 @@ from pyspark_jobs.lake_io import join_uri, write_load_csv, write_parquet
 from pyspark_jobs.parse_values import strict_decimal, strict_int
 from pyspark_jobs.rejects import (
     INTERNAL_PREFIX,
+    finish_tagging,
     header_columns,
     reject_malformed_rows,
     reject_when,
@@ -125,12 +126,13 @@ def tag_purchases(raw: DataFrame) -> DataFrame:
         F.lit("unit_price is missing or not a decimal number"),
     )
     customer_given = F.coalesce(F.trim(F.col(CUSTOMER_ID)), F.lit("")) != ""
-    return reject_when(
+    df = reject_when(
         df,
         customer_given & F.col(_CUSTOMER_ID).isNull(),
         "bad_customer_id",
         F.lit("customer_id is not a 32-bit integer"),
     )
+    return finish_tagging(df, INVOICE_NUMBER if INVOICE_NUMBER in header else CUSTOMER_ID)
 
 
 def customer_spend(tagged_purchases: DataFrame) -> DataFrame:
@@ -234,9 +236,7 @@ def check_invariants(summary: Mapping[str, int], classified_reviews: int) -> Non
 
 
 def purchase_rejects(tagged_purchases: DataFrame, run_date: dt.date) -> DataFrame:
-    header = header_columns(tagged_purchases)
-    key = INVOICE_NUMBER if INVOICE_NUMBER in header else CUSTOMER_ID
-    return rejects_frame(tagged_purchases, PURCHASES_SOURCE, run_date, key, header)
+    return rejects_frame(tagged_purchases, PURCHASES_SOURCE, run_date)
 
 
 # --- extract / load ----------------------------------------------------------------------

@@ -24,6 +24,7 @@ from pyspark_jobs.lake_io import write_parquet
 from pyspark_jobs.parse_values import strict_int
 from pyspark_jobs.rejects import (
     INTERNAL_PREFIX,
+    finish_tagging,
     header_columns,
     missing_or_invalid,
     reject_duplicates,
@@ -50,6 +51,7 @@ GOOD_WORD = r"(?i)(?<![\p{L}\p{N}])good(?![\p{L}\p{N}])"
 _REVIEW_ID = INTERNAL_PREFIX + "review_id"
 _CUSTOMER_ID = INTERNAL_PREFIX + "customer_id"
 _POSITIVE = INTERNAL_PREFIX + "positive_review"
+_EMPTY_TEXT = INTERNAL_PREFIX + "empty_text"
 
 
 def extract(spark: SparkSession, args: argparse.Namespace) -> DataFrame:
@@ -85,7 +87,11 @@ def tag_reviews(raw: DataFrame) -> DataFrame:
     )
     # Classified here, after the duplicate window's shuffle, so the regex runs in parallel
     # and only once: the tagged records are persisted and read by the counts and the write.
-    return df.withColumn(_POSITIVE, positive_review(F.col(REVIEW_TEXT)))
+    text = F.col(REVIEW_TEXT)
+    df = df.withColumn(_POSITIVE, positive_review(text)).withColumn(
+        _EMPTY_TEXT, F.coalesce(F.trim(text), F.lit("")) == ""
+    )
+    return finish_tagging(df, REVIEW_ID)
 
 
 def classify(tagged: DataFrame, run_date: dt.date) -> DataFrame:
@@ -99,7 +105,7 @@ def classify(tagged: DataFrame, run_date: dt.date) -> DataFrame:
 
 
 def review_rejects(tagged: DataFrame, run_date: dt.date) -> DataFrame:
-    return rejects_frame(tagged, SOURCE, run_date, REVIEW_ID, header_columns(tagged))
+    return rejects_frame(tagged, SOURCE, run_date)
 
 
 def load(tagged: DataFrame, args: argparse.Namespace) -> None:
@@ -111,13 +117,12 @@ def main(argv: Sequence[str]) -> int:
     args = parse_job_args(JOB, argv, OPTIONS)
     spark = job_session(f"{JOB} {args.run_date}")
     tagged = persist(tag_reviews(extract(spark, args)))
-    text = F.col(REVIEW_TEXT)
     counts, tallies = summarize(
         tagged,
         args.input,
         {
             "positive_reviews": F.col(_POSITIVE) == 1,
-            "empty_review_text": F.coalesce(F.trim(text), F.lit("")) == "",
+            "empty_review_text": F.col(_EMPTY_TEXT),
         },
     )
     load(tagged, args)

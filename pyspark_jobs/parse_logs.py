@@ -32,6 +32,7 @@ from pyspark_jobs.lake_io import write_parquet
 from pyspark_jobs.parse_values import strict_int, strict_mm_dd_yyyy
 from pyspark_jobs.rejects import (
     INTERNAL_PREFIX,
+    finish_tagging,
     header_columns,
     missing_or_invalid,
     reject_duplicates,
@@ -171,9 +172,10 @@ def tag_logs(raw: DataFrame) -> DataFrame:
     )
     location = reference.canonical_location(F.col(INTERNAL_PREFIX + "location"))
     os = F.col(INTERNAL_PREFIX + "os")
-    return df.withColumn(INTERNAL_PREFIX + "location", location).withColumn(
+    df = df.withColumn(INTERNAL_PREFIX + "location", location).withColumn(
         INTERNAL_PREFIX + "browser", browser(F.col(INTERNAL_PREFIX + "browser"), os)
     )
+    return finish_tagging(df, LOG_ID)
 
 
 def review_logs(tagged: DataFrame, run_date: dt.date) -> DataFrame:
@@ -190,7 +192,7 @@ def review_logs(tagged: DataFrame, run_date: dt.date) -> DataFrame:
 
 
 def log_rejects(tagged: DataFrame, run_date: dt.date) -> DataFrame:
-    return rejects_frame(tagged, SOURCE, run_date, LOG_ID, header_columns(tagged))
+    return rejects_frame(tagged, SOURCE, run_date)
 
 
 def load(tagged: DataFrame, args: argparse.Namespace) -> None:

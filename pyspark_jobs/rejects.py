@@ -129,32 +129,42 @@ def usable(tagged: DataFrame) -> DataFrame:
     return tagged.filter(F.col(REASON).isNull())
 
 
-def rejects_frame(
-    tagged: DataFrame,
-    source: str,
-    run_date: dt.date,
-    key_column: str,
-    raw_columns: Sequence[str],
-) -> DataFrame:
-    """The rejected records as `rejects/<source>` rows.
+RECORD_KEY = INTERNAL_PREFIX + "record_key"
+RAW_RECORD = INTERNAL_PREFIX + "raw_record"
 
-    `raw_record` is the record's fields as read, as a JSON object (NULL fields kept); for a
-    record the reader could not split, the whole raw text is added as `_corrupt_record`.
+
+def finish_tagging(tagged: DataFrame, key_column: str) -> DataFrame:
+    """Keep what the rejects need and drop the raw columns.
+
+    A rejected record keeps its key as found and its raw record: the record's fields as
+    read, as a JSON object (NULL fields kept), plus the whole raw text as `_corrupt_record`
+    for a record the reader could not split. A usable record keeps only its parsed values,
+    so the persisted frame does not hold every raw text a second time.
     """
-    raw_fields = [F.col(c) for c in raw_columns]
+    header = header_columns(tagged)
+    raw_fields = [F.col(c) for c in header]
     json_options = {"ignoreNullFields": "false"}
-    has_corrupt = CORRUPT_RECORD in tagged.columns
     raw_record = F.to_json(F.struct(*raw_fields), json_options)
-    if has_corrupt:
+    if CORRUPT_RECORD in tagged.columns:
         raw_record = F.when(
             F.col(CORRUPT_RECORD).isNotNull(),
             F.to_json(F.struct(*raw_fields, F.col(CORRUPT_RECORD)), json_options),
         ).otherwise(raw_record)
+    rejected = F.col(REASON).isNotNull()
+    return (
+        tagged.withColumn(RECORD_KEY, F.when(rejected, F.col(key_column).cast("string")))
+        .withColumn(RAW_RECORD, F.when(rejected, raw_record))
+        .drop(*header, CORRUPT_RECORD)
+    )
+
+
+def rejects_frame(tagged: DataFrame, source: str, run_date: dt.date) -> DataFrame:
+    """The rejected records of a `finish_tagging` frame as `rejects/<source>` rows."""
     return tagged.filter(F.col(REASON).isNotNull()).select(
         F.lit(source).alias("source"),
         F.col(REASON).alias("reason"),
         F.col(DETAIL).alias("detail"),
-        F.col(key_column).cast("string").alias("record_key"),
-        raw_record.alias("raw_record"),
+        F.col(RECORD_KEY).alias("record_key"),
+        F.col(RAW_RECORD).alias("raw_record"),
         F.lit(run_date).alias("insert_date"),
     )

@@ -9,6 +9,7 @@ reviews per canonical state, and each customer's net spend.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import gzip
@@ -59,10 +60,10 @@ def load_csv(folder: Path) -> list[dict[str, str]]:
 def export_purchases(source: Path, target: Path) -> None:
     """The UCI file in the staging export format (the driver's job, redone independently)."""
     target.parent.mkdir(parents=True)
-    with (
-        gzip.open(source, "rt", encoding="utf-8", newline="") as src,
-        gzip.open(target, "wt", encoding="utf-8", newline="") as dst,
-    ):
+    # ExitStack, not a parenthesised `with (a, b):`, which Python 3.9 does not accept.
+    with contextlib.ExitStack() as files:
+        src = files.enter_context(gzip.open(source, "rt", encoding="utf-8", newline=""))
+        dst = files.enter_context(gzip.open(target, "wt", encoding="utf-8", newline=""))
         reader = csv.DictReader(src)
         writer = csv.writer(dst, lineterminator="\n")
         writer.writerow(EXPORT_HEADER)
