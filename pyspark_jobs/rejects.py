@@ -125,6 +125,19 @@ def reject_duplicates(df: DataFrame, key: str, content: Sequence[str], what: str
     return tagged.drop(COPIES, DIFFERING, COPY_NUMBER)
 
 
+def has_repeated_keys(raw: DataFrame, key: Column) -> bool:
+    """Whether `key` repeats among the records the reader could split and whose key parses
+    (exactly the records `reject_duplicates` looks at, when it runs right after the
+    malformed-row and id checks).
+
+    One Spark job that reads only the key column. When it says no, the duplicate window, a
+    shuffle of every record with its full text, can be skipped: it would tag nothing.
+    """
+    keys = raw.filter(F.col(CORRUPT_RECORD).isNull()).select(key.alias("key"))
+    repeated = keys.filter(F.col("key").isNotNull()).groupBy("key").count()
+    return bool(repeated.filter(F.col("count") > 1).limit(1).collect())
+
+
 def usable(tagged: DataFrame) -> DataFrame:
     return tagged.filter(F.col(REASON).isNull())
 

@@ -3,7 +3,8 @@ whole-file checks that need the records, and the common command-line options."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
@@ -12,6 +13,8 @@ from pyspark_jobs.cli_args import Option
 from pyspark_jobs.csv_input import first_line, is_unreadable_file_error
 from pyspark_jobs.errors import UnusableInput
 from pyspark_jobs.job_metrics import count_tagged, source_counts
+
+T = TypeVar("T")
 
 
 def source_options(what: str, output: str) -> list[Option]:
@@ -28,6 +31,16 @@ def persist(df: DataFrame) -> DataFrame:
     return df.persist(StorageLevel.MEMORY_AND_DISK)
 
 
+def reading(input_uri: str, action: Callable[[], T]) -> T:
+    """Run a Spark action that reads `input_uri`; a damaged file becomes UnusableInput."""
+    try:
+        return action()
+    except Exception as error:
+        if is_unreadable_file_error(error):
+            raise UnusableInput(input_uri, f"cannot be read: {first_line(error)}") from None
+        raise
+
+
 def summarize(
     tagged: DataFrame, input_uri: str, tallies: Mapping[str, Column]
 ) -> tuple[dict[str, object], dict[str, int]]:
@@ -37,12 +50,7 @@ def summarize(
     read: damaged compression, a header without records, or every record rejected (a vendor
     format change must not load as an all-rejected day).
     """
-    try:
-        rows_out, by_reason, found = count_tagged(tagged, tallies)
-    except Exception as error:
-        if is_unreadable_file_error(error):
-            raise UnusableInput(input_uri, f"cannot be read: {first_line(error)}") from None
-        raise
+    rows_out, by_reason, found = reading(input_uri, lambda: count_tagged(tagged, tallies))
     counts = source_counts(rows_out, by_reason)
     if counts["rows_in"] == 0:
         raise UnusableInput(input_uri, "has a header but no records")

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from pyspark_jobs import classify_reviews as job
 from pyspark_jobs.errors import UnusableInput
+from pyspark_jobs.rejects import has_repeated_keys
 from pyspark_jobs.tests.conftest import read_metrics, write_text
 
 RUN_DATE = dt.date(2021, 10, 31)
@@ -200,3 +201,21 @@ def test_a_day_where_every_record_is_rejected_is_unusable(spark, tmp_path):
     with pytest.raises(UnusableInput, match=expected):
         job.main(job_args(tmp_path, path))
     assert not (tmp_path / "classified_movie_review").exists()
+
+
+def test_repeated_keys_are_found_only_among_splittable_records_with_valid_ids(spark):
+    def check(rows):
+        return has_repeated_keys(raw_reviews(spark, rows), job.review_id())
+
+    assert not check([("1", "a", "10"), ("2", "b", "11"), ("3", "c", "x"), ("4", "d", "x")])
+    assert not check([("1", "a", "10"), ("9", "a", "10", "9,a,10,extra")])
+    assert check([("1", "a", "10"), ("2", "b", " 10")])
+
+
+def test_skipping_the_window_changes_nothing_without_repeated_keys(spark):
+    raw = raw_reviews(spark, [("1", "good", "10"), ("x", "bad", "11"), ("3", None, "z")])
+    with_window = job.tag_reviews(raw)
+    without = job.tag_reviews(raw, detect_duplicates=False)
+    assert sorted(map(tuple, with_window.collect()), key=str) == sorted(
+        map(tuple, without.collect()), key=str
+    )
