@@ -63,10 +63,14 @@ ELEMENTS = {
     "phone_number": "phoneNumber",
 }
 
-# Character data: no `<`, no control character XML 1.0 forbids, `&` only as an entity.
+# Character data: no `<`, no control character XML 1.0 forbids, `&` only as an entity or a
+# character reference. References are bounded to code points <= U+10FFFF (decimal: at most
+# six significant digits; hex: at most 10FFFF): the JVM unescaper throws on larger ones,
+# which would fail the job instead of rejecting the record.
+_CHAR_REFERENCE = r"#0*[0-9]{1,6}|#x0*(?:10|[0-9A-Fa-f])?[0-9A-Fa-f]{1,4}"
 _TEXT = (
     r"(?:[^<&\x00-\x08\x0B\x0C\x0E-\x1F]++"
-    r"|&(?:lt|gt|amp|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)*+"
+    r"|&(?:lt|gt|amp|quot|apos|" + _CHAR_REFERENCE + r");)*+"
 )
 _ELEMENT = r"<(?<tag>[A-Za-z_][A-Za-z0-9_.-]*+)>" + _TEXT + r"</\k<tag>>"
 # Possessive quantifiers throughout: no backtracking, linear time on any input.
@@ -96,14 +100,18 @@ def raw_element_text(document: Column, element: str) -> Column:
     return F.trim(F.regexp_extract(document, f"<{element}>([^<]*+)</{element}>", 1))
 
 
-def unescaped(raw: Column) -> Column:
+def unescaped(raw: Column, well_formed: Column) -> Column:
     """XML character data to text (the five entities and character references); NULL for
-    ''. The JVM's commons-text unescaper is called only for the rare text with a `&`."""
+    ''. The JVM's commons-text unescaper is called only for the rare text with a `&`, and
+    only in a document that passed `USABLE_DOCUMENT` (it throws on a bad reference)."""
     decoded = F.trim(F.reflect(F.lit(_XML_UNESCAPER), F.lit("unescapeXml"), raw))
-    return F.when(raw != "", F.when(F.instr(raw, "&") > 0, decoded).otherwise(raw))
+    return F.when(
+        raw != "",
+        F.when(well_formed & (F.instr(raw, "&") > 0), decoded).otherwise(raw),
+    )
 
 
-def with_elements(df: DataFrame, document: Column) -> DataFrame:
+def with_elements(df: DataFrame, document: Column, well_formed: Column) -> DataFrame:
     """`df` plus one internal column per review_logs field, parsed from `document`.
 
     Two projections on purpose: the extracted text is referenced several times by the
@@ -113,8 +121,11 @@ def with_elements(df: DataFrame, document: Column) -> DataFrame:
         "*", *[raw_element_text(document, e).alias(_RAW_TEXT + c) for c, e in ELEMENTS.items()]
     )
     return extracted.select(
-        *[c for c in df.columns],
-        *[unescaped(F.col(_RAW_TEXT + c)).alias(INTERNAL_PREFIX + c) for c in ELEMENTS],
+        *df.columns,
+        *[
+            unescaped(F.col(_RAW_TEXT + c), well_formed).alias(INTERNAL_PREFIX + c)
+            for c in ELEMENTS
+        ],
     )
 
 
@@ -160,7 +171,7 @@ def tag_logs(raw: DataFrame) -> DataFrame:
     # Parsed after the duplicate window's shuffle: the regexes run in parallel, once.
     df = df.withColumn(_USABLE_XML, F.coalesce(document.rlike(USABLE_DOCUMENT), F.lit(False)))
     df = reject_when(df, ~F.col(_USABLE_XML), "bad_xml", bad_xml_detail(document))
-    df = with_elements(df, document)
+    df = with_elements(df, document, F.col(_USABLE_XML))
     date_text = F.col(INTERNAL_PREFIX + "log_date")
     df = df.withColumn(_LOG_DATE, strict_mm_dd_yyyy(date_text))
     df = reject_when(df, date_text.isNull(), "bad_date", F.lit("logDate is missing or empty"))

@@ -59,7 +59,7 @@ def test_a_vendor_document_is_parsed_into_every_field(spark):
 def test_elements_in_any_order_with_whitespace_entities_and_a_browser(spark):
     document = (
         '<?xml version="1.0"?>\n<reviewlog>\n  <log>\n'
-        "    <browser>Opera &amp; Co &#233;</browser>\n"
+        "    <browser>Opera &amp; Co &#233;&#x10FFFF;&#x00041;</browser>\n"
         "    <os>Linux</os> <device> Tablet </device>\n"
         "    <location>new york</location><logDate>12-31-2020</logDate>\n"
         "  </log>\n</reviewlog>\n"
@@ -67,7 +67,8 @@ def test_elements_in_any_order_with_whitespace_entities_and_a_browser(spark):
     logs, rejects = parse(spark, [("2", document)])
     assert rejects == {}
     row = logs[2]
-    assert row["browser"] == "Opera & Co é"  # the element wins over the OS default
+    # The element wins over the OS default.
+    assert row["browser"] == "Opera & Co é\U0010ffffA"
     assert (row["device"], row["os"], row["location"]) == ("Tablet", "Linux", "New York")
     assert row["log_date"] == dt.date(2020, 12, 31)
     assert (row["ip"], row["phone_number"]) == (None, None)
@@ -117,6 +118,9 @@ def test_locations_are_canonical(spark, written, canonical):
         (doc(el("logDate", "04-25-2021"), "<device>Mobile"), "not well-formed"),  # unclosed
         (doc(el("logDate", "04-25-2021"), el("device", "a < b")), "not well-formed"),
         (doc(el("logDate", "04-25-2021"), el("device", "AT&T")), "not well-formed"),
+        (doc(el("logDate", "04-25-2021"), el("device", "&#9999999;")), "not well-formed"),
+        (doc(el("logDate", "04-25-2021"), el("device", "&#x110000;")), "not well-formed"),
+        (doc(el("logDate", "04-25-2021"), el("device", "&nbsp;")), "not well-formed"),
         (doc(el("logDate", "04-25-2021"), '<device kind="x">M</device>'), "not well-formed"),
         ("<log>" + el("logDate", "04-25-2021") + "</log>", "not well-formed"),
         (
