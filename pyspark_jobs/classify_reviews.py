@@ -1,0 +1,156 @@
+"""classify_reviews: raw `movie_review.csv` -> staging `classified_movie_review`.
+
+`positive_review` is 1 when the review contains the word `good` (DESIGN.md 2.3): words are
+maximal runs of Unicode letters and digits, compared case-insensitively, so `Good!`,
+`good.`, `<br />good` and `good-looking` count and `goodness` or `g00d` do not. The test is
+one native regular expression; an empty or missing text is a valid review with 0.
+Unusable records go to `rejects/movie_review` (malformed_row, bad_id, duplicate_key,
+duplicate_identical, bad_customer_id).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pyspark_jobs.cli_args import parse_job_args
+from pyspark_jobs.csv_input import read_csv_strings
+from pyspark_jobs.job_metrics import metrics_document, write_metrics
+from pyspark_jobs.lake_io import write_parquet
+from pyspark_jobs.parse_values import strict_int
+from pyspark_jobs.rejects import (
+    INTERNAL_PREFIX,
+    finish_tagging,
+    has_repeated_keys,
+    header_columns,
+    missing_or_invalid,
+    reject_duplicates,
+    reject_malformed_rows,
+    reject_when,
+    rejects_frame,
+    start_tagging,
+    usable,
+)
+from pyspark_jobs.source_job import persist, reading, source_options, summarize
+from pyspark_jobs.spark_session import job_session
+
+JOB = "classify_reviews"
+SOURCE = "movie_review"
+OUTPUT = "classified_movie_review"
+CUSTOMER_ID, REVIEW_TEXT, REVIEW_ID = "cid", "review_str", "id_review"
+REQUIRED_COLUMNS = (CUSTOMER_ID, REVIEW_TEXT, REVIEW_ID)
+OPTIONS = source_options("movie_review.csv", OUTPUT)
+
+# `good` with neither a letter nor a digit (any script) on either side; (?i) is enough for
+# case: no non-ASCII character folds to g, o or d.
+GOOD_WORD = r"(?i)(?<![\p{L}\p{N}])good(?![\p{L}\p{N}])"
+
+_REVIEW_ID = INTERNAL_PREFIX + "review_id"
+_CUSTOMER_ID = INTERNAL_PREFIX + "customer_id"
+_POSITIVE = INTERNAL_PREFIX + "positive_review"
+_EMPTY_TEXT = INTERNAL_PREFIX + "empty_text"
+
+
+def extract(spark: SparkSession, args: argparse.Namespace) -> DataFrame:
+    return read_csv_strings(spark, args.input, REQUIRED_COLUMNS)
+
+
+def positive_review(text: Column) -> Column:
+    """1 when `text` contains the word `good`, else 0 (also for an empty or NULL text)."""
+    return F.when(text.rlike(GOOD_WORD), 1).otherwise(0)
+
+
+def review_id() -> Column:
+    return strict_int(F.col(REVIEW_ID))
+
+
+def tag_reviews(raw: DataFrame, detect_duplicates: bool = True) -> DataFrame:
+    """The raw records with typed ids and a reject reason (NULL for a usable review).
+
+    `detect_duplicates=False` skips the duplicate window; only for input where
+    `has_repeated_keys(raw, review_id(raw))` is false, on which the window tags nothing."""
+    header = header_columns(raw)
+    df = (
+        start_tagging(raw)
+        .withColumn(_REVIEW_ID, review_id())
+        .withColumn(_CUSTOMER_ID, strict_int(F.col(CUSTOMER_ID)))
+    )
+    df = reject_malformed_rows(df, len(header))
+    df = reject_when(
+        df,
+        F.col(_REVIEW_ID).isNull(),
+        "bad_id",
+        missing_or_invalid(F.col(REVIEW_ID), REVIEW_ID, "is not a 32-bit integer"),
+    )
+    if detect_duplicates:
+        content = [c for c in header if c != REVIEW_ID]
+        df = reject_duplicates(df, _REVIEW_ID, content, "review id")
+    df = reject_when(
+        df,
+        F.col(_CUSTOMER_ID).isNull(),
+        "bad_customer_id",
+        missing_or_invalid(F.col(CUSTOMER_ID), CUSTOMER_ID, "is not a 32-bit integer"),
+    )
+    # Classified here, after the duplicate window's shuffle, so the regex runs in parallel
+    # and only once: the tagged records are persisted and read by the counts and the write.
+    text = F.col(REVIEW_TEXT)
+    df = df.withColumn(_POSITIVE, positive_review(text)).withColumn(
+        _EMPTY_TEXT, F.coalesce(F.trim(text), F.lit("")) == ""
+    )
+    return finish_tagging(df, REVIEW_ID)
+
+
+def classify(tagged: DataFrame, run_date: dt.date) -> DataFrame:
+    """The usable reviews as `classified_movie_review` rows."""
+    return usable(tagged).select(
+        F.col(_CUSTOMER_ID).alias("customer_id"),
+        F.col(_REVIEW_ID).alias("review_id"),
+        F.col(_POSITIVE).alias("positive_review"),
+        F.lit(run_date).alias("insert_date"),
+    )
+
+
+def review_rejects(tagged: DataFrame, run_date: dt.date) -> DataFrame:
+    return rejects_frame(tagged, SOURCE, run_date)
+
+
+def load(tagged: DataFrame, args: argparse.Namespace) -> None:
+    write_parquet(classify(tagged, args.run_date), args.output)
+    write_parquet(review_rejects(tagged, args.run_date), args.rejects)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_job_args(JOB, argv, OPTIONS)
+    spark = job_session(f"{JOB} {args.run_date}")
+    raw = extract(spark, args)
+    # The duplicate window shuffles every review with its text (most of this job's time,
+    # measured); a cheap pass over the ids tells whether it can find anything at all.
+    detect = reading(args.input, lambda: has_repeated_keys(raw, review_id()))
+    tagged = persist(tag_reviews(raw, detect_duplicates=detect))
+    counts, tallies = summarize(
+        tagged,
+        args.input,
+        {
+            "positive_reviews": F.col(_POSITIVE) == 1,
+            "empty_review_text": F.col(_EMPTY_TEXT),
+        },
+    )
+    load(tagged, args)
+    write_metrics(
+        spark,
+        args.metrics,
+        metrics_document(
+            JOB,
+            args.run_date,
+            sources={SOURCE: counts},
+            outputs={OUTPUT: counts["rows_out"]},
+            warnings={"empty_review_text": tallies["empty_review_text"]},
+            checks={"positive_reviews": tallies["positive_reviews"]},
+        ),
+    )
+    tagged.unpersist()
+    return 0

@@ -1,0 +1,242 @@
+"""parse_logs: raw `log_reviews.csv` -> staging `review_logs`.
+
+Each `log` is one small XML document in the vendor's flat layout:
+
+    <reviewlog><log><logDate>04-25-2021</logDate><device>Mobile</device>...</log></reviewlog>
+
+Spark's `xpath_*` functions throw on a malformed document (one bad row would fail the job)
+and parse each document once per call. Instead the whole document is checked against one
+strict regular expression of that layout (well-formed flat elements in any order, text
+without `<`, `&` only in the predefined entities or character references, whitespace
+between tags allowed), then each element is cut out with `regexp_extract` and unescaped in
+the JVM: all native, no Python UDF. A document that does not match is a `bad_xml` reject.
+
+Unusable records go to `rejects/log_reviews` (malformed_row, bad_id, duplicate_key,
+duplicate_identical, bad_xml, bad_date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pyspark_jobs import reference
+from pyspark_jobs.cli_args import parse_job_args
+from pyspark_jobs.csv_input import read_csv_strings
+from pyspark_jobs.job_metrics import metrics_document, write_metrics
+from pyspark_jobs.lake_io import write_parquet
+from pyspark_jobs.parse_values import strict_int, strict_mm_dd_yyyy
+from pyspark_jobs.rejects import (
+    INTERNAL_PREFIX,
+    finish_tagging,
+    header_columns,
+    missing_or_invalid,
+    reject_duplicates,
+    reject_malformed_rows,
+    reject_when,
+    rejects_frame,
+    start_tagging,
+    usable,
+)
+from pyspark_jobs.source_job import persist, source_options, summarize
+from pyspark_jobs.spark_session import job_session
+
+JOB = "parse_logs"
+SOURCE = "log_reviews"
+OUTPUT = "review_logs"
+LOG_ID, LOG = "id_review", "log"
+REQUIRED_COLUMNS = (LOG_ID, LOG)
+OPTIONS = source_options("log_reviews.csv", OUTPUT)
+
+# review_logs column -> the XML element it comes from.
+ELEMENTS = {
+    "log_date": "logDate",
+    "device": "device",
+    "os": "os",
+    "location": "location",
+    "browser": "browser",
+    "ip": "ipAddress",
+    "phone_number": "phoneNumber",
+}
+
+# Character data: no `<`, no control character XML 1.0 forbids, `&` only as an entity or a
+# character reference. References are bounded to code points <= U+10FFFF (decimal: at most
+# six significant digits; hex: at most 10FFFF): the JVM unescaper throws on larger ones,
+# which would fail the job instead of rejecting the record.
+_CHAR_REFERENCE = r"#0*[0-9]{1,6}|#x0*(?:10|[0-9A-Fa-f])?[0-9A-Fa-f]{1,4}"
+_TEXT = (
+    r"(?:[^<&\x00-\x08\x0B\x0C\x0E-\x1F]++"
+    r"|&(?:lt|gt|amp|quot|apos|" + _CHAR_REFERENCE + r");)*+"
+)
+_ELEMENT = r"<(?<tag>[A-Za-z_][A-Za-z0-9_.-]*+)>" + _TEXT + r"</\k<tag>>"
+# Possessive quantifiers throughout: no backtracking, linear time on any input.
+VENDOR_LAYOUT = (
+    r"^\s*+(?:<\?xml[^<>?]*+\?>\s*+)?<reviewlog>\s*+<log>\s*+(?:"
+    + _ELEMENT
+    + r"\s*+)*+</log>\s*+</reviewlog>\s*+$"
+)
+# A known element that occurs twice is ambiguous (which value is meant?): group 1 names it.
+REPEATED_ELEMENT = r"<(?<known>" + "|".join(ELEMENTS.values()) + r")>(?s:.*?)<\k<known>>"
+# The one test every document goes through: the layout, and no known element repeated.
+USABLE_DOCUMENT = r"^(?!(?s:.*?)" + REPEATED_ELEMENT + r")" + VENDOR_LAYOUT[1:]
+_XML_UNESCAPER = "org.apache.commons.text.StringEscapeUtils"
+
+_LOG_ID = INTERNAL_PREFIX + "log_id"
+_USABLE_XML = INTERNAL_PREFIX + "usable_xml"
+_LOG_DATE = INTERNAL_PREFIX + "date"
+_RAW_TEXT = INTERNAL_PREFIX + "raw_"
+
+
+def extract(spark: SparkSession, args: argparse.Namespace) -> DataFrame:
+    return read_csv_strings(spark, args.input, REQUIRED_COLUMNS)
+
+
+def raw_element_text(document: Column, element: str) -> Column:
+    """The trimmed text of `<element>` (still escaped); '' when absent or empty."""
+    return F.trim(F.regexp_extract(document, f"<{element}>([^<]*+)</{element}>", 1))
+
+
+def unescaped(raw: Column, well_formed: Column) -> Column:
+    """XML character data to text (the five entities and character references); NULL for
+    ''. The JVM's commons-text unescaper is called only for the rare text with a `&`, and
+    only in a document that passed `USABLE_DOCUMENT` (it throws on a bad reference)."""
+    decoded = F.trim(F.reflect(F.lit(_XML_UNESCAPER), F.lit("unescapeXml"), raw))
+    return F.when(
+        raw != "",
+        F.when(well_formed & (F.instr(raw, "&") > 0), decoded).otherwise(raw),
+    )
+
+
+def with_elements(df: DataFrame, document: Column, well_formed: Column) -> DataFrame:
+    """`df` plus one internal column per review_logs field, parsed from `document`.
+
+    Two projections on purpose: the extracted text is referenced several times by the
+    unescaping, and as its own column it is extracted once (one inlined expression would
+    repeat each regexp_extract, which measured several times slower)."""
+    extracted = df.select(
+        "*", *[raw_element_text(document, e).alias(_RAW_TEXT + c) for c, e in ELEMENTS.items()]
+    )
+    return extracted.select(
+        *df.columns,
+        *[
+            unescaped(F.col(_RAW_TEXT + c), well_formed).alias(INTERNAL_PREFIX + c)
+            for c in ELEMENTS
+        ],
+    )
+
+
+def bad_xml_detail(document: Column) -> Column:
+    """Why a document failed `USABLE_DOCUMENT` (computed for rejected documents only)."""
+    return (
+        F.when(F.coalesce(F.trim(document), F.lit("")) == "", F.lit("log is empty"))
+        .when(
+            document.rlike(VENDOR_LAYOUT),
+            F.concat(
+                F.lit("element <"),
+                F.regexp_extract(document, REPEATED_ELEMENT, 1),
+                F.lit("> appears more than once"),
+            ),
+        )
+        .otherwise(
+            F.lit(
+                "log is not well-formed XML in the vendor layout "
+                "<reviewlog><log><name>text</name>...</log></reviewlog>"
+            )
+        )
+    )
+
+
+def browser(explicit: Column, os: Column) -> Column:
+    """The `<browser>` element when present, else the default browser of the OS (or NULL)."""
+    return F.coalesce(explicit, reference.default_browser(os))
+
+
+def tag_logs(raw: DataFrame) -> DataFrame:
+    """The raw records with the parsed fields and a reject reason (NULL when usable)."""
+    header = header_columns(raw)
+    document = F.col(LOG)
+    df = start_tagging(raw).withColumn(_LOG_ID, strict_int(F.col(LOG_ID)))
+    df = reject_malformed_rows(df, len(header))
+    df = reject_when(
+        df,
+        F.col(_LOG_ID).isNull(),
+        "bad_id",
+        missing_or_invalid(F.col(LOG_ID), LOG_ID, "is not a 32-bit integer"),
+    )
+    df = reject_duplicates(df, _LOG_ID, [c for c in header if c != LOG_ID], "review id")
+    # Parsed after the duplicate window's shuffle: the regexes run in parallel, once.
+    df = df.withColumn(_USABLE_XML, F.coalesce(document.rlike(USABLE_DOCUMENT), F.lit(False)))
+    df = reject_when(df, ~F.col(_USABLE_XML), "bad_xml", bad_xml_detail(document))
+    df = with_elements(df, document, F.col(_USABLE_XML))
+    date_text = F.col(INTERNAL_PREFIX + "log_date")
+    df = df.withColumn(_LOG_DATE, strict_mm_dd_yyyy(date_text))
+    df = reject_when(df, date_text.isNull(), "bad_date", F.lit("logDate is missing or empty"))
+    df = reject_when(
+        df,
+        F.col(_LOG_DATE).isNull(),
+        "bad_date",
+        F.concat(F.lit("logDate '"), date_text, F.lit("' is not a valid MM-dd-yyyy date")),
+    )
+    location = reference.canonical_location(F.col(INTERNAL_PREFIX + "location"))
+    os = F.col(INTERNAL_PREFIX + "os")
+    df = df.withColumn(INTERNAL_PREFIX + "location", location).withColumn(
+        INTERNAL_PREFIX + "browser", browser(F.col(INTERNAL_PREFIX + "browser"), os)
+    )
+    return finish_tagging(df, LOG_ID)
+
+
+def review_logs(tagged: DataFrame, run_date: dt.date) -> DataFrame:
+    """The usable records as `review_logs` rows."""
+    return usable(tagged).select(
+        F.col(_LOG_ID).alias("log_id"),
+        F.col(_LOG_DATE).alias("log_date"),
+        *[
+            F.col(INTERNAL_PREFIX + c).alias(c)
+            for c in ("device", "os", "location", "browser", "ip", "phone_number")
+        ],
+        F.lit(run_date).alias("insert_date"),
+    )
+
+
+def log_rejects(tagged: DataFrame, run_date: dt.date) -> DataFrame:
+    return rejects_frame(tagged, SOURCE, run_date)
+
+
+def load(tagged: DataFrame, args: argparse.Namespace) -> None:
+    write_parquet(review_logs(tagged, args.run_date), args.output)
+    write_parquet(log_rejects(tagged, args.run_date), args.rejects)
+
+
+def warning_conditions() -> dict[str, Column]:
+    """Kept records worth a look, counted into the metrics' `warnings`."""
+    location = F.col(INTERNAL_PREFIX + "location")
+    return {
+        "unrecognized_location": location.isNotNull() & ~reference.is_known_location(location),
+        "unknown_os_without_browser": F.col(INTERNAL_PREFIX + "os").isNotNull()
+        & F.col(INTERNAL_PREFIX + "browser").isNull(),
+    }
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_job_args(JOB, argv, OPTIONS)
+    spark = job_session(f"{JOB} {args.run_date}")
+    tagged = persist(tag_logs(extract(spark, args)))
+    counts, warnings = summarize(tagged, args.input, warning_conditions())
+    load(tagged, args)
+    write_metrics(
+        spark,
+        args.metrics,
+        metrics_document(
+            JOB,
+            args.run_date,
+            sources={SOURCE: counts},
+            outputs={OUTPUT: counts["rows_out"]},
+            warnings=warnings,
+        ),
+    )
+    tagged.unpersist()
+    return 0

@@ -1,0 +1,64 @@
+"""What the two jobs reading a vendor file share: counting the tagged records once, the
+whole-file checks that need the records, and the common command-line options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame
+
+from pyspark_jobs.cli_args import Option
+from pyspark_jobs.csv_input import first_line, is_unreadable_file_error
+from pyspark_jobs.errors import UnusableInput
+from pyspark_jobs.job_metrics import count_tagged, source_counts
+
+T = TypeVar("T")
+
+
+def source_options(what: str, output: str) -> list[Option]:
+    return [
+        Option("--input", f"the URI of {what} (.csv or .csv.gz)"),
+        Option("--output", f"the URI of the {output} partition folder to replace"),
+        Option("--rejects", "the URI of the rejects partition folder to replace"),
+        Option("--metrics", "the URI of the folder to replace with the metrics JSON line"),
+    ]
+
+
+def persist(df: DataFrame) -> DataFrame:
+    """Keep the tagged records: counting and the two writes then read the input once."""
+    return df.persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def reading(input_uri: str, action: Callable[[], T]) -> T:
+    """Run a Spark action that reads `input_uri`; a damaged file becomes UnusableInput."""
+    try:
+        return action()
+    except Exception as error:
+        if is_unreadable_file_error(error):
+            raise UnusableInput(input_uri, f"cannot be read: {first_line(error)}") from None
+        raise
+
+
+def summarize(
+    tagged: DataFrame, input_uri: str, tallies: Mapping[str, Column]
+) -> tuple[dict[str, object], dict[str, int]]:
+    """(the `sources` entry, the tallies over the usable records), in one Spark job.
+
+    Raises UnusableInput when the file turns out unusable as a whole once its records are
+    read: damaged compression, a header without records, or every record rejected (a vendor
+    format change must not load as an all-rejected day).
+    """
+    rows_out, by_reason, found = reading(input_uri, lambda: count_tagged(tagged, tallies))
+    counts = source_counts(rows_out, by_reason)
+    if counts["rows_in"] == 0:
+        raise UnusableInput(input_uri, "has a header but no records")
+    if rows_out == 0:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(by_reason.items()))
+        raise UnusableInput(
+            input_uri,
+            f"every one of its {counts['rows_in']} records was rejected ({reasons}); "
+            "the vendor format has probably changed, so nothing is loaded",
+        )
+    return counts, found

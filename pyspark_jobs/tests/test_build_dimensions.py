@@ -1,0 +1,156 @@
+"""build_dimensions: stable surrogate keys across runs and days, attributes, load CSVs."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import io
+from pathlib import Path
+
+import pytest
+
+from pyspark_jobs import build_dimensions as job
+from pyspark_jobs.errors import InvariantBroken
+from pyspark_jobs.tests.conftest import read_metrics
+
+LOG_SCHEMA = (
+    "log_id int, log_date date, device string, os string, location string, browser string, "
+    "ip string, phone_number string, insert_date date"
+)
+
+
+def test_season_and_date_id():
+    assert [job.season(m) for m in range(1, 13)] == [
+        "Winter", "Winter", "Spring", "Spring", "Spring", "Summer",
+        "Summer", "Summer", "Fall", "Fall", "Fall", "Winter",
+    ]  # fmt: skip
+    assert job.date_id(dt.date(2021, 4, 5)) == 20210405
+
+
+def test_extend_registry_keeps_ids_and_numbers_new_values_in_order():
+    first = job.extend_registry({}, ["Tablet", "Mobile", None, "Computer"])
+    assert first == {"Unknown": 0, "Computer": 1, "Mobile": 2, "Tablet": 3}
+    second = job.extend_registry(first, ["Watch", "Mobile", "Console"])
+    assert second == {**first, "Console": 4, "Watch": 5}
+
+
+def test_merge_registry_refuses_snapshots_that_disagree():
+    assert job.merge_registry("dim_os", [(0, "Unknown"), (1, "Linux"), (1, "Linux")]) == {
+        "Unknown": 0,
+        "Linux": 1,
+    }
+    with pytest.raises(InvariantBroken, match="has ids 1 and 2"):
+        job.merge_registry("dim_os", [(1, "Linux"), (2, "Linux")])
+    with pytest.raises(InvariantBroken, match="means both"):
+        job.merge_registry("dim_os", [(1, "Linux"), (1, "BeOS")])
+    with pytest.raises(InvariantBroken, match="Unknown"):
+        job.merge_registry("dim_os", [(0, "Linux")])
+
+
+def write_logs(spark, folder: Path, rows):
+    spark.createDataFrame(rows, LOG_SCHEMA).write.mode("overwrite").parquet(str(folder))
+
+
+def run(spark, tmp_path: Path, day: str, rows):
+    logs = tmp_path / "review_logs" / f"dt={day}"
+    write_logs(spark, logs, rows)
+    args = [
+        "--run-date", day,
+        "--review-logs", str(logs),
+        "--dims-root", str(tmp_path / "dims"),
+        "--load-root", str(tmp_path / "warehouse_load" / f"dt={day}"),
+        "--metrics", str(tmp_path / "_metrics" / f"dt={day}" / "build_dimensions"),
+    ]  # fmt: skip
+    assert job.main(args) == 0
+
+
+def snapshot(spark, tmp_path, table, day):
+    folder = tmp_path / "dims" / table / f"dt={day}"
+    return sorted(tuple(r) for r in spark.read.parquet(str(folder)).collect())
+
+
+def log(i, day, device, os, location, browser):
+    return (i, day, device, os, location, browser, None, None, dt.date(2021, 10, 31))
+
+
+def test_keys_are_stable_across_two_days_and_a_rerun(spark, tmp_path):
+    day1 = [
+        log(1, dt.date(2021, 4, 25), "Mobile", "Apple iOS", "Kansas", "Safari"),
+        log(2, dt.date(2021, 1, 3), "Tablet", "Linux", "Atlantis", "Mozilla Firefox"),
+        log(3, dt.date(2021, 1, 3), None, None, None, None),
+    ]
+    run(spark, tmp_path, "2021-10-30", day1)
+    assert snapshot(spark, tmp_path, "dim_devices", "2021-10-30") == [
+        (0, "Unknown"), (1, "Mobile"), (2, "Tablet"),
+    ]  # fmt: skip
+    assert snapshot(spark, tmp_path, "dim_location", "2021-10-30") == [
+        (0, "Unknown", None, "Unknown"),
+        (1, "Atlantis", None, None),
+        (2, "Kansas", "KS", "Midwest"),
+    ]
+    assert snapshot(spark, tmp_path, "dim_date", "2021-10-30") == [
+        (0, None, None, None, None, "Unknown"),
+        (20210103, dt.date(2021, 1, 3), 3, 1, 2021, "Winter"),
+        (20210425, dt.date(2021, 4, 25), 25, 4, 2021, "Spring"),
+    ]
+
+    # Day 2 brings new values that sort before the old ones: old ids must not move.
+    day2 = [
+        log(4, dt.date(2021, 7, 4), "Computer", "Apple MacOS", "Alabama", "Safari"),
+        log(5, dt.date(2021, 4, 25), "Mobile", "Linux", "Kansas", "Opera"),
+    ]
+    run(spark, tmp_path, "2021-10-31", day2)
+    assert snapshot(spark, tmp_path, "dim_devices", "2021-10-31") == [
+        (0, "Unknown"), (1, "Mobile"), (2, "Tablet"), (3, "Computer"),
+    ]  # fmt: skip
+    assert snapshot(spark, tmp_path, "dim_location", "2021-10-31") == [
+        (0, "Unknown", None, "Unknown"),
+        (1, "Atlantis", None, None),
+        (2, "Kansas", "KS", "Midwest"),
+        (3, "Alabama", "AL", "South"),
+    ]
+    assert snapshot(spark, tmp_path, "dim_browser", "2021-10-31") == [
+        (0, "Unknown"), (1, "Mozilla Firefox"), (2, "Safari"), (3, "Opera"),
+    ]  # fmt: skip
+    assert [r[0] for r in snapshot(spark, tmp_path, "dim_date", "2021-10-31")] == [
+        0, 20210103, 20210425, 20210704,
+    ]  # fmt: skip
+    metrics = read_metrics(tmp_path / "_metrics" / "dt=2021-10-31" / "build_dimensions")
+    assert metrics["checks"]["new_members"] == {
+        "dim_date": 1, "dim_devices": 1, "dim_location": 1, "dim_os": 1, "dim_browser": 1,
+    }  # fmt: skip
+    assert metrics["sources"]["review_logs"]["rows_in"] == 2
+
+    # Rerunning day 1 after day 2 keeps every id (the registry is every snapshot).
+    run(spark, tmp_path, "2021-10-30", day1)
+    assert snapshot(spark, tmp_path, "dim_devices", "2021-10-30") == snapshot(
+        spark, tmp_path, "dim_devices", "2021-10-31"
+    )
+
+
+def read_load_csv(folder: Path) -> list[list[str]]:
+    (part,) = sorted(folder.glob("part-*.csv.gz"))
+    return list(csv.reader(io.StringIO(gzip.decompress(part.read_bytes()).decode("utf-8"))))
+
+
+def test_load_csv_is_what_copy_expects(spark, tmp_path):
+    day = dt.date(2021, 12, 1)
+    run(spark, tmp_path, "2021-12-01", [log(1, day, 'Mobile "X", v2', "Linux", "Guam", None)])
+    devices = read_load_csv(tmp_path / "warehouse_load" / "dt=2021-12-01" / "dim_devices")
+    assert devices == [["id_dim_devices", "device"], ["0", "Unknown"], ["1", 'Mobile "X", v2']]
+    raw = gzip.decompress(
+        next((tmp_path / "warehouse_load/dt=2021-12-01/dim_location").glob("part-*")).read_bytes()
+    ).decode()
+    # NULL is an empty unquoted field: state_code and region of an unrecognised location.
+    assert raw.splitlines() == [
+        "id_dim_location,location,state_code,region",
+        "0,Unknown,,Unknown",
+        "1,Guam,,",
+    ]
+    dates = read_load_csv(tmp_path / "warehouse_load" / "dt=2021-12-01" / "dim_date")
+    assert dates == [
+        ["id_dim_date", "log_date", "day", "month", "year", "season"],
+        ["0", "", "", "", "", "Unknown"],
+        ["20211201", "2021-12-01", "1", "12", "2021", "Winter"],
+    ]

@@ -1,0 +1,213 @@
+"""parse_logs: the XML layout, fields, canonical locations, browsers, rejects, metrics."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pyspark_jobs import parse_logs as job
+from pyspark_jobs.tests.conftest import read_metrics, write_text
+
+RUN_DATE = dt.date(2021, 10, 31)
+RAW_SCHEMA = "id_review string, log string, _corrupt_record string"
+
+
+def doc(*elements: str) -> str:
+    return "<reviewlog><log>" + "".join(elements) + "</log></reviewlog>"
+
+
+def el(name: str, text: str) -> str:
+    return f"<{name}>{text}</{name}>"
+
+
+VALID = doc(
+    el("logDate", "04-25-2021"),
+    el("device", "Mobile"),
+    el("location", "Kansas"),
+    el("os", "Apple iOS"),
+    el("ipAddress", "9.200.232.57"),
+    el("phoneNumber", "821-540-5777"),
+)
+
+
+def parse(spark, rows):
+    raw = spark.createDataFrame([(*r, None) if len(r) == 2 else r for r in rows], RAW_SCHEMA)
+    tagged = job.tag_logs(raw)
+    logs = {r["log_id"]: r.asDict() for r in job.review_logs(tagged, RUN_DATE).collect()}
+    rejects = {r["record_key"]: r.asDict() for r in job.log_rejects(tagged, RUN_DATE).collect()}
+    assert len(logs) + len(job.log_rejects(tagged, RUN_DATE).collect()) == raw.count()
+    return logs, rejects
+
+
+def test_a_vendor_document_is_parsed_into_every_field(spark):
+    logs, rejects = parse(spark, [("1", VALID)])
+    assert rejects == {}
+    assert logs[1] == {
+        "log_id": 1,
+        "log_date": dt.date(2021, 4, 25),
+        "device": "Mobile",
+        "os": "Apple iOS",
+        "location": "Kansas",
+        "browser": "Safari",
+        "ip": "9.200.232.57",
+        "phone_number": "821-540-5777",
+        "insert_date": RUN_DATE,
+    }
+
+
+def test_elements_in_any_order_with_whitespace_entities_and_a_browser(spark):
+    document = (
+        '<?xml version="1.0"?>\n<reviewlog>\n  <log>\n'
+        "    <browser>Opera &amp; Co &#233;&#x10FFFF;&#x00041;</browser>\n"
+        "    <os>Linux</os> <device> Tablet </device>\n"
+        "    <location>new york</location><logDate>12-31-2020</logDate>\n"
+        "  </log>\n</reviewlog>\n"
+    )
+    logs, rejects = parse(spark, [("2", document)])
+    assert rejects == {}
+    row = logs[2]
+    # The element wins over the OS default.
+    assert row["browser"] == "Opera & Co é\U0010ffffA"
+    assert (row["device"], row["os"], row["location"]) == ("Tablet", "Linux", "New York")
+    assert row["log_date"] == dt.date(2020, 12, 31)
+    assert (row["ip"], row["phone_number"]) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("os", "browser"),
+    [
+        ("Microsoft Windows", "Microsoft Edge"),
+        ("Apple MacOS", "Safari"),
+        ("Apple iOS", "Safari"),
+        ("Google Android", "Google Chrome"),
+        ("Linux", "Mozilla Firefox"),
+        ("BeOS", None),
+    ],
+)
+def test_browser_is_derived_from_the_os(spark, os, browser):
+    logs, _ = parse(spark, [("1", doc(el("logDate", "01-02-2021"), el("os", os)))])
+    assert (logs[1]["os"], logs[1]["browser"]) == (os, browser)
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [
+        ("Pensylvania", "Pennsylvania"),
+        ("Lousiana", "Louisiana"),
+        ("Massachussets", "Massachusetts"),
+        ("California", "California"),
+        (" texas ", "Texas"),
+        ("District of Columbia", "District of Columbia"),
+        ("Atlantis", "Atlantis"),  # unrecognised: kept as it is
+    ],
+)
+def test_locations_are_canonical(spark, written, canonical):
+    logs, _ = parse(spark, [("1", doc(el("logDate", "01-02-2021"), el("location", written)))])
+    assert logs[1]["location"] == canonical
+
+
+@pytest.mark.parametrize(
+    ("document", "detail"),
+    [
+        ("", "log is empty"),
+        (None, "log is empty"),
+        ("not xml at all", "not well-formed"),
+        (VALID[:-5], "not well-formed"),  # truncated
+        (doc("<logDate>04-25-2021</logdate>"), "not well-formed"),  # mismatched tag
+        (doc(el("logDate", "04-25-2021"), "<device>Mobile"), "not well-formed"),  # unclosed
+        (doc(el("logDate", "04-25-2021"), el("device", "a < b")), "not well-formed"),
+        (doc(el("logDate", "04-25-2021"), el("device", "AT&T")), "not well-formed"),
+        (doc(el("logDate", "04-25-2021"), el("device", "&#9999999;")), "not well-formed"),
+        (doc(el("logDate", "04-25-2021"), el("device", "&#x110000;")), "not well-formed"),
+        (doc(el("logDate", "04-25-2021"), el("device", "&nbsp;")), "not well-formed"),
+        (doc(el("logDate", "04-25-2021"), '<device kind="x">M</device>'), "not well-formed"),
+        ("<log>" + el("logDate", "04-25-2021") + "</log>", "not well-formed"),
+        (
+            doc(el("logDate", "04-25-2021"), el("device", "Mobile"), el("device", "Tablet")),
+            "element <device> appears more than once",
+        ),
+    ],
+)
+def test_malformed_xml_is_rejected_not_fatal(spark, document, detail):
+    logs, rejects = parse(spark, [("1", document), ("2", VALID)])
+    assert list(logs) == [2]
+    assert rejects["1"]["reason"] == "bad_xml"
+    assert detail in rejects["1"]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("date_element", "detail"),
+    [
+        ("", "logDate is missing"),
+        (el("logDate", ""), "logDate is missing"),
+        (el("logDate", "13-45-2021"), "logDate '13-45-2021' is not a valid MM-dd-yyyy date"),
+        (el("logDate", "2021-04-25"), "is not a valid MM-dd-yyyy date"),
+        (el("logDate", "02-30-2021"), "is not a valid MM-dd-yyyy date"),
+    ],
+)
+def test_missing_and_invalid_dates_are_rejected(spark, date_element, detail):
+    logs, rejects = parse(spark, [("1", doc(date_element, el("device", "Mobile")))])
+    assert logs == {}
+    assert rejects["1"]["reason"] == "bad_date"
+    assert detail in rejects["1"]["detail"]
+
+
+def test_ids_and_duplicates(spark):
+    other = VALID.replace("Kansas", "Ohio")
+    logs, _ = parse(
+        spark,
+        [
+            ("x", VALID),
+            ("", VALID),
+            ("5", VALID),
+            ("5", VALID),
+            ("6", VALID),
+            ("6", other),
+            ("7", "<bad"),
+            ("7", "<bad"),
+        ],
+    )
+    assert list(logs) == [5]
+    raw = spark.createDataFrame(
+        [("5", VALID, None), ("5", VALID, None), ("6", VALID, None), ("6", other, None)],
+        RAW_SCHEMA,
+    )
+    reasons = sorted(r["reason"] for r in job.log_rejects(job.tag_logs(raw), RUN_DATE).collect())
+    assert reasons == ["duplicate_identical", "duplicate_key", "duplicate_key"]
+
+
+def test_main_writes_logs_rejects_and_metrics(spark, tmp_path):
+    unknown = doc(el("logDate", "01-02-2021"), el("os", "BeOS"), el("location", "Atlantis"))
+    path = write_text(
+        tmp_path / "log_reviews.csv",
+        "id_review,log\n"
+        f"1,{VALID}\n"
+        f'2,"{unknown}"\n'
+        "3,<reviewlog><log>\n"
+        f"4,{doc(el('logDate', '13-45-2021'))}\n"
+        f"1,{VALID}\n",
+    )
+    args = [
+        "--run-date", "2021-10-31",
+        "--input", path,
+        "--output", str(tmp_path / "review_logs" / "dt=2021-10-31"),
+        "--rejects", str(tmp_path / "rejects" / "log_reviews" / "dt=2021-10-31"),
+        "--metrics", str(tmp_path / "_metrics" / "parse_logs"),
+    ]  # fmt: skip
+    assert job.main(args) == 0
+    out = spark.read.parquet(str(tmp_path / "review_logs" / "dt=2021-10-31"))
+    assert out.columns == [
+        "log_id", "log_date", "device", "os", "location", "browser", "ip", "phone_number",
+        "insert_date",
+    ]  # fmt: skip
+    assert sorted(r["log_id"] for r in out.collect()) == [1, 2]
+    metrics = read_metrics(tmp_path / "_metrics" / "parse_logs")
+    assert metrics["sources"]["log_reviews"] == {
+        "rows_in": 5,
+        "rows_out": 2,
+        "rows_rejected": 3,
+        "rejected_by_reason": {"bad_date": 1, "bad_xml": 1, "duplicate_identical": 1},
+    }
+    assert metrics["outputs"] == {"review_logs": 2}
+    assert metrics["warnings"] == {"unknown_os_without_browser": 1, "unrecognized_location": 1}
