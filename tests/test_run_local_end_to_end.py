@@ -218,7 +218,7 @@ def test_local_run_on_the_full_data_matches_an_independent_computation(database,
         f"{len(extra)} unexpected (e.g. {sorted(extra, key=str)[:3]})")
     wrong = {k: (expected[k], actual[k]) for k in expected if expected[k] != actual[k]}
     assert not wrong, f"{len(wrong)} rows differ, e.g. {list(wrong.items())[:3]}"
-    assert "succeeded" in first.stderr
+    assert "succeeded" in first.stdout
 
     # The same date again: the same warehouse, dimension ids included.
     dims_sql = ("SELECT string_agg(x, '|' ORDER BY x) FROM ("
