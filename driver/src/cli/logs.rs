@@ -9,8 +9,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
 
 use crate::cli::status::{sdk_config, EmrConnection};
 use crate::cli::{Global, Output};
@@ -21,7 +19,7 @@ use crate::runner::emr::{classify, EmrRunner};
 use crate::runner::StepRunner;
 use crate::step::StepStatus;
 use crate::store::local::LocalStore;
-use crate::store::{ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StoreError};
+use crate::store::ObjectUri;
 
 /// How long to wait for logs that have not arrived yet.
 #[derive(Debug, Clone, clap::Args)]
@@ -158,13 +156,7 @@ pub(super) async fn diagnose_emr_step(
         )
     })?;
     let config = sdk_config(connection).await;
-    // An endpoint override (moto, LocalStack) serves buckets by path, not by host name.
-    let s3 = aws_sdk_s3::config::Builder::from(&config)
-        .force_path_style(config.endpoint_url().is_some())
-        .build();
-    let store = S3LogReader {
-        client: aws_sdk_s3::Client::from_conf(s3),
-    };
+    let store = crate::store::s3::S3Store::new(crate::aws::s3_client(&config));
     let cluster_prefix = runner.cluster_log_prefix();
     Ok(diagnose(
         &store,
@@ -176,117 +168,4 @@ pub(super) async fn diagnose_emr_step(
         &wait.options(),
     )
     .await?)
-}
-
-/// Reads logs from S3: listing and whole-object reads, which is all the diagnosis does.
-/// Writing is refused: this command never writes. (The integrator may replace it with the
-/// shared `store::s3` implementation.)
-struct S3LogReader {
-    client: aws_sdk_s3::Client,
-}
-
-fn s3_error(
-    op: &'static str,
-    uri: &ObjectUri,
-    error: impl std::error::Error + Send + Sync + 'static,
-) -> StoreError {
-    StoreError::S3 {
-        op,
-        uri: uri.to_string(),
-        message: aws_sdk_s3::error::DisplayErrorContext(&error).to_string(),
-        hint: "; the driver's identity needs s3:ListBucket and s3:GetObject on the log bucket"
-            .into(),
-        transient: false,
-    }
-}
-
-fn read_only(op: &'static str, uri: &ObjectUri) -> StoreError {
-    StoreError::S3 {
-        op,
-        uri: uri.to_string(),
-        message: "the log reader is read-only".into(),
-        hint: String::new(),
-        transient: false,
-    }
-}
-
-#[async_trait]
-impl ObjectStore for S3LogReader {
-    async fn head(&self, uri: &ObjectUri) -> Result<Option<ObjectMeta>, StoreError> {
-        Ok(self.list(uri).await?.into_iter().find(|m| m.uri == *uri))
-    }
-
-    async fn list(&self, prefix: &ObjectUri) -> Result<Vec<ObjectMeta>, StoreError> {
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&prefix.bucket)
-            .prefix(&prefix.key)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| s3_error("list", prefix, e))?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                out.push(ObjectMeta {
-                    uri: ObjectUri::new(prefix.bucket.clone(), key),
-                    size: object.size().unwrap_or(0).max(0) as u64,
-                    last_modified: object
-                        .last_modified()
-                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
-                    metadata: Default::default(),
-                });
-            }
-        }
-        out.sort_by(|a, b| a.uri.key.cmp(&b.uri.key));
-        Ok(out)
-    }
-
-    async fn get_bytes(&self, uri: &ObjectUri) -> Result<Bytes, StoreError> {
-        let out = self
-            .client
-            .get_object()
-            .bucket(&uri.bucket)
-            .key(&uri.key)
-            .send()
-            .await
-            .map_err(|e| s3_error("read", uri, e))?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| s3_error("read", uri, e))?;
-        Ok(body.into_bytes())
-    }
-
-    async fn reader(&self, uri: &ObjectUri) -> Result<ObjectReader, StoreError> {
-        let bytes = self.get_bytes(uri).await?;
-        Ok(Box::pin(std::io::Cursor::new(bytes.to_vec())))
-    }
-
-    async fn put_bytes(&self, uri: &ObjectUri, _body: Bytes) -> Result<(), StoreError> {
-        Err(read_only("write", uri))
-    }
-
-    async fn put_if_absent(&self, uri: &ObjectUri, _body: Bytes) -> Result<bool, StoreError> {
-        Err(read_only("write", uri))
-    }
-
-    async fn put_file(
-        &self,
-        uri: &ObjectUri,
-        _path: &std::path::Path,
-        _metadata: &std::collections::BTreeMap<String, String>,
-    ) -> Result<(), StoreError> {
-        Err(read_only("upload", uri))
-    }
-
-    async fn put_stream(&self, uri: &ObjectUri, _body: ObjectReader) -> Result<u64, StoreError> {
-        Err(read_only("write", uri))
-    }
-
-    async fn delete(&self, uri: &ObjectUri) -> Result<(), StoreError> {
-        Err(read_only("delete", uri))
-    }
 }

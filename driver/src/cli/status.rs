@@ -24,17 +24,14 @@ pub struct EmrConnection {
 }
 
 /// The AWS configuration through the standard chain (profiles, env, SSO, instance roles),
-/// with the endpoint and region overrides. (The integrator may switch this to the shared
-/// `aws` module.)
+/// with the endpoint and region overrides.
 pub(super) async fn sdk_config(connection: &EmrConnection) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(region) = &connection.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    if let Some(endpoint) = connection.endpoint_url.as_deref().filter(|e| !e.is_empty()) {
-        loader = loader.endpoint_url(endpoint);
-    }
-    loader.load().await
+    let settings = crate::aws::AwsSettings {
+        region: connection.region.clone(),
+        profile: None,
+        endpoint_url: connection.endpoint_url.clone().filter(|e| !e.is_empty()),
+    };
+    crate::aws::sdk_config(&settings).await
 }
 
 /// An EMR runner attached to the cluster: these commands never terminate it.
