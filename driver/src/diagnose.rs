@@ -239,7 +239,8 @@ fn out_of_memory(lines: &[&str]) -> Option<ProbableCause> {
 }
 
 /// Our jobs exit 3 with one line naming the unusable file; the line is recognised by the word
-/// "unusable" on a line of its own (not a log4j line, whose text could say anything), see
+/// "unusable" on a line of its own (not a log4j line, whose text could say anything), or as
+/// run_job.py's error line (`run_job.py <job>: error: input file ...`), see
 /// docs/architecture.md, exit codes of run_job.py. The exit code 3 is looked for in the
 /// FailureDetails, the local runner's message and YARN's "exited with status 3".
 fn unusable_input(lines: &[String], extra: &[String]) -> Option<ProbableCause> {
@@ -247,11 +248,13 @@ fn unusable_input(lines: &[String], extra: &[String]) -> Option<ProbableCause> {
         Regex::new(r"(?i)(exited with (code|status)|exit ?code|exit status)( is|:|=)? ?3\b")
             .expect("valid regex");
     let log_line = Regex::new(r"^\d{2,4}[/-]\d\d[/-]\d\d ").expect("valid regex");
-    let line = lines
-        .iter()
-        .rev()
-        .find(|l| !log_line.is_match(l) && l.to_lowercase().contains("unusable"))?;
+    // run_job.py's own one-line error: `run_job.py <job>: error: input file <uri>: <problem>`.
+    let job_error = Regex::new(r"^run_job\.py( \S+)?: error: ").expect("valid regex");
     let exited_3 = extra.iter().chain(lines.iter()).any(|l| exit_3.is_match(l));
+    let line = lines.iter().rev().find(|l| {
+        !log_line.is_match(l)
+            && (l.to_lowercase().contains("unusable") || (job_error.is_match(l) && (exited_3 || l.contains(": error: input file"))))
+    })?;
     let mut summary = line.trim().to_string();
     if exited_3 {
         summary.push_str(
@@ -665,5 +668,20 @@ mod tests {
         gz.write_all(b"one\ntwo\n").unwrap();
         assert_eq!(log_lines(&gz.finish().unwrap()), vec!["one", "two"]);
         assert_eq!(log_lines(b"plain\n"), vec!["plain"]);
+    }
+
+    #[test]
+    fn run_job_error_line_is_the_cause_of_an_exit_3() {
+        let lines: Vec<String> = [
+            "26/11/28 06:40:11 INFO SparkContext: Successfully stopped SparkContext",
+            "run_job.py parse_logs: error: input file s3://raw/incoming/dt=2021-10-31/log_reviews.csv: every one of its 2 records was rejected (bad_xml: 2); the vendor format has probably changed, so nothing is loaded",
+            "26/11/28 06:40:11 INFO ShutdownHookManager: Shutdown hook called",
+        ]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+        let cause = parse(&lines, &["Step exited with code 3".to_string()]);
+        assert_eq!(cause.kind, CauseKind::InputUnusable);
+        assert!(cause.summary.contains("every one of its 2 records was rejected"), "{}", cause.summary);
     }
 }

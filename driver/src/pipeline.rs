@@ -545,11 +545,11 @@ impl Pipeline {
             match status.state {
                 StepState::Completed => self.collect_metrics(manifest, key).await?,
                 StepState::Failed => {
-                    let cause = self.diagnose(runner, status).await;
-                    manifest.step_mut(key).expect("every step is in the manifest").failure = Some(cause.clone());
-                    self.progress.line(&format!("{key} FAILED:\n{cause}"));
+                    let (report, cause) = self.diagnose(runner, status).await;
+                    manifest.step_mut(key).expect("every step is in the manifest").failure = Some(format!("{cause}\n{report}"));
+                    self.progress.line(&format!("{key} FAILED:\n{report}"));
                     first_error.get_or_insert_with(|| {
-                        PipelineError::StepFailed { key: key.clone(), step_id: status.id.clone(), cause: first_line(&cause) }.into()
+                        PipelineError::StepFailed { key: key.clone(), step_id: status.id.clone(), cause }.into()
                     });
                 }
                 state => {
@@ -563,9 +563,11 @@ impl Pipeline {
         }
     }
 
-    async fn diagnose(&self, runner: &dyn StepRunner, status: &StepStatus) -> String {
+    /// The diagnosis for people, and its probable cause in one line.
+    async fn diagnose(&self, runner: &dyn StepRunner, status: &StepStatus) -> (String, String) {
         let Some(prefix) = runner.log_prefix(&status.id) else {
-            return "the runner keeps no logs for this step".to_string();
+            let text = "the runner keeps no logs for this step".to_string();
+            return (text.clone(), text);
         };
         let cluster_prefix = runner.cluster_log_prefix();
         match diagnose::diagnose(
@@ -579,8 +581,11 @@ impl Pipeline {
         )
         .await
         {
-            Ok(diagnosis) => diagnosis.render_text(),
-            Err(e) => format!("could not read the logs under {prefix}: {e}"),
+            Ok(diagnosis) => (diagnosis.render_text(), first_line(&diagnosis.cause.summary)),
+            Err(e) => {
+                let text = format!("could not read the logs under {prefix}: {e}");
+                (text.clone(), text)
+            }
         }
     }
 
