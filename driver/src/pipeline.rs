@@ -342,25 +342,39 @@ impl Pipeline {
     }
 
     async fn deploy(&self, manifest: &mut RunManifest) -> Result<()> {
+        self.driver_step(manifest, DEPLOY, async {
+            let progress = Arc::clone(&self.progress);
+            let mut lines = move |line: &str| progress.line(line);
+            let report = crate::deploy::deploy(self.store.as_ref(), &self.plan.artifacts.all(), &mut lines).await?;
+            Ok(serde_json::json!({"uploaded": report.uploaded.len(), "skipped": report.skipped.len()}))
+        })
+        .await
+    }
+
+    /// Runs one of the driver's own steps, recording it in the manifest (state, times, figures
+    /// or failure); gives up on a signal.
+    async fn driver_step<F>(&self, manifest: &mut RunManifest, key: &str, work: F) -> Result<()>
+    where
+        F: std::future::Future<Output = Result<Value>>,
+    {
         let started = self.clock.now();
-        self.progress.stage(DEPLOY, "RUNNING");
-        let progress = Arc::clone(&self.progress);
-        let mut lines = move |line: &str| progress.line(line);
-        let report = crate::deploy::deploy(self.store.as_ref(), &self.plan.artifacts.all(), &mut lines).await;
-        let record = manifest.step_mut(DEPLOY).expect("deploy is in every manifest");
+        self.progress.stage(key, "RUNNING");
+        let result = self.with_shutdown(work).await;
+        let record = manifest.step_mut(key).expect("every driver step is in the manifest");
         record.started_at = Some(started);
         record.ended_at = Some(self.clock.now());
-        match report {
-            Ok(report) => {
+        match result {
+            Ok(metrics) => {
                 record.state = StepState::Completed.as_str().into();
-                record.metrics = Some(serde_json::json!({"uploaded": report.uploaded.len(), "skipped": report.skipped.len()}));
-                self.progress.stage(DEPLOY, "COMPLETED");
+                record.metrics = Some(metrics);
+                self.progress.stage(key, "COMPLETED");
                 Ok(())
             }
             Err(e) => {
                 record.state = StepState::Failed.as_str().into();
                 record.failure = Some(e.to_string());
-                Err(e.into())
+                self.progress.stage(key, "FAILED");
+                Err(e)
             }
         }
     }
@@ -378,25 +392,7 @@ impl Pipeline {
         if self.completed_before(previous, USER_PURCHASE) {
             return self.reuse_previous(manifest, previous, USER_PURCHASE);
         }
-        let started = self.clock.now();
-        self.progress.stage(USER_PURCHASE, "RUNNING");
-        let result = self.with_shutdown(self.stage_user_purchase_inner(file)).await;
-        let record = manifest.step_mut(USER_PURCHASE).expect("user_purchase is in every manifest");
-        record.started_at = Some(started);
-        record.ended_at = Some(self.clock.now());
-        match result {
-            Ok(metrics) => {
-                record.state = StepState::Completed.as_str().into();
-                record.metrics = Some(metrics);
-                self.progress.stage(USER_PURCHASE, "COMPLETED");
-                Ok(())
-            }
-            Err(e) => {
-                record.state = StepState::Failed.as_str().into();
-                record.failure = Some(e.to_string());
-                Err(e)
-            }
-        }
+        self.driver_step(manifest, USER_PURCHASE, self.stage_user_purchase_inner(file)).await
     }
 
     async fn stage_user_purchase_inner(&self, file: Option<ObjectUri>) -> Result<Value> {
@@ -641,29 +637,11 @@ impl Pipeline {
         let Some(url) = self.options.databases.warehouse_url.clone() else {
             let record = manifest.step_mut(LOAD_WAREHOUSE).expect("load_warehouse is in every manifest");
             record.state = "SKIPPED".into();
-            record.failure = Some(format!("no warehouse database given: the tables stay as files under {}", self.plan.uris.load_root));
+            record.metrics = Some(serde_json::json!({"skipped": "no warehouse database given", "tables_under": self.plan.uris.load_root}));
             self.progress.line(&format!("no warehouse database: dims and fact are in {}", self.plan.uris.load_root));
             return Ok(());
         };
-        let started = self.clock.now();
-        self.progress.stage(LOAD_WAREHOUSE, "RUNNING");
-        let result = self.with_shutdown(self.load_warehouse_inner(&url)).await;
-        let record = manifest.step_mut(LOAD_WAREHOUSE).expect("load_warehouse is in every manifest");
-        record.started_at = Some(started);
-        record.ended_at = Some(self.clock.now());
-        match result {
-            Ok(metrics) => {
-                record.state = StepState::Completed.as_str().into();
-                record.metrics = Some(metrics);
-                self.progress.stage(LOAD_WAREHOUSE, "COMPLETED");
-                Ok(())
-            }
-            Err(e) => {
-                record.state = StepState::Failed.as_str().into();
-                record.failure = Some(e.to_string());
-                Err(e)
-            }
-        }
+        self.driver_step(manifest, LOAD_WAREHOUSE, self.load_warehouse_inner(&url)).await
     }
 
     async fn load_warehouse_inner(&self, url: &str) -> Result<Value> {
