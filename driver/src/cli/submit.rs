@@ -35,6 +35,9 @@ pub struct Args {
     /// Wait for the step to finish (Ctrl-C cancels it) and exit with its outcome.
     #[arg(long)]
     pub wait: bool,
+    /// Print the rendered step (the exact StepConfig) and exit, calling nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Give up waiting (and cancel the step) after this long.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "3h")]
     pub timeout: Duration,
@@ -71,6 +74,10 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
         set_var(&mut vars, assignment)?;
     }
     let step = crate::render::render_step_file(&args.template, &vars)?;
+    if args.dry_run {
+        println!("{}", serde_json::to_string_pretty(&step).expect("a step serialises"));
+        return Ok(ExitCode::Success);
+    }
     let clock: Arc<dyn Clock> = SystemClock::shared();
     let runner: Arc<dyn StepRunner> = match plan.target {
         Target::Local => {
