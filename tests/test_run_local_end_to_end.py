@@ -173,10 +173,10 @@ def warehouse_fact(db):
     return actual
 
 
-def run_pipeline(db, lake, raw):
+def run_pipeline(db, lake, raw, *extra):
     env = dict(os.environ, EMR_DRIVER_LOCAL_LAKE_DIR=str(lake))
     cmd = [str(DRIVER), "run", "--local", "--date", RUN_DATE, "--raw-dir", str(raw),
-           "--database-url", f"{PG}/{db}"]
+           "--database-url", f"{PG}/{db}", *extra]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, f"exit {done.returncode}\nstderr:\n{done.stderr[-6000:]}"
     return done
@@ -220,7 +220,8 @@ def test_local_run_on_the_full_data_matches_an_independent_computation(database,
     assert not wrong, f"{len(wrong)} rows differ, e.g. {list(wrong.items())[:3]}"
     assert "succeeded" in first.stdout
 
-    # The same date again: the same warehouse, dimension ids included.
+    # The same date again, every step recomputed (--force; without it the completed steps of
+    # the same inputs would be reused): the same warehouse, dimension ids included.
     dims_sql = ("SELECT string_agg(x, '|' ORDER BY x) FROM ("
                 "SELECT 'd' || id_dim_date || coalesce(log_date::text, '') AS x FROM dim_date UNION ALL "
                 "SELECT 'v' || id_dim_devices || device FROM dim_devices UNION ALL "
@@ -228,6 +229,7 @@ def test_local_run_on_the_full_data_matches_an_independent_computation(database,
                 "SELECT 'o' || id_dim_os || os FROM dim_os UNION ALL "
                 "SELECT 'b' || id_dim_browser || browser FROM dim_browser) t")
     dims_before = psql(database, dims_sql)
-    run_pipeline(database, lake, raw_dir)
+    second = run_pipeline(database, lake, raw_dir, "--force")
+    assert "already completed" not in second.stderr
     assert warehouse_fact(database) == actual
     assert psql(database, dims_sql) == dims_before
