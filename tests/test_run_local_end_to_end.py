@@ -33,7 +33,11 @@ PG = os.environ.get("E2E_PG_URL", "postgresql://postgres@127.0.0.1:5432")
 
 pytestmark = pytest.mark.e2e
 
-MISSPELLED = {"Pensylvania": "Pennsylvania", "Lousiana": "Louisiana", "Massachussets": "Massachusetts"}
+MISSPELLED = {
+    "Pensylvania": "Pennsylvania",
+    "Lousiana": "Louisiana",
+    "Massachussets": "Massachusetts",
+}
 DEFAULT_BROWSER = {
     "Microsoft Windows": "Microsoft Edge",
     "Apple MacOS": "Safari",
@@ -110,7 +114,8 @@ def expected_logs(path):
             os_name = text_of(log, "os")
             location = text_of(log, "location")
             browser = text_of(log, "browser") or DEFAULT_BROWSER.get(os_name)
-            values = (log_date, text_of(log, "device"), MISSPELLED.get(location, location), os_name, browser)
+            location = MISSPELLED.get(location, location)
+            values = (log_date, text_of(log, "device"), location, os_name, browser)
             rows.append((rid, (row["log"], values)))
     return {rid: content[1] for rid, content in dedupe(rows).items()}
 
@@ -223,7 +228,8 @@ def test_local_run_on_the_full_data_matches_an_independent_computation(database,
     # The same date again, every step recomputed (--force; without it the completed steps of
     # the same inputs would be reused): the same warehouse, dimension ids included.
     dims_sql = ("SELECT string_agg(x, '|' ORDER BY x) FROM ("
-                "SELECT 'd' || id_dim_date || coalesce(log_date::text, '') AS x FROM dim_date UNION ALL "
+                "SELECT 'd' || id_dim_date || coalesce(log_date::text, '') AS x FROM dim_date "
+                "UNION ALL "
                 "SELECT 'v' || id_dim_devices || device FROM dim_devices UNION ALL "
                 "SELECT 'l' || id_dim_location || location FROM dim_location UNION ALL "
                 "SELECT 'o' || id_dim_os || os FROM dim_os UNION ALL "
