@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/setup.sh
+# The venv only: the driver binary is built by the Rust test build below (building it alone
+# first would compile the AWS SDK twice, once without and once with the test features).
+SKIP_DRIVER_BUILD=1 ./scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
 # PostgreSQL on 127.0.0.1:5432 is used by the database and end-to-end tests.
@@ -17,8 +19,9 @@ fi
 echo "== ruff (Python lint, Python 3.9 syntax)"
 ruff check .
 
-echo "== Rust tests (cargo nextest)"
+echo "== Rust tests (cargo nextest; also builds target/release/emr-driver for the Python end-to-end tests)"
 cargo nextest run --workspace --release --locked --no-fail-fast
+test -x target/release/emr-driver
 
 echo "== Python tests (pytest)"
 set +e
