@@ -9,6 +9,8 @@ const HEADER: &str = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitP
 
 fn driver() -> Command {
     let mut cmd = Command::cargo_bin("emr-driver").unwrap();
+    // The repository root, where the default config/pipeline.toml is.
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     cmd.env_remove("DATABASE_URL").env("EMR_DRIVER_LOG", "warn");
     cmd
 }

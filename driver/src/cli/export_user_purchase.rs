@@ -34,7 +34,7 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let uri = ObjectUri::parse(&args.to)?;
     tracing::info!(date = %args.date, %uri, "exporting user_purchase");
     if let Some(source) = &args.from_uci {
-        let reader = open_source(source, store.as_ref()).await?;
+        let reader = open_source(source, &args.lake, global).await?;
         let opts = LoadOptions { skip_bad_rows: args.skip_bad_rows };
         let report = user_purchase::uci_to_export_object(reader, source, store.as_ref(), &uri, opts).await?;
         print_load_report(&report, source, &format!("written to {uri}"), global.output);

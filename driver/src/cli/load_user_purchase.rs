@@ -57,10 +57,12 @@ pub struct Args {
     pub lake: LakeArgs,
 }
 
-/// Opens a local path or an `s3://` URI for streaming.
-pub async fn open_source(source: &str, store: &dyn ObjectStore) -> Result<ObjectReader, DbError> {
+/// Opens a local path or an `s3://` URI for streaming; the configured store is opened only
+/// for a URI, so loading a local file needs no configuration.
+pub async fn open_source(source: &str, lake: &LakeArgs, global: &Global) -> Result<ObjectReader> {
     if source.contains("://") {
         let uri = ObjectUri::parse(source)?;
+        let store = lake.store(global).await?;
         return Ok(store.reader(&uri).await?);
     }
     let file = tokio::fs::File::open(source)
@@ -70,8 +72,7 @@ pub async fn open_source(source: &str, store: &dyn ObjectStore) -> Result<Object
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let store = args.lake.store(global).await?;
-    let reader = open_source(&args.file, store.as_ref()).await?;
+    let reader = open_source(&args.file, &args.lake, global).await?;
     let mut client = db::connect(&args.db.database_url).await?;
     let opts = LoadOptions { skip_bad_rows: args.skip_bad_rows };
     let report = user_purchase::load(&mut client, reader, &args.file, opts).await?;
