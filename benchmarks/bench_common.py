@@ -20,7 +20,9 @@ from typing import TypeVar
 REPO = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get("BENCH_OUT_DIR", REPO / "benchmarks" / "out"))
 SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
-DRIVER = Path(os.environ.get("EMR_DRIVER_BIN", REPO / "target" / "release" / "emr-driver"))
+# Popped: the driver reads EMR_DRIVER_<SECTION>_<KEY> variables as config overrides and
+# warns about any other EMR_DRIVER_* one; this one is only for the scripts.
+DRIVER = Path(os.environ.pop("EMR_DRIVER_BIN", REPO / "target" / "release" / "emr-driver"))
 RUN_DATE = "2021-10-31"
 
 T = TypeVar("T")

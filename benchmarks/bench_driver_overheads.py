@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -68,10 +69,16 @@ class CountingProxy:
                 response = upstream.getresponse()
                 data = response.read()
                 self.send_response(response.status)
+                # A HEAD answer keeps the object's Content-Length (the deploy compares sizes);
+                # any other answer is re-sent whole, so it carries its body's length.
+                keep_length = self.command == "HEAD"
                 for key, value in response.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    skip = ("transfer-encoding", "connection") + (() if keep_length else
+                                                                  ("content-length",))
+                    if key.lower() not in skip:
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
+                if not keep_length:
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
@@ -195,8 +202,10 @@ def main() -> int:
                 sys.exit(f"benchmarks: deploy failed with exit code {done.returncode}")
             requests = proxy.take()
             puts = [op for _, op in requests if op.startswith("PUT ")]
+            kinds = Counter(op.split(" ")[0] + " " + op.split("?")[0].rsplit("/", 1)[-1]
+                            for _, op in requests)
             say(f"  {len(requests)} requests, {len(puts)} uploads: "
-                f"{', '.join(sorted({op.split('?')[0] for _, op in requests}))}")
+                + ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items())))
             figure(f"driver.deploy_{attempt}.requests", len(requests))
             figure(f"driver.deploy_{attempt}.uploads", len(puts))
     finally:

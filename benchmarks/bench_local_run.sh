@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 DRIVER=${EMR_DRIVER_BIN:-$REPO/target/release/emr-driver}
+unset EMR_DRIVER_BIN  # not a config override: the driver would warn about it
 SHARED=${SHARED_DATA_DIR:-$REPO/../shared/data}
 PGURL_BASE=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 OUT=${BENCH_OUT_DIR:-$REPO/benchmarks/out}/local-run

@@ -19,6 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
 DRIVER=${EMR_DRIVER_BIN:-$REPO/target/release/emr-driver}
+# The driver reads EMR_DRIVER_<SECTION>_<KEY> as config overrides and warns about any other
+# EMR_DRIVER_* variable: this one is only for the scripts.
+unset EMR_DRIVER_BIN
+REPEATS=${BENCH_PG_REPEATS:-3}
 SHARED=${SHARED_DATA_DIR:-$REPO/../shared/data}
 PGURL_BASE=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 OUT=${BENCH_OUT_DIR:-$REPO/benchmarks/out}/postgres
@@ -36,6 +40,7 @@ now() { date +%s.%N; }
 seconds_since() { echo "$(now) - $1" | bc -l | xargs printf '%.2f'; }
 ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
 psql_db() { psql -X -q -v ON_ERROR_STOP=1 "$URL" "$@"; }
+median() { printf "%s\n" "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 peak_rss_kb() { sed -n 's/.*Maximum resident set size (kbytes): //p' "$1"; }
 
 cleanup() { psql -X -q "$PGURL_BASE/postgres" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true; }
@@ -55,7 +60,7 @@ COLUMNS="invoice_number, stock_code, detail, quantity, invoice_date, unit_price,
 driver_load() { # FILE LABEL
   show /usr/bin/time -v "$DRIVER" load-user-purchase "$1" --database-url "$URL"
   local t; t=$(now)
-  /usr/bin/time -v -o "$OUT/time-load-$2.txt" "$DRIVER" load-user-purchase "$1" --database-url "$URL" >/dev/null
+  /usr/bin/time -v -o "$OUT/time-load-$2.txt" "$DRIVER" load-user-purchase "$1" --database-url "$URL" >/dev/null 2>>"$OUT/driver.stderr"
   LOAD_SECONDS=$(seconds_since "$t")
   LOAD_RSS=$(peak_rss_kb "$OUT/time-load-$2.txt")
 }
@@ -65,39 +70,52 @@ driver_export() { # LABEL
   show /usr/bin/time -v "$DRIVER" export-user-purchase --date $DATE --to "$to" --database-url "$URL" --lake-dir "$lake"
   local t; t=$(now)
   /usr/bin/time -v -o "$OUT/time-export-$1.txt" "$DRIVER" export-user-purchase --date $DATE --to "$to" \
-    --database-url "$URL" --lake-dir "$lake" >/dev/null
+    --database-url "$URL" --lake-dir "$lake" >/dev/null 2>>"$OUT/driver.stderr"
   EXPORT_SECONDS=$(seconds_since "$t")
   EXPORT_RSS=$(peak_rss_kb "$OUT/time-export-$1.txt")
   EXPORT_FILE="$lake/staging/user_purchase/dt=$DATE/user_purchase.csv.gz"
 }
 table_rows() { psql_db -At -c "SELECT count(*) FROM user_purchase"; }
 
-echo; echo "== load, real file: driver vs psql \\copy =="
-# Warm-up: one untimed load, so both timed loads find the file in the page cache.
-"$DRIVER" load-user-purchase "$OUT/user_purchase.csv" --database-url "$URL" >/dev/null
-driver_load "$OUT/user_purchase.csv" 1x
+echo; echo "== load, real file: driver vs psql \\copy, $REPEATS runs each, alternating (median) =="
+# Warm-up: one untimed load, so every timed load finds the file in the page cache.
+"$DRIVER" load-user-purchase "$OUT/user_purchase.csv" --database-url "$URL" >/dev/null 2>>"$OUT/driver.stderr"
+driver_times=() psql_times=()
+for i in $(seq "$REPEATS"); do
+  driver_load "$OUT/user_purchase.csv" 1x
+  driver_times+=("$LOAD_SECONDS"); driver_rows=$(table_rows)
+  psql_db -c "TRUNCATE user_purchase"
+  [ "$i" = 1 ] && show psql "$URL" -c "\\copy user_purchase FROM '$OUT/user_purchase.csv' CSV HEADER"
+  t=$(now)
+  psql_db -c "\\copy user_purchase FROM '$OUT/user_purchase.csv' CSV HEADER"
+  psql_times+=("$(seconds_since "$t")"); psql_rows=$(table_rows)
+  psql_db -c "TRUNCATE user_purchase"
+done
+echo "driver: ${driver_times[*]} s; psql: ${psql_times[*]} s"
+LOAD_SECONDS=$(median "${driver_times[@]}") PSQL_LOAD=$(median "${psql_times[@]}")
 figure postgres.load.driver_seconds "$LOAD_SECONDS" s
-figure postgres.load.driver_rows "$(table_rows)"
+figure postgres.load.driver_rows "$driver_rows"
 figure postgres.load.driver_peak_rss_kb "$LOAD_RSS" KiB
-psql_db -c "TRUNCATE user_purchase"
-show psql "$URL" -c "\\copy user_purchase FROM '$OUT/user_purchase.csv' CSV HEADER"
-t=$(now)
-psql_db -c "\\copy user_purchase FROM '$OUT/user_purchase.csv' CSV HEADER"
-PSQL_LOAD=$(seconds_since "$t")
 figure postgres.load.psql_seconds "$PSQL_LOAD" s
-figure postgres.load.psql_rows "$(table_rows)"
+figure postgres.load.psql_rows "$psql_rows"
 figure postgres.load.driver_over_psql "$(ratio "$LOAD_SECONDS" "$PSQL_LOAD")" x
 
-echo; echo "== export, real table: driver vs psql \\copy TO STDOUT | gzip =="
-"$DRIVER" load-user-purchase "$OUT/user_purchase.csv" --database-url "$URL" >/dev/null
-driver_export 1x
+echo; echo "== export, real table: driver vs psql \\copy TO STDOUT | gzip, $REPEATS runs each, alternating (median) =="
+"$DRIVER" load-user-purchase "$OUT/user_purchase.csv" --database-url "$URL" >/dev/null 2>>"$OUT/driver.stderr"
+driver_times=() psql_times=()
+for i in $(seq "$REPEATS"); do
+  driver_export 1x
+  driver_times+=("$EXPORT_SECONDS")
+  [ "$i" = 1 ] && show "psql $URL -c \"\\copy (SELECT $COLUMNS FROM user_purchase) TO STDOUT WITH (FORMAT csv, HEADER true)\" | gzip > $OUT/psql_export.csv.gz"
+  t=$(now)
+  psql_db -c "\\copy (SELECT $COLUMNS FROM user_purchase) TO STDOUT WITH (FORMAT csv, HEADER true)" | gzip > "$OUT/psql_export.csv.gz"
+  psql_times+=("$(seconds_since "$t")")
+done
+echo "driver: ${driver_times[*]} s; psql: ${psql_times[*]} s"
+EXPORT_SECONDS=$(median "${driver_times[@]}") PSQL_EXPORT=$(median "${psql_times[@]}")
 figure postgres.export.driver_seconds "$EXPORT_SECONDS" s
 figure postgres.export.driver_bytes "$(stat -c %s "$EXPORT_FILE")"
 figure postgres.export.driver_peak_rss_kb "$EXPORT_RSS" KiB
-show "psql $URL -c \"\\copy (SELECT $COLUMNS FROM user_purchase) TO STDOUT WITH (FORMAT csv, HEADER true)\" | gzip > $OUT/psql_export.csv.gz"
-t=$(now)
-psql_db -c "\\copy (SELECT $COLUMNS FROM user_purchase) TO STDOUT WITH (FORMAT csv, HEADER true)" | gzip > "$OUT/psql_export.csv.gz"
-PSQL_EXPORT=$(seconds_since "$t")
 figure postgres.export.psql_seconds "$PSQL_EXPORT" s
 figure postgres.export.psql_bytes "$(stat -c %s "$OUT/psql_export.csv.gz")"
 figure postgres.export.driver_over_psql "$(ratio "$EXPORT_SECONDS" "$PSQL_EXPORT")" x
