@@ -65,12 +65,16 @@ def brief_approach(raw, run_date):
     )
     words = ml_feature(spark, "Tokenizer", "text", "words").transform(df._jdf)
     kept = ml_feature(spark, "StopWordsRemover", "words", "kept").transform(words)
-    return DataFrame(kept, spark).select(
-        "customer_id",
-        "review_id",
-        F.array_contains("kept", "good").cast("int").alias("positive_review"),
-        F.lit(run_date).alias("insert_date"),
-    ).filter(F.col("customer_id").isNotNull() & F.col("review_id").isNotNull())
+    return (
+        DataFrame(kept, spark)
+        .select(
+            "customer_id",
+            "review_id",
+            F.array_contains("kept", "good").cast("int").alias("positive_review"),
+            F.lit(run_date).alias("insert_date"),
+        )
+        .filter(F.col("customer_id").isNotNull() & F.col("review_id").isNotNull())
+    )
 
 
 def project_job(raw, run_date):
@@ -120,7 +124,7 @@ def disagreements(spark, raw, mine, theirs, name: str) -> None:
         text = row["review_str"]
         found = word.search(text)
         at = found.start() if found else 0
-        say(f"    e.g. review {row['review_id']}: ...{text[max(0, at - 40):at + 30]!r}...")
+        say(f"    e.g. review {row['review_id']}: ...{text[max(0, at - 40) : at + 30]!r}...")
 
 
 def classifier_alone(raw, name: str) -> None:
@@ -133,8 +137,9 @@ def classifier_alone(raw, name: str) -> None:
     brief_only = brief_approach(raw, dt.date.fromisoformat(RUN_DATE)).select("positive_review")
     times = {}
     for label, df in (("project_regex", project_only), ("brief_tokenizer", brief_only)):
-        _, times[label] = timed(f"{label} alone", lambda: df.write.format("noop").mode(
-            "overwrite").save())
+        _, times[label] = timed(
+            f"{label} alone", lambda df=df: df.write.format("noop").mode("overwrite").save()
+        )
         figure(f"classify.{name}.alone.{label}_seconds", f"{times[label]:.2f}", "s")
     ratio = times["brief_tokenizer"] / times["project_regex"]
     figure(f"classify.{name}.alone.speedup_vs_brief", f"{ratio:.2f}", "x")
@@ -150,7 +155,7 @@ def compare(spark, raw, name: str, work: Path, run_date) -> None:
         shutil.rmtree(target, ignore_errors=True)
         _, seconds[label] = timed(
             f"{label} (classify, write Parquet)",
-            lambda: build(raw, run_date).write.mode("overwrite").parquet(str(target)),
+            lambda b=build, t=target: b(raw, run_date).write.mode("overwrite").parquet(str(t)),
         )
         outputs[label] = spark.read.parquet(str(target))
         figure(f"classify.{name}.{label}_seconds", f"{seconds[label]:.2f}", "s")

@@ -73,8 +73,18 @@ def generated_inputs(reviews: int, seed: int = 7) -> Path:
     if summary.is_file():
         say(f"(reusing {folder}, generated earlier with the same arguments)")
         return folder
-    argv = [require_driver(), "generate", "--out", folder, "--reviews", str(reviews),
-            "--purchases", "1", "--seed", str(seed)]
+    argv = [
+        require_driver(),
+        "generate",
+        "--out",
+        folder,
+        "--reviews",
+        str(reviews),
+        "--purchases",
+        "1",
+        "--seed",
+        str(seed),
+    ]
     started = time.perf_counter()
     run_command(argv)
     say(f"generated in {time.perf_counter() - started:.1f} s")

@@ -73,8 +73,9 @@ class CountingProxy:
                 # any other answer is re-sent whole, so it carries its body's length.
                 keep_length = self.command == "HEAD"
                 for key, value in response.getheaders():
-                    skip = ("transfer-encoding", "connection") + (() if keep_length else
-                                                                  ("content-length",))
+                    skip = ("transfer-encoding", "connection") + (
+                        () if keep_length else ("content-length",)
+                    )
                     if key.lower() not in skip:
                         self.send_header(key, value)
                 if not keep_length:
@@ -108,8 +109,11 @@ def polls_in(requests: list[tuple[float, str]]) -> int:
 def start_moto() -> tuple[subprocess.Popen, int]:
     port = free_port()
     binary = REPO / ".venv" / "bin" / "moto_server"
-    child = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -126,14 +130,20 @@ def cluster_with_steps(emr, count: int) -> tuple[str, list[str]]:
     cluster = emr.run_job_flow(
         Name=f"bench-{count}",
         ReleaseLabel="emr-7.12.0",
-        Instances={"MasterInstanceType": "m5.xlarge", "InstanceCount": 1,
-                   "KeepJobFlowAliveWhenNoSteps": True},
+        Instances={
+            "MasterInstanceType": "m5.xlarge",
+            "InstanceCount": 1,
+            "KeepJobFlowAliveWhenNoSteps": True,
+        },
         JobFlowRole="EMR_EC2_DefaultRole",
         ServiceRole="EMR_DefaultRole",
     )["JobFlowId"]
     steps = [
-        {"Name": f"step-{i}", "ActionOnFailure": "CONTINUE",
-         "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", "job.py"]}}
+        {
+            "Name": f"step-{i}",
+            "ActionOnFailure": "CONTINUE",
+            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", "job.py"]},
+        }
         for i in range(count)
     ]
     ids = emr.add_job_flow_steps(JobFlowId=cluster, Steps=steps)["StepIds"]
@@ -155,19 +165,44 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     moto, moto_port = start_moto()
     proxy = CountingProxy(moto_port)
-    env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_REGION=REGION, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}",
-               AWS_EC2_METADATA_DISABLED="true")
+    env = dict(
+        os.environ,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION=REGION,
+        AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
     direct = f"http://127.0.0.1:{moto_port}"
-    emr = boto3.client("emr", endpoint_url=direct, region_name=REGION,
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    emr = boto3.client(
+        "emr",
+        endpoint_url=direct,
+        region_name=REGION,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     try:
         say(f"moto on :{moto_port}, counting proxy on :{proxy.port} (AWS_ENDPOINT_URL)")
         for count in CLUSTER_SIZES:
             cluster, ids = cluster_with_steps(emr, count)
-            argv = ["/usr/bin/time", "-v", "-o", str(work / f"time-wait-{count}.txt"), driver,
-                    "--output", "json", "wait", "--cluster-id", cluster, *ids,
-                    "--interval", f"{INTERVAL_SECONDS:g}s", "--timeout", TIMEOUT, "--no-diagnose"]
+            argv = [
+                "/usr/bin/time",
+                "-v",
+                "-o",
+                str(work / f"time-wait-{count}.txt"),
+                driver,
+                "--output",
+                "json",
+                "wait",
+                "--cluster-id",
+                cluster,
+                *ids,
+                "--interval",
+                f"{INTERVAL_SECONDS:g}s",
+                "--timeout",
+                TIMEOUT,
+                "--no-diagnose",
+            ]
             say(f"\n== wait on {count} running step(s) ==")
             show_command(["AWS_ENDPOINT_URL=" + env["AWS_ENDPOINT_URL"], *argv])
             proxy.take()
@@ -178,34 +213,50 @@ def main() -> int:
                 sys.exit(f"benchmarks: `wait` sent no request (exit code {done.returncode})")
             polls = polls_in(requests)
             operations = sorted({op for _, op in requests})
-            say(f"  exit code {done.returncode} (timed out, as expected: moto never ends a step); "
-                f"{len(requests)} requests in {polls} polls: {', '.join(operations)}")
+            say(
+                f"  exit code {done.returncode} (timed out, as expected: moto never ends a step); "
+                f"{len(requests)} requests in {polls} polls: {', '.join(operations)}"
+            )
             figure(f"driver.wait_{count}_steps.requests", len(requests))
             figure(f"driver.wait_{count}_steps.polls", polls)
-            figure(f"driver.wait_{count}_steps.requests_per_poll",
-                   f"{len(requests) / polls:.2f}" if polls else "n/a")
-            figure(f"driver.wait_{count}_steps.peak_rss_kb",
-                   peak_rss_kb(work / f"time-wait-{count}.txt"), "KiB")
+            figure(
+                f"driver.wait_{count}_steps.requests_per_poll",
+                f"{len(requests) / polls:.2f}" if polls else "n/a",
+            )
+            figure(
+                f"driver.wait_{count}_steps.peak_rss_kb",
+                peak_rss_kb(work / f"time-wait-{count}.txt"),
+                "KiB",
+            )
 
-        s3 = boto3.client("s3", endpoint_url=direct, region_name=REGION,
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=direct,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
         s3.create_bucket(Bucket="movie-analytics-dev-raw")
         say("\n== deploy twice, artifacts unchanged ==")
         for attempt in ("first", "second"):
             argv = [driver, "--output", "json", "deploy", "--target", "emr"]
             show_command(["AWS_ENDPOINT_URL=" + env["AWS_ENDPOINT_URL"], *argv])
             proxy.take()
-            done = subprocess.run([str(a) for a in argv], env=env, capture_output=True, text=True,
-                                  cwd=REPO)
+            done = subprocess.run(
+                [str(a) for a in argv], env=env, capture_output=True, text=True, cwd=REPO
+            )
             if done.returncode != 0:
                 say(done.stderr)
                 sys.exit(f"benchmarks: deploy failed with exit code {done.returncode}")
             requests = proxy.take()
             puts = [op for _, op in requests if op.startswith("PUT ")]
-            kinds = Counter(op.split(" ")[0] + " " + op.split("?")[0].rsplit("/", 1)[-1]
-                            for _, op in requests)
-            say(f"  {len(requests)} requests, {len(puts)} uploads: "
-                + ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items())))
+            kinds = Counter(
+                op.split(" ")[0] + " " + op.split("?")[0].rsplit("/", 1)[-1] for _, op in requests
+            )
+            say(
+                f"  {len(requests)} requests, {len(puts)} uploads: "
+                + ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items()))
+            )
             figure(f"driver.deploy_{attempt}.requests", len(requests))
             figure(f"driver.deploy_{attempt}.uploads", len(puts))
     finally:

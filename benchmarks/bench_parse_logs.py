@@ -53,8 +53,10 @@ def element_tree_udf():
     locations = reference.canonical_location_by_key()
     browsers = dict(reference.DEFAULT_BROWSER_BY_OS)
     schema = T.StructType(
-        [T.StructField(name, T.StringType()) for name in
-         ("log_date", "device", "os", "location", "browser", "ip", "phone_number")]
+        [
+            T.StructField(name, T.StringType())
+            for name in ("log_date", "device", "os", "location", "browser", "ip", "phone_number")
+        ]
     )
 
     def text(log, tag):
@@ -76,8 +78,15 @@ def element_tree_udf():
             location = locations.get(location.lower(), location)
         os_name = text(log, "os")
         browser = text(log, "browser") or browsers.get(os_name)
-        return (text(log, "logDate"), text(log, "device"), os_name, location, browser,
-                text(log, "ipAddress"), text(log, "phoneNumber"))
+        return (
+            text(log, "logDate"),
+            text(log, "device"),
+            os_name,
+            location,
+            browser,
+            text(log, "ipAddress"),
+            text(log, "phoneNumber"),
+        )
 
     return F.udf(parse, schema)
 
@@ -93,8 +102,10 @@ def xmltodict_udf():
     locations = reference.canonical_location_by_key()
     browsers = dict(reference.DEFAULT_BROWSER_BY_OS)
     schema = T.StructType(
-        [T.StructField(name, T.StringType()) for name in
-         ("log_date", "device", "os", "location", "browser", "ip", "phone_number")]
+        [
+            T.StructField(name, T.StringType())
+            for name in ("log_date", "device", "os", "location", "browser", "ip", "phone_number")
+        ]
     )
 
     def text(log, tag):
@@ -116,8 +127,15 @@ def xmltodict_udf():
             location = locations.get(location.lower(), location)
         os_name = text(log, "os")
         browser = text(log, "browser") or browsers.get(os_name)
-        return (text(log, "logDate"), text(log, "device"), os_name, location, browser,
-                text(log, "ipAddress"), text(log, "phoneNumber"))
+        return (
+            text(log, "logDate"),
+            text(log, "device"),
+            os_name,
+            location,
+            browser,
+            text(log, "ipAddress"),
+            text(log, "phoneNumber"),
+        )
 
     return F.udf(parse, schema)
 
@@ -129,13 +147,19 @@ def baseline(raw, parse_udf, run_date):
     parsed = raw.select(
         F.col("id_review").cast("int").alias("log_id"), parse_udf(F.col("log")).alias("p")
     )
-    return parsed.filter(F.col("log_id").isNotNull() & F.col("p").isNotNull()).select(
-        "log_id",
-        F.to_date(F.col("p.log_date"), "MM-dd-yyyy").alias("log_date"),
-        *[F.col("p." + c).alias(c) for c in
-          ("device", "os", "location", "browser", "ip", "phone_number")],
-        F.lit(run_date).alias("insert_date"),
-    ).filter(F.col("log_date").isNotNull())
+    return (
+        parsed.filter(F.col("log_id").isNotNull() & F.col("p").isNotNull())
+        .select(
+            "log_id",
+            F.to_date(F.col("p.log_date"), "MM-dd-yyyy").alias("log_date"),
+            *[
+                F.col("p." + c).alias(c)
+                for c in ("device", "os", "location", "browser", "ip", "phone_number")
+            ],
+            F.lit(run_date).alias("insert_date"),
+        )
+        .filter(F.col("log_date").isNotNull())
+    )
 
 
 def project(raw, run_date):
@@ -168,7 +192,7 @@ def compare(spark, name: str, raw, work: Path, run_date, udfs: dict) -> None:
         shutil.rmtree(target, ignore_errors=True)
         _, seconds = timed(
             f"{label} (compute review_logs, write Parquet)",
-            lambda: build().write.mode("overwrite").parquet(str(target)),
+            lambda b=build, t=target: b().write.mode("overwrite").parquet(str(t)),
         )
         results[label] = seconds
         outputs[label] = spark.read.parquet(str(target))
@@ -206,13 +230,15 @@ def project_breakdown(name: str, raw) -> None:
         "layout_regex_check": lambda: raw.select(usable_xml.alias("ok")),
         "element_extraction": lambda: P.with_elements(raw, document, F.lit(True)),
         "duplicate_window": lambda: reject_duplicates(
-            start_tagging(raw).withColumn("_k", strict_int(F.col(P.LOG_ID))), "_k", [P.LOG],
+            start_tagging(raw).withColumn("_k", strict_int(F.col(P.LOG_ID))),
+            "_k",
+            [P.LOG],
             "review id",
         ),
     }
     say(f"project breakdown on {name} (each part alone, noop write):")
     for part, build in parts.items():
-        _, seconds = timed(part, lambda: build().write.format("noop").mode("overwrite").save())
+        _, seconds = timed(part, lambda b=build: b().write.format("noop").mode("overwrite").save())
         figure(f"parse_logs.{name}.breakdown.{part}_seconds", f"{seconds:.2f}", "s")
 
 
@@ -225,8 +251,8 @@ def main() -> int:
     spark = local_spark("bench parse_logs")
     say("staging the inputs as Parquet (not timed)")
     big, staging_seconds = timed(
-        f"stage {ROWS:,} generated logs", lambda: stage(spark, generated / "log_reviews.csv",
-                                                         work / f"staged-generated-{ROWS}")
+        f"stage {ROWS:,} generated logs",
+        lambda: stage(spark, generated / "log_reviews.csv", work / f"staged-generated-{ROWS}"),
     )
     real_raw, _ = timed("stage the real logs", lambda: stage(spark, real, work / "staged-real"))
 
@@ -239,8 +265,9 @@ def main() -> int:
         df.write.format("noop").mode("overwrite").save()
     warm.unpersist()
 
-    compare(spark, "real_100k", real_raw, work, run_date,
-            {"elementtree_udf": et, "xmltodict_udf": xd})
+    compare(
+        spark, "real_100k", real_raw, work, run_date, {"elementtree_udf": et, "xmltodict_udf": xd}
+    )
     compare(spark, f"generated_{ROWS // 1000}k", big, work, run_date, {"elementtree_udf": et})
     project_breakdown(f"generated_{ROWS // 1000}k", big)
     spark.stop()
