@@ -28,8 +28,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import (  # noqa: E402
+    DRIVER,
     OUT,
     RUN_DATE,
+    SHARED_DATA,
+    announce,
     figure,
     generated_inputs,
     local_spark,
@@ -165,6 +168,7 @@ def compare(spark, raw, name: str, work: Path, run_date) -> None:
 
 
 def main() -> int:
+    announce({"BENCH_REVIEW_ROWS": ROWS, "SHARED_DATA_DIR": SHARED_DATA, "EMR_DRIVER_BIN": DRIVER})
     run_date = dt.date.fromisoformat(RUN_DATE)
     work = OUT / "classify"
     work.mkdir(parents=True, exist_ok=True)

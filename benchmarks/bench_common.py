@@ -40,6 +40,14 @@ def show_command(argv: Sequence[str | os.PathLike]) -> None:
     say("$ " + " ".join(shlex.quote(str(a)) for a in argv))
 
 
+def announce(settings: dict[str, object]) -> None:
+    """Print the command that reproduces this benchmark run, with the settings it used."""
+    env = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in settings.items())
+    script = os.path.relpath(sys.argv[0], REPO)
+    say(f"$ {env} {os.path.relpath(sys.executable, REPO)} {script}".replace("$  ", "$ "))
+    say(f"machine: {machine_line()}")
+
+
 def run_command(argv: Sequence[str | os.PathLike], **kwargs) -> subprocess.CompletedProcess:
     show_command(argv)
     return subprocess.run([str(a) for a in argv], check=True, **kwargs)

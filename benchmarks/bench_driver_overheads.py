@@ -30,7 +30,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import OUT, REPO, figure, require_driver, say, show_command  # noqa: E402
+from bench_common import (  # noqa: E402
+    DRIVER,
+    OUT,
+    REPO,
+    announce,
+    figure,
+    require_driver,
+    say,
+    show_command,
+)
 
 INTERVAL_SECONDS = 1.0
 TIMEOUT = "5s"
@@ -158,6 +167,7 @@ def peak_rss_kb(report: Path) -> int:
 
 
 def main() -> int:
+    announce({"EMR_DRIVER_BIN": DRIVER})
     import boto3
 
     driver = require_driver()

@@ -26,8 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import (  # noqa: E402
+    DRIVER,
     OUT,
     RUN_DATE,
+    SHARED_DATA,
+    announce,
     figure,
     generated_inputs,
     local_spark,
@@ -228,6 +231,13 @@ def project_breakdown(name: str, raw) -> None:
     parts = {
         "scan_and_id_cast": lambda: raw.select(strict_int(F.col(P.LOG_ID)), document),
         "layout_regex_check": lambda: raw.select(usable_xml.alias("ok")),
+        # The two halves of USABLE_DOCUMENT on their own.
+        "layout_regex_without_repeat_lookahead": lambda: raw.select(
+            document.rlike(P.VENDOR_LAYOUT).alias("ok")
+        ),
+        "repeated_element_regex_alone": lambda: raw.select(
+            document.rlike(P.REPEATED_ELEMENT).alias("repeated")
+        ),
         "element_extraction": lambda: P.with_elements(raw, document, F.lit(True)),
         "duplicate_window": lambda: reject_duplicates(
             start_tagging(raw).withColumn("_k", strict_int(F.col(P.LOG_ID))),
@@ -243,6 +253,7 @@ def project_breakdown(name: str, raw) -> None:
 
 
 def main() -> int:
+    announce({"BENCH_LOG_ROWS": ROWS, "SHARED_DATA_DIR": SHARED_DATA, "EMR_DRIVER_BIN": DRIVER})
     run_date = dt.date.fromisoformat(RUN_DATE)
     work = OUT / "parse_logs"
     work.mkdir(parents=True, exist_ok=True)

@@ -24,6 +24,11 @@ BENCHES=(
 echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+# Fresh inputs: generated files and their staged Parquet copies are made again (the single
+# scripts reuse them between runs; BENCH_KEEP_INPUTS=1 keeps them here too).
+if [ "${BENCH_KEEP_INPUTS:-0}" != 1 ]; then
+  rm -rf "$OUT"/generated-* "$OUT"/parse_logs "$OUT"/classify
+fi
 all_start=$(date +%s)
 failed=()
 declare -A took
