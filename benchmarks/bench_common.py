@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -130,6 +131,26 @@ def timed(label: str, action: Callable[[], T]) -> tuple[T, float]:
     seconds = time.perf_counter() - started
     say(f"  {label}: {seconds:.2f} s")
     return result, seconds
+
+
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
+
+
+def timed_rounds(actions: dict[str, Callable[[], object]], repeats: int = REPEATS) -> dict:
+    """Each action `repeats` times, interleaved, the order reversed every other round (so a
+    change in the machine's load hits every side alike); {label: median seconds}."""
+    times: dict[str, list[float]] = {label: [] for label in actions}
+    labels = list(actions)
+    for round_number in range(repeats):
+        order = labels if round_number % 2 == 0 else labels[::-1]
+        for label in order:
+            _, seconds = timed(f"{label} (round {round_number + 1})", actions[label])
+            times[label].append(seconds)
+    medians = {}
+    for label, values in times.items():
+        medians[label] = statistics.median(values)
+        say(f"  {label}: median {medians[label]:.2f} s of {', '.join(f'{v:.2f}' for v in values)}")
+    return medians
 
 
 def machine_line() -> str:

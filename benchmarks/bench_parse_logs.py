@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (  # noqa: E402
     DRIVER,
     OUT,
+    REPEATS,
     RUN_DATE,
     SHARED_DATA,
     announce,
@@ -37,6 +37,7 @@ from bench_common import (  # noqa: E402
     require_shared,
     say,
     timed,
+    timed_rounds,
 )
 
 ROWS = int(os.environ.get("BENCH_LOG_ROWS", "1000000"))
@@ -186,19 +187,18 @@ def stage(spark, csv_path: Path, folder: Path):
 def compare(spark, name: str, raw, work: Path, run_date, udfs: dict) -> None:
     """Time the project and each baseline on `raw`, print ratios and the output check."""
     say(f"\n== parse_logs on {name}: {raw.count():,} rows ==")
-    results = {}
-    outputs = {}
-    for label, build in [("project", lambda: project(raw, run_date))] + [
-        (u, (lambda f=f: baseline(raw, f, run_date))) for u, f in udfs.items()
-    ]:
-        target = work / f"{name}-{label}"
-        shutil.rmtree(target, ignore_errors=True)
-        _, seconds = timed(
-            f"{label} (compute review_logs, write Parquet)",
-            lambda b=build, t=target: b().write.mode("overwrite").parquet(str(t)),
-        )
-        results[label] = seconds
-        outputs[label] = spark.read.parquet(str(target))
+    builds = {"project": lambda: project(raw, run_date)}
+    builds.update({u: (lambda f=f: baseline(raw, f, run_date)) for u, f in udfs.items()})
+    targets = {label: work / f"{name}-{label}" for label in builds}
+    say(f"each side computes review_logs and writes it as Parquet, {REPEATS} interleaved rounds")
+    results = timed_rounds(
+        {
+            label: (lambda b=b, t=targets[label]: b().write.mode("overwrite").parquet(str(t)))
+            for label, b in builds.items()
+        }
+    )
+    outputs = {label: spark.read.parquet(str(t)) for label, t in targets.items()}
+    for label, seconds in results.items():
         figure(f"parse_logs.{name}.{label}_seconds", f"{seconds:.2f}", "s")
     for label in udfs:
         ratio = results[label] / results["project"]
