@@ -178,7 +178,7 @@ def compare(spark, raw, name: str, work: Path, run_date) -> None:
 
 
 def main() -> int:
-    announce({"BENCH_REVIEW_ROWS": ROWS, "SHARED_DATA_DIR": SHARED_DATA, "EMR_DRIVER_BIN": DRIVER})
+    announce({"BENCH_REVIEW_ROWS": ROWS, "SHARED_DATA_DIR": SHARED_DATA, "DRIVER_BIN": DRIVER})
     run_date = dt.date.fromisoformat(RUN_DATE)
     work = OUT / "classify"
     work.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ OUT = Path(os.environ.get("BENCH_OUT_DIR", REPO / "benchmarks" / "out"))
 SHARED_DATA = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
 # Popped: the driver reads EMR_DRIVER_<SECTION>_<KEY> variables as config overrides and
 # warns about any other EMR_DRIVER_* one; this one is only for the scripts.
-DRIVER = Path(os.environ.pop("EMR_DRIVER_BIN", REPO / "target" / "release" / "emr-driver"))
+DRIVER = Path(os.environ.pop("DRIVER_BIN", REPO / "target" / "release" / "emr-driver"))
 RUN_DATE = "2021-10-31"
 
 T = TypeVar("T")
@@ -58,7 +58,7 @@ def require_driver() -> Path:
     if not DRIVER.is_file():
         sys.exit(
             f"benchmarks: emr-driver not found at {DRIVER}: run scripts/setup.sh "
-            "(or cargo build --release -p emr-driver) or set EMR_DRIVER_BIN"
+            "(or cargo build --release -p emr-driver) or set DRIVER_BIN"
         )
     return DRIVER
 

@@ -167,7 +167,7 @@ def peak_rss_kb(report: Path) -> int:
 
 
 def main() -> int:
-    announce({"EMR_DRIVER_BIN": DRIVER})
+    announce({"DRIVER_BIN": DRIVER})
     import boto3
 
     driver = require_driver()

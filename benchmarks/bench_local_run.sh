@@ -11,15 +11,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-DRIVER=${EMR_DRIVER_BIN:-$REPO/target/release/emr-driver}
-unset EMR_DRIVER_BIN  # not a config override: the driver would warn about it
+DRIVER=${DRIVER_BIN:-$REPO/target/release/emr-driver}
+unset DRIVER_BIN  # not needed below
 SHARED=${SHARED_DATA_DIR:-$REPO/../shared/data}
 PGURL_BASE=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 OUT=${BENCH_OUT_DIR:-$REPO/benchmarks/out}/local-run
 DB=bench_run_$$_$(date +%s)
 DATE=2021-10-31
 
-[ -x "$DRIVER" ] || { echo "bench_local_run: $DRIVER not found: run scripts/setup.sh or set EMR_DRIVER_BIN" >&2; exit 2; }
+[ -x "$DRIVER" ] || { echo "bench_local_run: $DRIVER not found: run scripts/setup.sh or set DRIVER_BIN" >&2; exit 2; }
 for f in movie_review log_reviews user_purchase; do
   [ -f "$SHARED/$f.csv.gz" ] || { echo "bench_local_run: $SHARED/$f.csv.gz not found: set SHARED_DATA_DIR" >&2; exit 2; }
 done

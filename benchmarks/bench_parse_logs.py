@@ -253,7 +253,7 @@ def project_breakdown(name: str, raw) -> None:
 
 
 def main() -> int:
-    announce({"BENCH_LOG_ROWS": ROWS, "SHARED_DATA_DIR": SHARED_DATA, "EMR_DRIVER_BIN": DRIVER})
+    announce({"BENCH_LOG_ROWS": ROWS, "SHARED_DATA_DIR": SHARED_DATA, "DRIVER_BIN": DRIVER})
     run_date = dt.date.fromisoformat(RUN_DATE)
     work = OUT / "parse_logs"
     work.mkdir(parents=True, exist_ok=True)

@@ -18,10 +18,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-DRIVER=${EMR_DRIVER_BIN:-$REPO/target/release/emr-driver}
+DRIVER=${DRIVER_BIN:-$REPO/target/release/emr-driver}
 # The driver reads EMR_DRIVER_<SECTION>_<KEY> as config overrides and warns about any other
 # EMR_DRIVER_* variable: this one is only for the scripts.
-unset EMR_DRIVER_BIN
+unset DRIVER_BIN
 REPEATS=${BENCH_PG_REPEATS:-3}
 SHARED=${SHARED_DATA_DIR:-$REPO/../shared/data}
 PGURL_BASE=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
@@ -30,7 +30,7 @@ DB=bench_up_$$_$(date +%s)
 URL=$PGURL_BASE/$DB
 DATE=2021-10-31
 
-[ -x "$DRIVER" ] || { echo "bench_postgres: $DRIVER not found: run scripts/setup.sh or set EMR_DRIVER_BIN" >&2; exit 2; }
+[ -x "$DRIVER" ] || { echo "bench_postgres: $DRIVER not found: run scripts/setup.sh or set DRIVER_BIN" >&2; exit 2; }
 [ -f "$SHARED/user_purchase.csv.gz" ] || { echo "bench_postgres: $SHARED/user_purchase.csv.gz not found: set SHARED_DATA_DIR" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "bench_postgres: /usr/bin/time (GNU time) is needed for the peak RSS" >&2; exit 2; }
 

@@ -4,7 +4,7 @@
 #
 #   benchmarks/run_all.sh            # after scripts/setup.sh, from a clean checkout
 #
-# Environment: SHARED_DATA_DIR (default <repo>/../shared/data), EMR_DRIVER_BIN (default
+# Environment: SHARED_DATA_DIR (default <repo>/../shared/data), DRIVER_BIN (default
 # <repo>/target/release/emr-driver), BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432),
 # BENCH_LOG_ROWS / BENCH_REVIEW_ROWS (default 1000000).
 set -uo pipefail
