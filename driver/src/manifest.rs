@@ -131,8 +131,11 @@ impl RunManifest {
                 (Some(start), Some(end)) => format_duration((end - start).to_std().unwrap_or_default()),
                 _ => "-".to_string(),
             };
+            let skipped_because = step.metrics.as_ref().and_then(|m| m.get("skipped")).and_then(Value::as_str);
             let detail = if step.reused {
                 "already completed by an earlier attempt".to_string()
+            } else if let Some(reason) = skipped_because {
+                reason.to_string()
             } else {
                 step.failure.clone().unwrap_or_default()
             };
