@@ -12,10 +12,9 @@ mkdir -p sample
 rm -f sample/movie_review.csv* sample/log_reviews.csv* sample/user_purchase.csv* sample/_generated.json
 cargo run --quiet --release --locked -p emr-driver -- generate \
   --out sample \
-  --reviews 2000 \
-  --purchases 10000 \
+  --reviews 1000 \
+  --purchases 5000 \
   --seed 42 \
   --malformed-rate 0.01 \
   --start-date 2021-01-01 \
-  --end-date 2021-12-31 \
-  --gzip
+  --end-date 2021-12-31

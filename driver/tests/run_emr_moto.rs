@@ -39,7 +39,7 @@ async fn a_run_on_emr_creates_its_cluster_submits_its_steps_and_cleans_up_at_its
 
     let ingest = driver(&moto, &repo)
         .args(["ingest", "--target", "emr", "--date", "2021-10-31"])
-        .args(["sample/movie_review.csv.gz", "sample/log_reviews.csv.gz", "sample/user_purchase.csv.gz"])
+        .args(["sample/movie_review.csv", "sample/log_reviews.csv", "sample/user_purchase.csv"])
         .output()
         .unwrap();
     assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
