@@ -272,7 +272,26 @@ impl Pipeline {
         }
 
         for wave in WAVES {
+            // build_dimensions hands out new dimension ids from the union of every date's
+            // snapshots: two dates doing that at once (a parallel backfill) could give two
+            // values the same id, so that one wave holds a lock shared by all dates.
+            let registry_lock = if wave.contains(&"build_dimensions") {
+                match self.acquire_dimension_registry().await {
+                    Ok(lock) => Some(lock),
+                    Err(e) => {
+                        self.finish_runner(&provided).await;
+                        return Err(e);
+                    }
+                }
+            } else {
+                None
+            };
             let outcome = self.run_wave(manifest, &provided, &previous, wave).await;
+            if let Some(lock) = registry_lock {
+                if let Err(e) = lock.release(self.store.as_ref()).await {
+                    self.progress.line(&format!("warning: could not release the dimension registry lock: {e}"));
+                }
+            }
             self.write_manifest(manifest).await?;
             if let Err(e) = outcome {
                 self.finish_runner(&provided).await;
@@ -282,6 +301,39 @@ impl Pipeline {
         self.check_balances(manifest)?;
         self.finish_runner(&provided).await;
         self.load_warehouse(manifest).await
+    }
+
+    /// The lock around the dimension registry, shared by every run date: waits (polling) while
+    /// another date's build_dimensions holds it, up to the run's deadline.
+    async fn acquire_dimension_registry(&self) -> Result<RunLock> {
+        let uri = ObjectUri::new(self.plan.config.buckets.staging.clone(), "_locks/dimension-registry.json");
+        let request = LockRequest {
+            owner: self.options.owner.clone(),
+            run_id: self.plan.run_id.clone(),
+            ttl: Duration::from_secs(3 * 3600),
+            break_stale: self.options.break_stale_lock,
+        };
+        let started = self.clock.monotonic();
+        let deadline = self.options.poll.deadline.unwrap_or(Duration::from_secs(6 * 3600));
+        let mut told = false;
+        loop {
+            match RunLock::acquire(self.store.as_ref(), &uri, &request, self.clock.as_ref()).await {
+                Ok(lock) => return Ok(lock),
+                Err(crate::lock::LockError::Held { held, .. }) if self.clock.monotonic() - started < deadline => {
+                    if !told {
+                        self.progress.line(&format!("waiting for run {} to finish building the dimensions", held.run_id));
+                        told = true;
+                    }
+                    tokio::select! {
+                        _ = self.clock.sleep(self.options.poll.interval) => {}
+                        signal = shutdown_requested(self.shutdown.clone()) => {
+                            return Err(PipelineError::Cancelled { signal, cancelled: "nothing (waiting for the dimension registry)".into() }.into());
+                        }
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Checks the vendor files before anything is loaded; points the plan at the files found

@@ -393,3 +393,31 @@ async fn a_signal_cancels_the_running_steps() {
     cancelled.sort();
     assert_eq!(cancelled, vec!["s-FAKE0".to_string(), "s-FAKE1".to_string()]);
 }
+
+#[tokio::test]
+async fn build_dimensions_waits_for_another_date_holding_the_dimension_registry() {
+    let world = World::new().await;
+    let registry = ObjectUri::parse(&format!("s3://{}/_locks/dimension-registry.json", world.config.buckets.staging)).unwrap();
+    let other = LockRequest { owner: "backfill".into(), run_id: "2021-10-30-other".into(), ttl: Duration::from_secs(3600), break_stale: false };
+    let held = RunLock::acquire(&world.store, &registry, &other, world.clock.as_ref()).await.unwrap();
+
+    let runner = FakeRunner::new(world.store.clone(), &[]);
+    let (tx, rx) = watch::channel(None);
+    let handle = tokio::spawn(world.pipeline(runner.clone(), rx).run());
+    // The first wave runs; build_dimensions must not be submitted while the other date holds
+    // the registry.
+    while runner.submitted() < 2 {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(runner.submitted(), 2, "build_dimensions ran while another date held the registry");
+    held.release(&world.store).await.unwrap();
+    let (manifest, result) = handle.await.unwrap();
+    drop(tx);
+    result.unwrap();
+    assert_eq!(runner.submitted(), 4);
+    assert_eq!(manifest.state, RunState::Succeeded);
+    assert!(world.store.head(&registry).await.unwrap().is_none(), "the registry lock was not released");
+}
