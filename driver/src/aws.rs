@@ -120,19 +120,37 @@ const CREDENTIAL_CODES: &[&str] = &[
     "SignatureDoesNotMatch",
     "InvalidToken",
     "MissingAuthenticationToken",
+    "InvalidSignatureException",
+    "IncompleteSignature",
 ];
 
 const PERMISSION_CODES: &[&str] =
     &["AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AllAccessDisabled"];
 
 const CREDENTIALS_HINT: &str =
-    "; check AWS_PROFILE / AWS_ACCESS_KEY_ID, run `aws sso login` if the session expired, and that the identity is the one you expect (`aws sts get-caller-identity`)";
-const PERMISSION_HINT: &str =
+    "; check the AWS credentials: AWS_PROFILE / AWS_ACCESS_KEY_ID, run `aws sso login` if the session expired, and that the identity is the one you expect (`aws sts get-caller-identity`)";
+pub const PERMISSION_HINT: &str =
     "; the credentials work but lack a permission: check the role's IAM policy (terraform/modules/iam) for this action and resource";
 const ENDPOINT_HINT: &str =
     "; could not reach the AWS endpoint: check the network, aws.region, and aws.endpoint_url / AWS_ENDPOINT_URL if you use LocalStack or moto";
 const BUCKET_HINT: &str =
     "; check buckets.raw / buckets.staging and that terraform created the bucket in this account and region";
+
+/// True for the codes AWS services use when they throttle a caller.
+pub fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottled"
+            | "RequestThrottledException"
+            | "TooManyRequestsException"
+            | "RequestLimitExceeded"
+            | "ProvisionedThroughputExceededException"
+            | "SlowDown"
+    )
+}
 
 /// Classifies an error code and HTTP status (pure: the part of [`classify`] that tests pin).
 pub fn classify_code(code: Option<&str>, status: Option<u16>) -> (bool, &'static str) {

@@ -307,71 +307,28 @@ fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<chrono::DateTime<chrono::
     chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
 }
 
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestThrottled",
-    "RequestThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "SlowDown",
-];
-const SERVER_CODES: &[&str] = &[
-    "InternalServerError",
-    "InternalServerException",
-    "InternalFailure",
-    "ServiceUnavailable",
-    "ServiceUnavailableException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-];
-const CREDENTIAL_CODES: &[&str] = &[
-    "UnrecognizedClientException",
-    "InvalidClientTokenId",
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "InvalidSignatureException",
-    "SignatureDoesNotMatch",
-    "MissingAuthenticationToken",
-    "IncompleteSignature",
-];
-
 /// Transient or permanent, and a hint, from an error code and an HTTP status (pure, so the
-/// classification is tested without the SDK).
-pub fn classify_code(
-    operation: &str,
-    code: Option<&str>,
-    http_status: Option<u16>,
-) -> (bool, String) {
+/// classification is tested without the SDK). Which errors are transient is decided once, for
+/// every AWS call of the driver, by [`crate::aws::classify_code`]; this adds EMR's own hints.
+pub fn classify_code(operation: &str, code: Option<&str>, http_status: Option<u16>) -> (bool, String) {
+    let (transient, generic_hint) = crate::aws::classify_code(code, http_status);
     let code = code.unwrap_or("");
-    if THROTTLING_CODES.contains(&code) || http_status == Some(429) {
-        return (
-            true,
-            "; EMR is throttling the driver's requests, retrying with backoff".into(),
-        );
+    if transient {
+        let throttled = http_status == Some(429) || crate::aws::is_throttling_code(code);
+        let why = if throttled { "EMR is throttling the driver's requests" } else { "EMR had a server-side error" };
+        return (true, format!("; {why}, retrying with backoff"));
     }
-    if SERVER_CODES.contains(&code) || http_status.is_some_and(|s| s >= 500) {
-        return (
-            true,
-            "; EMR had a server-side error, retrying with backoff".into(),
-        );
-    }
-    let hint = if code.starts_with("AccessDenied")
-        || (http_status == Some(403) && !CREDENTIAL_CODES.contains(&code))
-    {
+    let hint = if generic_hint == crate::aws::PERMISSION_HINT {
         format!(
             "; the driver's IAM identity needs elasticmapreduce:{operation} on this cluster \
              (see the driver policy in terraform/)"
         )
-    } else if CREDENTIAL_CODES.contains(&code) {
-        "; check the AWS credentials (AWS_PROFILE, `aws sso login`, AWS_ACCESS_KEY_ID) and the region".into()
     } else if code == "ValidationException" || code == "InvalidRequestException" {
         "; check the cluster id (j-...) and the step ids (s-...): the cluster may have terminated \
          or be in another region"
             .into()
     } else {
-        String::new()
+        generic_hint.to_string()
     };
     (false, hint)
 }
