@@ -4,13 +4,7 @@
 mod support;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use emr_driver::aws::{s3_config_builder, sdk_config, AwsSettings};
 use emr_driver::config::{Config, Overrides};
 use emr_driver::deploy::{deploy, ArtifactSet};
@@ -18,35 +12,11 @@ use emr_driver::plan::Plan;
 use emr_driver::store::s3::S3Store;
 use emr_driver::store::ObjectStore;
 use support::moto::MotoServer;
+use support::requests::RequestLog;
 
-/// Records the HTTP method of every request the client sends.
-#[derive(Debug, Clone, Default)]
-struct Methods(Arc<Mutex<Vec<String>>>);
-
-impl Methods {
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-
-    fn uploads(requests: &[String]) -> usize {
-        requests.iter().filter(|m| *m == "PUT" || *m == "POST").count()
-    }
-}
-
-impl Intercept for Methods {
-    fn name(&self) -> &'static str {
-        "Methods"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.lock().unwrap().push(context.request().method().to_string());
-        Ok(())
-    }
+/// PUT and POST requests (single and multipart uploads) among the recorded methods.
+fn uploads(methods: &[String]) -> usize {
+    methods.iter().filter(|m| *m == "PUT" || *m == "POST").count()
 }
 
 fn project(root: &Path) {
@@ -79,7 +49,7 @@ async fn a_second_deploy_uploads_nothing() {
     project(dir.path());
     let plan = plan_for(&moto.endpoint, dir.path());
 
-    let methods = Methods::default();
+    let methods = RequestLog::methods();
     let sdk = sdk_config(&emr_driver::aws::AwsSettings::from_config(&plan.config)).await;
     let client = aws_sdk_s3::Client::from_conf(s3_config_builder(&sdk).interceptor(methods.clone()).build());
     client.create_bucket().bucket("raw-bucket").send().await.unwrap();
@@ -88,7 +58,7 @@ async fn a_second_deploy_uploads_nothing() {
 
     let first = deploy(&store, &plan.artifacts.all(), &mut |_: &str| {}).await.unwrap();
     assert_eq!(first.uploaded.len(), 3);
-    assert_eq!(Methods::uploads(&methods.take()), 3);
+    assert_eq!(uploads(&methods.take()), 3);
     for artifact in plan.artifacts.all() {
         let head = store.head(&artifact.object_uri()).await.unwrap().expect("uploaded");
         assert_eq!(head.metadata.get("sha256"), Some(&artifact.sha256));
@@ -99,7 +69,7 @@ async fn a_second_deploy_uploads_nothing() {
 
     let second = deploy(&store, &plan.artifacts.all(), &mut |_: &str| {}).await.unwrap();
     let requests = methods.take();
-    assert_eq!(Methods::uploads(&requests), 0, "{requests:?}");
+    assert_eq!(uploads(&requests), 0, "{requests:?}");
     assert_eq!(requests, vec!["HEAD", "HEAD", "HEAD"]);
     assert!(second.uploaded.is_empty());
     assert_eq!(second.skipped.len(), 3);
@@ -111,7 +81,7 @@ async fn a_second_deploy_uploads_nothing() {
     let changed = plan_for(&moto.endpoint, dir.path());
     let third = deploy(&store, &changed.artifacts.all(), &mut |_: &str| {}).await.unwrap();
     assert_eq!(third.uploaded, vec![changed.artifacts.packages_sh.uri.clone()]);
-    assert_eq!(Methods::uploads(&methods.take()), 1);
+    assert_eq!(uploads(&methods.take()), 1);
     assert_ne!(changed.run_id, plan.run_id);
     assert!(store.head(&plan.artifacts.packages_sh.object_uri()).await.unwrap().is_some());
 }

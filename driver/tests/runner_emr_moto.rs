@@ -5,54 +5,15 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 
 use aws_sdk_emr::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_emr::types::{ClusterState, JobFlowInstancesConfig};
 use aws_sdk_emr::Client;
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 use emr_driver::runner::emr::{CreatedCluster, EmrRunner};
 use emr_driver::runner::{find_steps_by_name, step_name, ExistingStep, StepRunner, Termination};
 use emr_driver::step::{ActionOnFailure, HadoopJarStep, StepConfig, StepState};
 use support::moto::MotoServer;
-
-/// Records the `X-Amz-Target` (the operation) of every HTTP request actually sent.
-#[derive(Debug, Clone, Default)]
-struct RequestLog(Arc<Mutex<Vec<String>>>);
-
-impl RequestLog {
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-impl Intercept for RequestLog {
-    fn name(&self) -> &'static str {
-        "RequestLog"
-    }
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let target = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or("?")
-            .to_string();
-        self.0
-            .lock()
-            .unwrap()
-            .push(target.trim_start_matches("ElasticMapReduce.").to_string());
-        Ok(())
-    }
-}
+use support::requests::RequestLog;
 
 fn client(moto: &MotoServer, log: &RequestLog) -> Client {
     let conf = aws_sdk_emr::Config::builder()
@@ -123,7 +84,7 @@ async fn cluster_state(client: &Client, id: &str) -> ClusterState {
 #[tokio::test]
 async fn submits_lists_with_one_request_and_terminates_only_what_it_created() {
     let moto = MotoServer::start();
-    let log = RequestLog::default();
+    let log = RequestLog::operations();
     let client = client(&moto, &log);
     let created = create_cluster(&client).await;
     let other = create_cluster(&client).await;

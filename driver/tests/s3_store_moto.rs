@@ -21,36 +21,8 @@ use emr_driver::aws::{s3_config_builder, sdk_config, AwsSettings};
 use emr_driver::store::s3::{S3Store, MIN_PART_SIZE};
 use emr_driver::store::{ObjectReader, ObjectStore, ObjectUri, StoreError};
 use support::moto::MotoServer;
+use support::requests::RequestLog;
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
-
-/// Records `METHOD path?query` of every HTTP request the client sends.
-#[derive(Debug, Clone, Default)]
-struct RequestLog(Arc<Mutex<Vec<String>>>);
-
-impl RequestLog {
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
-
-impl Intercept for RequestLog {
-    fn name(&self) -> &'static str {
-        "RequestLog"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let request = context.request();
-        let uri = request.uri().to_string();
-        let path = uri.splitn(4, '/').nth(3).unwrap_or("");
-        self.0.lock().unwrap().push(format!("{} /{}", request.method(), path));
-        Ok(())
-    }
-}
 
 /// Tracks how many requests are on the wire at once, and the most ever.
 #[derive(Debug, Clone, Default)]
@@ -91,7 +63,7 @@ async fn client(endpoint: &str, log: &RequestLog) -> aws_sdk_s3::Client {
 }
 
 async fn setup(moto: &MotoServer) -> (S3Store, RequestLog) {
-    let log = RequestLog::default();
+    let log = RequestLog::paths();
     let client = client(&moto.endpoint, &log).await;
     client.create_bucket().bucket("raw").send().await.unwrap();
     log.take();
@@ -279,7 +251,7 @@ async fn a_missing_bucket_and_an_unreachable_endpoint_say_what_to_check() {
 #[tokio::test]
 async fn multipart_concurrency_stays_within_its_bound() {
     let moto = MotoServer::start();
-    let log = RequestLog::default();
+    let log = RequestLog::paths();
     let in_flight = InFlight::default();
     let settings =
         AwsSettings { region: Some("us-east-1".into()), profile: None, endpoint_url: Some(moto.endpoint.clone()) };
