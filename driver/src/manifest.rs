@@ -125,7 +125,7 @@ impl RunManifest {
             let how = if cluster.created_by_run { "created by this run" } else { "existing" };
             let _ = writeln!(out, "cluster {} ({how})", cluster.id);
         }
-        let _ = writeln!(out, "{:<22} {:<10} {:>9}  {}", "step", "state", "time", "detail");
+        let _ = writeln!(out, "{:<22} {:<10} {:>9}  detail", "step", "state", "time");
         for step in &self.steps {
             let time = match (step.started_at, step.ended_at) {
                 (Some(start), Some(end)) => format_duration((end - start).to_std().unwrap_or_default()),
