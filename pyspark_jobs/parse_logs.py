@@ -33,6 +33,7 @@ from pyspark_jobs.parse_values import strict_int, strict_mm_dd_yyyy
 from pyspark_jobs.rejects import (
     INTERNAL_PREFIX,
     finish_tagging,
+    has_repeated_keys,
     header_columns,
     missing_or_invalid,
     reject_duplicates,
@@ -42,7 +43,7 @@ from pyspark_jobs.rejects import (
     start_tagging,
     usable,
 )
-from pyspark_jobs.source_job import persist, source_options, summarize
+from pyspark_jobs.source_job import persist, reading, source_options, summarize
 from pyspark_jobs.spark_session import job_session
 
 JOB = "parse_logs"
@@ -155,11 +156,22 @@ def browser(explicit: Column, os: Column) -> Column:
     return F.coalesce(explicit, reference.default_browser(os))
 
 
-def tag_logs(raw: DataFrame) -> DataFrame:
-    """The raw records with the parsed fields and a reject reason (NULL when usable)."""
+def log_id() -> Column:
+    return strict_int(F.col(LOG_ID))
+
+
+def tag_logs(raw: DataFrame, detect_duplicates: bool | None = None) -> DataFrame:
+    """The raw records with the parsed fields and a reject reason (NULL when usable).
+
+    The duplicate window (a shuffle of every record with its document, measured at about a
+    quarter of this transform) runs only when an id repeats: `detect_duplicates=None` asks
+    `has_repeated_keys` (one Spark job over the ids alone), True/False forces the choice
+    (False only for input without repeated ids, on which the window tags nothing)."""
+    if detect_duplicates is None:
+        detect_duplicates = has_repeated_keys(raw, log_id())
     header = header_columns(raw)
     document = F.col(LOG)
-    df = start_tagging(raw).withColumn(_LOG_ID, strict_int(F.col(LOG_ID)))
+    df = start_tagging(raw).withColumn(_LOG_ID, log_id())
     df = reject_malformed_rows(df, len(header))
     df = reject_when(
         df,
@@ -167,8 +179,10 @@ def tag_logs(raw: DataFrame) -> DataFrame:
         "bad_id",
         missing_or_invalid(F.col(LOG_ID), LOG_ID, "is not a 32-bit integer"),
     )
-    df = reject_duplicates(df, _LOG_ID, [c for c in header if c != LOG_ID], "review id")
-    # Parsed after the duplicate window's shuffle: the regexes run in parallel, once.
+    if detect_duplicates:
+        df = reject_duplicates(df, _LOG_ID, [c for c in header if c != LOG_ID], "review id")
+    # Parsed after the duplicate window (when it runs, its shuffle spreads the regexes over
+    # the cores); every regex below runs once per record.
     df = df.withColumn(_USABLE_XML, F.coalesce(document.rlike(USABLE_DOCUMENT), F.lit(False)))
     df = reject_when(df, ~F.col(_USABLE_XML), "bad_xml", bad_xml_detail(document))
     df = with_elements(df, document, F.col(_USABLE_XML))
@@ -224,7 +238,9 @@ def warning_conditions() -> dict[str, Column]:
 def main(argv: Sequence[str]) -> int:
     args = parse_job_args(JOB, argv, OPTIONS)
     spark = job_session(f"{JOB} {args.run_date}")
-    tagged = persist(tag_logs(extract(spark, args)))
+    raw = extract(spark, args)
+    detect = reading(args.input, lambda: has_repeated_keys(raw, log_id()))
+    tagged = persist(tag_logs(raw, detect_duplicates=detect))
     counts, warnings = summarize(tagged, args.input, warning_conditions())
     load(tagged, args)
     write_metrics(

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from pyspark_jobs import parse_logs as job
+from pyspark_jobs.rejects import has_repeated_keys
 from pyspark_jobs.tests.conftest import read_metrics, write_text
 
 RUN_DATE = dt.date(2021, 10, 31)
@@ -211,3 +212,30 @@ def test_main_writes_logs_rejects_and_metrics(spark, tmp_path):
     }
     assert metrics["outputs"] == {"review_logs": 2}
     assert metrics["warnings"] == {"unknown_os_without_browser": 1, "unrecognized_location": 1}
+
+
+def test_repeated_ids_decide_whether_the_duplicate_window_runs(spark):
+    def raw_logs(rows):
+        return spark.createDataFrame(rows, RAW_SCHEMA)
+
+    distinct_ids = raw_logs([("1", VALID, None), ("x", VALID, None), ("y", VALID, None)])
+    assert not has_repeated_keys(distinct_ids, job.log_id())
+    assert has_repeated_keys(raw_logs([("1", VALID, None), ("01", "<x/>", None)]), job.log_id())
+
+
+def test_skipping_the_duplicate_window_changes_nothing_without_repeated_ids(spark):
+    rows = [
+        ("1", VALID, None),
+        ("2", "<bad", None),
+        ("x", VALID, None),
+        ("", VALID, None),
+        ("4", doc(el("device", "Mobile")), None),
+        ("9", None, "9,<reviewlog>,extra"),
+        ("9", None, "9,<reviewlog>,other"),
+    ]
+    raw = spark.createDataFrame(rows, RAW_SCHEMA)
+
+    def tagged_rows(detect):
+        return sorted(map(tuple, job.tag_logs(raw, detect_duplicates=detect).collect()), key=str)
+
+    assert tagged_rows(True) == tagged_rows(False) == tagged_rows(None)
