@@ -239,3 +239,59 @@ def test_skipping_the_duplicate_window_changes_nothing_without_repeated_ids(spar
         return sorted(map(tuple, job.tag_logs(raw, detect_duplicates=detect).collect()), key=str)
 
     assert tagged_rows(True) == tagged_rows(False) == tagged_rows(None)
+
+
+EQUIVALENCE_DOCUMENTS = [
+    None,
+    "",
+    VALID,
+    "not xml",
+    "  " + VALID + "\n",
+    '<?xml version="1.0"?>' + VALID,
+    doc(el("os", "Linux"), el("os", "Linux")),
+    doc(el("os", "Linux"), el("osx", "a"), el("osx", "b")),  # unknown element may repeat
+    doc(el("phoneNumber", "1"), el("device", "M"), el("phoneNumber", "2")),
+    doc(el("device", "&lt;device&gt;"), el("logDate", "04-25-2021")),  # escaped, not a tag
+    doc(el("device", "M"), "<device>"),  # repeated and malformed
+    doc(el("logDate", "04-25-2021"), el("logdate", "04-26-2021")),  # names are case-sensitive
+    doc(el("browser", ""), el("browser", "")),
+    VALID + VALID,
+]
+
+
+def test_the_cheaper_document_test_decides_exactly_as_the_single_regex(spark):
+    from pyspark.sql import functions as F
+
+    frame = spark.createDataFrame([(d,) for d in EQUIVALENCE_DOCUMENTS], "log string")
+    document = F.col("log")
+    rows = frame.select(
+        "log",
+        F.coalesce(document.rlike(job.USABLE_DOCUMENT), F.lit(False)).alias("reference"),
+        job.usable_document(document).alias("fast"),
+    ).collect()
+    assert [r["fast"] for r in rows] == [r["reference"] for r in rows]
+    assert sum(r["fast"] for r in rows) == 6  # not vacuous: both answers occur
+
+
+def test_element_text_matches_the_element_regex_on_usable_documents(spark):
+    from pyspark.sql import functions as F
+
+    usable = [d for d in EQUIVALENCE_DOCUMENTS if d]
+    usable.append(doc(el("location", "  Kansas "), el("device", " "), el("browser", "&amp;x")))
+    frame = spark.createDataFrame([(d,) for d in usable], "log string")
+    frame = frame.filter(job.usable_document(F.col("log")))
+    for element in job.ELEMENTS.values():
+        regex = f"<{element}>([^<]*+)</{element}>"
+        rows = frame.select(
+            F.trim(F.regexp_extract("log", regex, 1)).alias("reference"),
+            job.raw_element_text(F.col("log"), element).alias("fast"),
+        ).collect()
+        assert [r["fast"] for r in rows] == [r["reference"] for r in rows], element
+
+
+def test_a_repeated_element_is_named_in_the_reject(spark):
+    repeated = doc(el("os", "Linux"), el("logDate", "04-25-2021"), el("os", "Linux"))
+    logs, rejects = parse(spark, [("1", repeated), ("2", VALID)])
+    assert list(logs) == [2]
+    assert rejects["1"]["reason"] == "bad_xml"
+    assert rejects["1"]["detail"] == "element <os> appears more than once"
