@@ -278,6 +278,11 @@ def main(argv: Sequence[str]) -> int:
     spark = job_session(f"{JOB} {args.run_date}")
     raw = extract(spark, args)
     detect = reading(args.input, lambda: has_repeated_keys(raw, log_id()))
+    if not detect:
+        # Without the window's shuffle the documents would be parsed in the task that reads
+        # the file (one for a gzip file); a round-robin shuffle spreads them over the cores
+        # (100,000 real logs, local[2]: 6.5 s -> 5.4 s, medians of 2).
+        raw = raw.repartition(spark.sparkContext.defaultParallelism)
     tagged = persist(tag_logs(raw, detect_duplicates=detect))
     counts, warnings = summarize(tagged, args.input, warning_conditions())
     load(tagged, args)
