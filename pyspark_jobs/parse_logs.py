@@ -8,8 +8,10 @@ Spark's `xpath_*` functions throw on a malformed document (one bad row would fai
 and parse each document once per call. Instead the whole document is checked against one
 strict regular expression of that layout (well-formed flat elements in any order, text
 without `<`, `&` only in the predefined entities or character references, whitespace
-between tags allowed), then each element is cut out with `regexp_extract` and unescaped in
-the JVM: all native, no Python UDF. A document that does not match is a `bad_xml` reject.
+between tags allowed) and, when it matches, searched for a known element's start tag
+occurring twice (plain substring searches). In a document that passed, each element is cut
+out with substring searches (no regex) and unescaped in the JVM: all native, no Python UDF.
+A document that fails is a `bad_xml` reject.
 
 Unusable records go to `rejects/log_reviews` (malformed_row, bad_id, duplicate_key,
 duplicate_identical, bad_xml, bad_date).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Sequence
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -33,6 +36,7 @@ from pyspark_jobs.parse_values import strict_int, strict_mm_dd_yyyy
 from pyspark_jobs.rejects import (
     INTERNAL_PREFIX,
     finish_tagging,
+    has_repeated_keys,
     header_columns,
     missing_or_invalid,
     reject_duplicates,
@@ -42,7 +46,7 @@ from pyspark_jobs.rejects import (
     start_tagging,
     usable,
 )
-from pyspark_jobs.source_job import persist, source_options, summarize
+from pyspark_jobs.source_job import persist, reading, source_options, summarize
 from pyspark_jobs.spark_session import job_session
 
 JOB = "parse_logs"
@@ -81,7 +85,9 @@ VENDOR_LAYOUT = (
 )
 # A known element that occurs twice is ambiguous (which value is meant?): group 1 names it.
 REPEATED_ELEMENT = r"<(?<known>" + "|".join(ELEMENTS.values()) + r")>(?s:.*?)<\k<known>>"
-# The one test every document goes through: the layout, and no known element repeated.
+# The test every document goes through as one regex: the layout, and no known element
+# repeated. The job evaluates the same test more cheaply (`usable_document`); this form is the
+# reference a unit test compares it with.
 USABLE_DOCUMENT = r"^(?!(?s:.*?)" + REPEATED_ELEMENT + r")" + VENDOR_LAYOUT[1:]
 _XML_UNESCAPER = "org.apache.commons.text.StringEscapeUtils"
 
@@ -95,9 +101,36 @@ def extract(spark: SparkSession, args: argparse.Namespace) -> DataFrame:
     return read_csv_strings(spark, args.input, REQUIRED_COLUMNS)
 
 
+def repeats_known_element(document: Column) -> Column:
+    """Whether the start tag of a known element occurs twice: what `REPEATED_ELEMENT` finds,
+    as two plain substring searches per element (from the start, then past the first
+    occurrence) instead of a lazy regex scan with a backreference (measured far slower)."""
+    repeats = []
+    for element in ELEMENTS.values():
+        tag = F.lit(f"<{element}>")
+        first = F.instr(document, f"<{element}>")
+        repeats.append(F.call_function("locate", tag, document, first + 1) > 0)
+    return reduce(lambda a, b: a | b, repeats)
+
+
+def usable_document(document: Column) -> Column:
+    """`document RLIKE USABLE_DOCUMENT`, never NULL. The layout regex runs first; the
+    substring searches only for the documents that passed it (AND short-circuits)."""
+    return F.coalesce(
+        document.rlike(VENDOR_LAYOUT) & ~repeats_known_element(document), F.lit(False)
+    )
+
+
 def raw_element_text(document: Column, element: str) -> Column:
-    """The trimmed text of `<element>` (still escaped); '' when absent or empty."""
-    return F.trim(F.regexp_extract(document, f"<{element}>([^<]*+)</{element}>", 1))
+    """The trimmed text of `<element>` (still escaped); '' when absent or empty.
+
+    Meant for a document that passed `usable_document`: there the element occurs at most
+    once and its text has no `<`, so the text is what follows `<element>` up to the next `<`.
+    Plain substring searches, no regex (a regexp_extract per element converts and rescans
+    the whole document each time)."""
+    start = f"<{element}>"
+    text = F.substring_index(F.substring_index(document, start, -1), "<", 1)
+    return F.when(F.instr(document, start) > 0, F.trim(text)).otherwise(F.lit(""))
 
 
 def unescaped(raw: Column, well_formed: Column) -> Column:
@@ -118,7 +151,13 @@ def with_elements(df: DataFrame, document: Column, well_formed: Column) -> DataF
     unescaping, and as its own column it is extracted once (one inlined expression would
     repeat each regexp_extract, which measured several times slower)."""
     extracted = df.select(
-        "*", *[raw_element_text(document, e).alias(_RAW_TEXT + c) for c, e in ELEMENTS.items()]
+        "*",
+        *[
+            F.when(well_formed, raw_element_text(document, e))
+            .otherwise(F.lit(""))
+            .alias(_RAW_TEXT + c)
+            for c, e in ELEMENTS.items()
+        ],
     )
     return extracted.select(
         *df.columns,
@@ -155,11 +194,22 @@ def browser(explicit: Column, os: Column) -> Column:
     return F.coalesce(explicit, reference.default_browser(os))
 
 
-def tag_logs(raw: DataFrame) -> DataFrame:
-    """The raw records with the parsed fields and a reject reason (NULL when usable)."""
+def log_id() -> Column:
+    return strict_int(F.col(LOG_ID))
+
+
+def tag_logs(raw: DataFrame, detect_duplicates: bool | None = None) -> DataFrame:
+    """The raw records with the parsed fields and a reject reason (NULL when usable).
+
+    The duplicate window (a shuffle of every record with its document, measured at about a
+    quarter of this transform) runs only when an id repeats: `detect_duplicates=None` asks
+    `has_repeated_keys` (one Spark job over the ids alone), True/False forces the choice
+    (False only for input without repeated ids, on which the window tags nothing)."""
+    if detect_duplicates is None:
+        detect_duplicates = has_repeated_keys(raw, log_id())
     header = header_columns(raw)
     document = F.col(LOG)
-    df = start_tagging(raw).withColumn(_LOG_ID, strict_int(F.col(LOG_ID)))
+    df = start_tagging(raw).withColumn(_LOG_ID, log_id())
     df = reject_malformed_rows(df, len(header))
     df = reject_when(
         df,
@@ -167,9 +217,11 @@ def tag_logs(raw: DataFrame) -> DataFrame:
         "bad_id",
         missing_or_invalid(F.col(LOG_ID), LOG_ID, "is not a 32-bit integer"),
     )
-    df = reject_duplicates(df, _LOG_ID, [c for c in header if c != LOG_ID], "review id")
-    # Parsed after the duplicate window's shuffle: the regexes run in parallel, once.
-    df = df.withColumn(_USABLE_XML, F.coalesce(document.rlike(USABLE_DOCUMENT), F.lit(False)))
+    if detect_duplicates:
+        df = reject_duplicates(df, _LOG_ID, [c for c in header if c != LOG_ID], "review id")
+    # Parsed after the duplicate window (when it runs, its shuffle spreads the regexes over
+    # the cores); every regex below runs once per record.
+    df = df.withColumn(_USABLE_XML, usable_document(document))
     df = reject_when(df, ~F.col(_USABLE_XML), "bad_xml", bad_xml_detail(document))
     df = with_elements(df, document, F.col(_USABLE_XML))
     date_text = F.col(INTERNAL_PREFIX + "log_date")
@@ -224,7 +276,14 @@ def warning_conditions() -> dict[str, Column]:
 def main(argv: Sequence[str]) -> int:
     args = parse_job_args(JOB, argv, OPTIONS)
     spark = job_session(f"{JOB} {args.run_date}")
-    tagged = persist(tag_logs(extract(spark, args)))
+    raw = extract(spark, args)
+    detect = reading(args.input, lambda: has_repeated_keys(raw, log_id()))
+    if not detect:
+        # Without the window's shuffle the documents would be parsed in the task that reads
+        # the file (one for a gzip file); a round-robin shuffle spreads them over the cores
+        # (100,000 real logs, local[2]: 6.5 s -> 5.4 s, medians of 2).
+        raw = raw.repartition(spark.sparkContext.defaultParallelism)
+    tagged = persist(tag_logs(raw, detect_duplicates=detect))
     counts, warnings = summarize(tagged, args.input, warning_conditions())
     load(tagged, args)
     write_metrics(

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from pyspark_jobs import parse_logs as job
+from pyspark_jobs.rejects import has_repeated_keys
 from pyspark_jobs.tests.conftest import read_metrics, write_text
 
 RUN_DATE = dt.date(2021, 10, 31)
@@ -211,3 +212,86 @@ def test_main_writes_logs_rejects_and_metrics(spark, tmp_path):
     }
     assert metrics["outputs"] == {"review_logs": 2}
     assert metrics["warnings"] == {"unknown_os_without_browser": 1, "unrecognized_location": 1}
+
+
+def test_repeated_ids_decide_whether_the_duplicate_window_runs(spark):
+    def raw_logs(rows):
+        return spark.createDataFrame(rows, RAW_SCHEMA)
+
+    distinct_ids = raw_logs([("1", VALID, None), ("x", VALID, None), ("y", VALID, None)])
+    assert not has_repeated_keys(distinct_ids, job.log_id())
+    assert has_repeated_keys(raw_logs([("1", VALID, None), ("01", "<x/>", None)]), job.log_id())
+
+
+def test_skipping_the_duplicate_window_changes_nothing_without_repeated_ids(spark):
+    rows = [
+        ("1", VALID, None),
+        ("2", "<bad", None),
+        ("x", VALID, None),
+        ("", VALID, None),
+        ("4", doc(el("device", "Mobile")), None),
+        ("9", None, "9,<reviewlog>,extra"),
+        ("9", None, "9,<reviewlog>,other"),
+    ]
+    raw = spark.createDataFrame(rows, RAW_SCHEMA)
+
+    def tagged_rows(detect):
+        return sorted(map(tuple, job.tag_logs(raw, detect_duplicates=detect).collect()), key=str)
+
+    assert tagged_rows(True) == tagged_rows(False) == tagged_rows(None)
+
+
+EQUIVALENCE_DOCUMENTS = [
+    None,
+    "",
+    VALID,
+    "not xml",
+    "  " + VALID + "\n",
+    '<?xml version="1.0"?>' + VALID,
+    doc(el("os", "Linux"), el("os", "Linux")),
+    doc(el("os", "Linux"), el("osx", "a"), el("osx", "b")),  # unknown element may repeat
+    doc(el("phoneNumber", "1"), el("device", "M"), el("phoneNumber", "2")),
+    doc(el("device", "&lt;device&gt;"), el("logDate", "04-25-2021")),  # escaped, not a tag
+    doc(el("device", "M"), "<device>"),  # repeated and malformed
+    doc(el("logDate", "04-25-2021"), el("logdate", "04-26-2021")),  # names are case-sensitive
+    doc(el("browser", ""), el("browser", "")),
+    VALID + VALID,
+]
+
+
+def test_the_cheaper_document_test_decides_exactly_as_the_single_regex(spark):
+    from pyspark.sql import functions as F
+
+    frame = spark.createDataFrame([(d,) for d in EQUIVALENCE_DOCUMENTS], "log string")
+    document = F.col("log")
+    rows = frame.select(
+        "log",
+        F.coalesce(document.rlike(job.USABLE_DOCUMENT), F.lit(False)).alias("reference"),
+        job.usable_document(document).alias("fast"),
+    ).collect()
+    assert [r["fast"] for r in rows] == [r["reference"] for r in rows]
+    assert sum(r["fast"] for r in rows) == 6  # not vacuous: both answers occur
+
+
+def test_element_text_matches_the_element_regex_on_usable_documents(spark):
+    from pyspark.sql import functions as F
+
+    usable = [d for d in EQUIVALENCE_DOCUMENTS if d]
+    usable.append(doc(el("location", "  Kansas "), el("device", " "), el("browser", "&amp;x")))
+    frame = spark.createDataFrame([(d,) for d in usable], "log string")
+    frame = frame.filter(job.usable_document(F.col("log")))
+    for element in job.ELEMENTS.values():
+        regex = f"<{element}>([^<]*+)</{element}>"
+        rows = frame.select(
+            F.trim(F.regexp_extract("log", regex, 1)).alias("reference"),
+            job.raw_element_text(F.col("log"), element).alias("fast"),
+        ).collect()
+        assert [r["fast"] for r in rows] == [r["reference"] for r in rows], element
+
+
+def test_a_repeated_element_is_named_in_the_reject(spark):
+    repeated = doc(el("os", "Linux"), el("logDate", "04-25-2021"), el("os", "Linux"))
+    logs, rejects = parse(spark, [("1", repeated), ("2", VALID)])
+    assert list(logs) == [2]
+    assert rejects["1"]["reason"] == "bad_xml"
+    assert rejects["1"]["detail"] == "element <os> appears more than once"
