@@ -341,7 +341,7 @@ impl Pipeline {
     /// source (no database given).
     async fn preflight(&mut self) -> Result<Option<ObjectUri>> {
         let incoming = ObjectUri::parse(&self.plan.uris.movie_review_input)?;
-        let incoming = ObjectUri::new(incoming.bucket.clone(), parent_key(&incoming.key));
+        let incoming = incoming.parent();
         let mut found = BTreeMap::new();
         let specs: [&InputSpec; 2] = [&preflight::MOVIE_REVIEW, &preflight::LOG_REVIEWS];
         for spec in specs {
@@ -756,13 +756,6 @@ fn describe_cancel(report: &crate::runner::cancel::CancelReport) -> String {
         crate::runner::Termination::Terminated => format!("{steps}; the cluster this run created is terminating"),
         crate::runner::Termination::LeftRunning => format!("{steps}; the cluster (not created by this run) is left running"),
         crate::runner::Termination::NotApplicable => steps,
-    }
-}
-
-fn parent_key(key: &str) -> String {
-    match key.rfind('/') {
-        Some(i) => key[..i].to_string(),
-        None => String::new(),
     }
 }
 

@@ -26,7 +26,7 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let date = parse_run_date(&args.date)?.format("%Y-%m-%d").to_string();
     let uris = LakeUris::new(&config, &date, "");
     let first = ObjectUri::parse(&uris.movie_review_input)?;
-    let incoming = ObjectUri::new(first.bucket.clone(), first.key.rsplit_once('/').map(|(d, _)| d).unwrap_or("").to_string());
+    let incoming = first.parent();
     let store = open_store(&config).await;
     let done = crate::ingest::ingest(store.as_ref(), &incoming, &args.files).await?;
     match global.output {

@@ -79,7 +79,7 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
     };
     if let Some(dir) = &raw_dir {
         let incoming = ObjectUri::parse(&plan.uris.movie_review_input)?;
-        let incoming = ObjectUri::new(incoming.bucket.clone(), parent(&incoming.key));
+        let incoming = incoming.parent();
         let files = crate::ingest::files_in_dir(dir)?;
         eprintln!("ingesting {} file(s) from {} into {incoming}", files.len(), dir.display());
         crate::ingest::ingest(store.as_ref(), &incoming, &files).await?;
@@ -139,10 +139,6 @@ fn run_options(args: &Args, plan: &Plan) -> RunOptions {
         diagnose,
         settle: Duration::from_secs(120),
     }
-}
-
-fn parent(key: &str) -> String {
-    key.rsplit_once('/').map(|(dir, _)| dir.to_string()).unwrap_or_default()
 }
 
 /// Driver progress for people, on stderr.

@@ -54,6 +54,13 @@ impl ObjectUri {
         ObjectUri::new(self.bucket.clone(), key)
     }
 
+    /// The folder holding this object: the key up to its last `/` (the bucket root for a key
+    /// without one).
+    pub fn parent(&self) -> Self {
+        let key = self.key.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("");
+        ObjectUri::new(self.bucket.clone(), key)
+    }
+
     /// The last path segment of the key.
     pub fn file_name(&self) -> &str {
         self.key.trim_end_matches('/').rsplit('/').next().unwrap_or("")
@@ -163,6 +170,8 @@ mod tests {
         assert_eq!(uri.key, "artifacts/abc/run_job.py");
         assert_eq!(uri.to_string(), "s3://raw/artifacts/abc/run_job.py");
         assert_eq!(uri.file_name(), "run_job.py");
+        assert_eq!(uri.parent().to_string(), "s3://raw/artifacts/abc");
+        assert_eq!(ObjectUri::new("b", "k").parent().to_string(), "s3://b/");
         assert_eq!(ObjectUri::parse("s3a://b/k").unwrap(), ObjectUri::new("b", "k"));
         assert_eq!(ObjectUri::parse("s3://b").unwrap(), ObjectUri::new("b", ""));
     }
