@@ -77,7 +77,10 @@ impl RunnerProvider for EmrProvider {
             let request = plan.cluster.as_ref().expect("an EMR plan without a cluster id has a cluster request");
             let created = create_cluster(&self.client, request).await?;
             let id = created.cluster_id().to_string();
-            tracing::info!("created cluster {id} (terminates itself after {} idle minutes)", plan.config.emr.idle_timeout_minutes);
+            tracing::info!(
+                "created cluster {id} (terminates itself after {} idle minutes)",
+                plan.config.emr.idle_timeout_minutes
+            );
             (EmrRunner::created_by_this_run(self.client.clone(), created), ClusterRef { id, created_by_run: true })
         };
         Ok(ProvidedRunner { runner: Arc::new(runner.with_log_uri(log_uri)), kind: "emr", cluster: Some(cluster) })

@@ -32,9 +32,7 @@ pub struct SystemClock {
 
 impl SystemClock {
     pub fn new() -> Self {
-        SystemClock {
-            origin: std::time::Instant::now(),
-        }
+        SystemClock { origin: std::time::Instant::now() }
     }
 
     /// A shareable real clock.
@@ -83,21 +81,13 @@ impl FakeClock {
     /// A fake clock whose wall time starts at `start`.
     pub fn at(start: DateTime<Utc>) -> Self {
         FakeClock {
-            inner: Arc::new(Mutex::new(FakeState {
-                wall: start,
-                elapsed: Duration::ZERO,
-                sleeps: Vec::new(),
-            })),
+            inner: Arc::new(Mutex::new(FakeState { wall: start, elapsed: Duration::ZERO, sleeps: Vec::new() })),
         }
     }
 
     /// A fake clock starting at 2021-10-31T00:00:00Z.
     pub fn new() -> Self {
-        FakeClock::at(
-            DateTime::parse_from_rfc3339("2021-10-31T00:00:00Z")
-                .expect("valid date")
-                .with_timezone(&Utc),
-        )
+        FakeClock::at(DateTime::parse_from_rfc3339("2021-10-31T00:00:00Z").expect("valid date").with_timezone(&Utc))
     }
 
     /// Moves time forward without recording a sleep (time passing elsewhere).
@@ -135,11 +125,7 @@ impl Clock for FakeClock {
     }
 
     async fn sleep(&self, duration: Duration) {
-        self.inner
-            .lock()
-            .expect("fake clock lock")
-            .sleeps
-            .push(duration);
+        self.inner.lock().expect("fake clock lock").sleeps.push(duration);
         self.advance(duration);
         // Let other tasks run, as a real sleep would.
         tokio::task::yield_now().await;
@@ -159,20 +145,12 @@ pub struct Backoff {
 impl Backoff {
     /// Jitter from the operating system's entropy.
     pub fn new(base: Duration, max: Duration) -> Self {
-        Backoff {
-            base,
-            max,
-            rng: StdRng::from_entropy(),
-        }
+        Backoff { base, max, rng: StdRng::from_entropy() }
     }
 
     /// Jitter from a fixed seed: the same seed gives the same delays (tests).
     pub fn seeded(base: Duration, max: Duration, seed: u64) -> Self {
-        Backoff {
-            base,
-            max,
-            rng: StdRng::seed_from_u64(seed),
-        }
+        Backoff { base, max, rng: StdRng::seed_from_u64(seed) }
     }
 
     /// The ceiling of attempt `attempt` before jitter: `min(max, base * 2^attempt)`.
@@ -202,10 +180,7 @@ mod tests {
         let start = clock.now();
         clock.sleep(Duration::from_secs(15)).await;
         clock.sleep(Duration::from_secs(30)).await;
-        assert_eq!(
-            clock.sleeps(),
-            vec![Duration::from_secs(15), Duration::from_secs(30)]
-        );
+        assert_eq!(clock.sleeps(), vec![Duration::from_secs(15), Duration::from_secs(30)]);
         assert_eq!(clock.monotonic(), Duration::from_secs(45));
         assert_eq!(clock.now() - start, chrono::Duration::seconds(45));
         clock.advance(Duration::from_secs(5));

@@ -6,9 +6,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::runner::emr::CreatedCluster;
 use crate::aws::{tag_map, AwsError};
 use crate::render::{render_json, RenderError, CLUSTER_TEMPLATE, CLUSTER_TEMPLATE_NAME};
+use crate::runner::emr::CreatedCluster;
 
 /// Tag keys on clusters the driver creates.
 pub const TAG_RUN_ID: &str = "run-id";

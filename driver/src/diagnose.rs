@@ -59,26 +59,18 @@ impl Diagnosis {
     pub fn render_text(&self) -> String {
         let mut out = format!("step {} failed", self.step_id);
         if let Some(f) = &self.failure {
-            let parts: Vec<&str> = [f.reason.as_deref(), f.message.as_deref()]
-                .into_iter()
-                .flatten()
-                .filter(|s| !s.is_empty())
-                .collect();
+            let parts: Vec<&str> =
+                [f.reason.as_deref(), f.message.as_deref()].into_iter().flatten().filter(|s| !s.is_empty()).collect();
             if !parts.is_empty() {
                 out.push_str(&format!(": {}", parts.join(" — ")));
             }
         }
-        out.push_str(&format!(
-            "\nprobable cause ({}):\n",
-            kind_label(self.cause.kind)
-        ));
+        out.push_str(&format!("\nprobable cause ({}):\n", kind_label(self.cause.kind)));
         for line in self.cause.summary.lines() {
             out.push_str(&format!("    {line}\n"));
         }
         if let Some(prefix) = &self.logs_missing_under {
-            out.push_str(&format!(
-                "no log file arrived in time; they will appear under {prefix}\n"
-            ));
+            out.push_str(&format!("no log file arrived in time; they will appear under {prefix}\n"));
         }
         if !self.logs.is_empty() {
             out.push_str("full logs:\n");
@@ -120,11 +112,7 @@ pub fn candidate_logs(listing: &[ObjectMeta], step_prefix: &ObjectUri) -> Vec<Ob
         .iter()
         .filter(|m| m.uri.bucket == step_prefix.bucket)
         .filter_map(|m| {
-            let rest = m
-                .uri
-                .key
-                .strip_prefix(&step_prefix.key)?
-                .trim_start_matches('/');
+            let rest = m.uri.key.strip_prefix(&step_prefix.key)?.trim_start_matches('/');
             if rest.contains('/') {
                 return None;
             }
@@ -140,23 +128,14 @@ pub fn candidate_logs(listing: &[ObjectMeta], step_prefix: &ObjectUri) -> Vec<Ob
 /// finished with failed status" if present, else the last one mentioned.
 pub fn application_id(lines: &[String]) -> Option<String> {
     let re = Regex::new(r"application_\d+_\d+").expect("valid regex");
-    let failed = lines
-        .iter()
-        .filter(|l| l.contains("finished with failed status"))
-        .find_map(|l| re.find(l));
-    failed
-        .or_else(|| lines.iter().rev().find_map(|l| re.find(l)))
-        .map(|m| m.as_str().to_string())
+    let failed = lines.iter().filter(|l| l.contains("finished with failed status")).find_map(|l| re.find(l));
+    failed.or_else(|| lines.iter().rev().find_map(|l| re.find(l))).map(|m| m.as_str().to_string())
 }
 
 /// The container logs of application `app_id` under the cluster's log prefix, best first: the
 /// application master's (`container_…_000001`, where cluster mode runs the Spark driver and so
 /// the Python traceback) stderr, then the other containers' stderr.
-pub fn container_logs(
-    listing: &[ObjectMeta],
-    cluster_prefix: &ObjectUri,
-    app_id: &str,
-) -> Vec<ObjectUri> {
+pub fn container_logs(listing: &[ObjectMeta], cluster_prefix: &ObjectUri, app_id: &str) -> Vec<ObjectUri> {
     let folder = cluster_prefix.join("containers").join(app_id);
     let mut found: Vec<(bool, &ObjectUri)> = listing
         .iter()
@@ -183,11 +162,7 @@ const OOM_PATTERNS: &[&str] = &[
 /// The probable cause in one log (pure). `extra` are lines from outside the log, such as the
 /// FailureDetails message ("Step exited with code 3").
 pub fn parse(lines: &[String], extra: &[String]) -> ProbableCause {
-    let all: Vec<&str> = lines
-        .iter()
-        .chain(extra.iter())
-        .map(String::as_str)
-        .collect();
+    let all: Vec<&str> = lines.iter().chain(extra.iter()).map(String::as_str).collect();
     if let Some(cause) = out_of_memory(&all) {
         return cause;
     }
@@ -200,27 +175,16 @@ pub fn parse(lines: &[String], extra: &[String]) -> ProbableCause {
     if let Some(cause) = spark_exception(lines) {
         return cause;
     }
-    let tail: Vec<&str> = lines
-        .iter()
-        .map(|l| l.trim_end())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let tail: Vec<&str> = lines.iter().map(|l| l.trim_end()).filter(|l| !l.is_empty()).collect();
     let tail = &tail[tail.len().saturating_sub(5)..];
     ProbableCause {
         kind: CauseKind::Unknown,
-        summary: if tail.is_empty() {
-            "(the log is empty)".to_string()
-        } else {
-            tail.join("\n")
-        },
+        summary: if tail.is_empty() { "(the log is empty)".to_string() } else { tail.join("\n") },
     }
 }
 
 fn out_of_memory(lines: &[&str]) -> Option<ProbableCause> {
-    let patterns: Vec<Regex> = OOM_PATTERNS
-        .iter()
-        .map(|p| Regex::new(p).expect("valid regex"))
-        .collect();
+    let patterns: Vec<Regex> = OOM_PATTERNS.iter().map(|p| Regex::new(p).expect("valid regex")).collect();
     let mut hits: Vec<&str> = Vec::new();
     for line in lines {
         if patterns.iter().any(|re| re.is_match(line)) && !hits.contains(&line.trim()) {
@@ -232,10 +196,7 @@ fn out_of_memory(lines: &[&str]) -> Option<ProbableCause> {
     }
     hits.truncate(3);
     hits.push("raise the executor / driver memory (spark.executor.memory, spark.executor.memoryOverhead) or the instance type");
-    Some(ProbableCause {
-        kind: CauseKind::OutOfMemory,
-        summary: hits.join("\n"),
-    })
+    Some(ProbableCause { kind: CauseKind::OutOfMemory, summary: hits.join("\n") })
 }
 
 /// Our jobs exit 3 with one line naming the unusable file; the line is recognised by the word
@@ -245,47 +206,33 @@ fn out_of_memory(lines: &[&str]) -> Option<ProbableCause> {
 /// FailureDetails, the local runner's message and YARN's "exited with status 3".
 fn unusable_input(lines: &[String], extra: &[String]) -> Option<ProbableCause> {
     let exit_3 =
-        Regex::new(r"(?i)(exited with (code|status)|exit ?code|exit status)( is|:|=)? ?3\b")
-            .expect("valid regex");
+        Regex::new(r"(?i)(exited with (code|status)|exit ?code|exit status)( is|:|=)? ?3\b").expect("valid regex");
     let log_line = Regex::new(r"^\d{2,4}[/-]\d\d[/-]\d\d ").expect("valid regex");
     // run_job.py's own one-line error: `run_job.py <job>: error: input file <uri>: <problem>`.
     let job_error = Regex::new(r"^run_job\.py( \S+)?: error: ").expect("valid regex");
     let exited_3 = extra.iter().chain(lines.iter()).any(|l| exit_3.is_match(l));
     let line = lines.iter().rev().find(|l| {
         !log_line.is_match(l)
-            && (l.to_lowercase().contains("unusable") || (job_error.is_match(l) && (exited_3 || l.contains(": error: input file"))))
+            && (l.to_lowercase().contains("unusable")
+                || (job_error.is_match(l) && (exited_3 || l.contains(": error: input file"))))
     })?;
     let mut summary = line.trim().to_string();
     if exited_3 {
-        summary.push_str(
-            "\n(the job exited with code 3: fix or replace the file, then rerun the date)",
-        );
+        summary.push_str("\n(the job exited with code 3: fix or replace the file, then rerun the date)");
     }
-    Some(ProbableCause {
-        kind: CauseKind::InputUnusable,
-        summary,
-    })
+    Some(ProbableCause { kind: CauseKind::InputUnusable, summary })
 }
 
 /// The last Python traceback: its first line, its last two frames and the exception line(s),
 /// including the Java exception py4j wraps (the `: org.apache…` line after `Py4JJavaError`).
 fn python_traceback(lines: &[String]) -> Option<ProbableCause> {
-    let start = lines.iter().rposition(|l| {
-        l.trim_start()
-            .starts_with("Traceback (most recent call last):")
-    })?;
+    let start = lines.iter().rposition(|l| l.trim_start().starts_with("Traceback (most recent call last):"))?;
     let body = &lines[start + 1..];
     // Frames are indented; the exception line is the first non-indented line after them.
-    let exception_at = body
-        .iter()
-        .position(|l| !l.starts_with(' ') && !l.starts_with('\t') && !l.trim().is_empty())?;
+    let exception_at = body.iter().position(|l| !l.starts_with(' ') && !l.starts_with('\t') && !l.trim().is_empty())?;
     let frames: Vec<&str> = body[..exception_at].iter().map(|l| l.trim_end()).collect();
-    let frame_starts: Vec<usize> = frames
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.trim_start().starts_with("File "))
-        .map(|(i, _)| i)
-        .collect();
+    let frame_starts: Vec<usize> =
+        frames.iter().enumerate().filter(|(_, l)| l.trim_start().starts_with("File ")).map(|(i, _)| i).collect();
     let last_frames = match frame_starts.len() {
         0 => &frames[..0],
         n => &frames[frame_starts[n.saturating_sub(2)]..],
@@ -306,59 +253,37 @@ fn python_traceback(lines: &[String]) -> Option<ProbableCause> {
         summary.push(java[java.len() - 1].trim_end().to_string());
     }
     // A Python worker's exception wrapped inside the Java one (PythonException) is the root.
-    let python_exception =
-        Regex::new(r"^[A-Za-z_][\w.]*(Error|Exception|Exit): ").expect("valid regex");
+    let python_exception = Regex::new(r"^[A-Za-z_][\w.]*(Error|Exception|Exit): ").expect("valid regex");
     let log_line = Regex::new(r"^\d{2,4}[/-]\d\d[/-]\d\d ").expect("valid regex");
-    let wrapped = body[exception_at + 1..]
-        .iter()
-        .take_while(|l| !log_line.is_match(l));
+    let wrapped = body[exception_at + 1..].iter().take_while(|l| !log_line.is_match(l));
     if let Some(root) = wrapped.filter(|l| python_exception.is_match(l)).last() {
         summary.push(root.trim_end().to_string());
     }
-    Some(ProbableCause {
-        kind: CauseKind::PythonTraceback,
-        summary: summary.join("\n"),
-    })
+    Some(ProbableCause { kind: CauseKind::PythonTraceback, summary: summary.join("\n") })
 }
 
 /// The most telling JVM exception: `Exception in thread …` or a `…Exception: ` / `…Error: `
 /// line, with its root `Caused by:`. The generic "Application … finished with failed status"
 /// of spark-submit is used only when nothing better is there.
 fn spark_exception(lines: &[String]) -> Option<ProbableCause> {
-    let exception = Regex::new(
-        r"^(Exception in thread .*|([a-z][\w$]*\.)+[A-Z][\w$]*(Exception|Error)(: .*)?)$",
-    )
-    .expect("valid regex");
+    let exception = Regex::new(r"^(Exception in thread .*|([a-z][\w$]*\.)+[A-Z][\w$]*(Exception|Error)(: .*)?)$")
+        .expect("valid regex");
     let generic = |l: &str| l.contains("finished with failed status");
-    let heads: Vec<usize> = lines
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| exception.is_match(l.trim_end()))
-        .map(|(i, _)| i)
-        .collect();
-    let head = heads
-        .iter()
-        .copied()
-        .find(|&i| !generic(&lines[i]))
-        .or_else(|| heads.first().copied())?;
+    let heads: Vec<usize> =
+        lines.iter().enumerate().filter(|(_, l)| exception.is_match(l.trim_end())).map(|(i, _)| i).collect();
+    let head = heads.iter().copied().find(|&i| !generic(&lines[i])).or_else(|| heads.first().copied())?;
     let mut summary = vec![lines[head].trim_end().to_string()];
     let causes: Vec<&String> = lines[head + 1..]
         .iter()
         .take_while(|l| {
-            l.starts_with('\t')
-                || l.starts_with(' ')
-                || l.starts_with("Caused by: ")
-                || l.trim().is_empty()
+            l.starts_with('\t') || l.starts_with(' ') || l.starts_with("Caused by: ") || l.trim().is_empty()
         })
         .filter(|l| l.starts_with("Caused by: "))
         .collect();
     if let Some(root) = causes.last() {
         summary.push(root.trim_end().to_string());
     }
-    Some(ProbableCause {
-        kind: CauseKind::SparkException,
-        summary: summary.join("\n"),
-    })
+    Some(ProbableCause { kind: CauseKind::SparkException, summary: summary.join("\n") })
 }
 
 /// How specific a cause is: the diagnosis keeps the most specific one over all the logs read.
@@ -385,10 +310,7 @@ pub fn log_lines(raw: &[u8]) -> Vec<String> {
     } else {
         raw.to_vec()
     };
-    String::from_utf8_lossy(&text)
-        .lines()
-        .map(str::to_string)
-        .collect()
+    String::from_utf8_lossy(&text).lines().map(str::to_string).collect()
 }
 
 /// Where to look and how long to wait.
@@ -449,39 +371,22 @@ pub async fn diagnose(
     clock: &dyn Clock,
     options: &DiagnoseOptions,
 ) -> Result<Diagnosis, DiagnoseError> {
-    let store_err = |source| DiagnoseError::Store {
-        step_id: step_id.to_string(),
-        source,
-    };
-    let extra: Vec<String> = failure
-        .map(|f| {
-            [f.reason.clone(), f.message.clone()]
-                .into_iter()
-                .flatten()
-                .collect()
-        })
-        .unwrap_or_default();
-    let step_logs = wait_for_logs(store, step_prefix, clock, options)
-        .await
-        .map_err(store_err)?;
+    let store_err = |source| DiagnoseError::Store { step_id: step_id.to_string(), source };
+    let extra: Vec<String> =
+        failure.map(|f| [f.reason.clone(), f.message.clone()].into_iter().flatten().collect()).unwrap_or_default();
+    let step_logs = wait_for_logs(store, step_prefix, clock, options).await.map_err(store_err)?;
     if step_logs.is_empty() {
         let cause = parse(&[], &extra);
         return Ok(Diagnosis {
             step_id: step_id.to_string(),
             failure: failure.cloned(),
             cause: if extra.is_empty() {
-                ProbableCause {
-                    kind: CauseKind::Unknown,
-                    summary: "no log file arrived; nothing more is known".into(),
-                }
+                ProbableCause { kind: CauseKind::Unknown, summary: "no log file arrived; nothing more is known".into() }
             } else {
                 cause
             },
             cause_log: None,
-            logs: failure
-                .and_then(|f| f.log_file.clone())
-                .into_iter()
-                .collect(),
+            logs: failure.and_then(|f| f.log_file.clone()).into_iter().collect(),
             logs_missing_under: Some(step_prefix.to_string()),
         });
     }
@@ -494,14 +399,8 @@ pub async fn diagnose(
     // Cluster mode: the step's stderr names the YARN application; its driver ran in a container.
     let app = read.iter().find_map(|(_, lines)| application_id(lines));
     if let (Some(app), Some(cluster_prefix)) = (app, cluster_prefix) {
-        let listing = store
-            .list(&cluster_prefix.join("containers").join(&app))
-            .await
-            .map_err(store_err)?;
-        for uri in container_logs(&listing, cluster_prefix, &app)
-            .into_iter()
-            .take(3)
-        {
+        let listing = store.list(&cluster_prefix.join("containers").join(&app)).await.map_err(store_err)?;
+        for uri in container_logs(&listing, cluster_prefix, &app).into_iter().take(3) {
             let raw = store.get_bytes(&uri).await.map_err(store_err)?;
             logs.push(uri.to_string());
             read.push((uri, log_lines(&raw)));
@@ -511,13 +410,10 @@ pub async fn diagnose(
         .iter()
         .map(|(uri, lines)| (uri, parse(lines, &extra)))
         // The most specific cause; among equals, the first log read (the best ranked).
-        .fold(
-            None::<(&ObjectUri, ProbableCause)>,
-            |best, (uri, cause)| match best {
-                Some((_, ref b)) if specificity(b) >= specificity(&cause) => best,
-                _ => Some((uri, cause)),
-            },
-        )
+        .fold(None::<(&ObjectUri, ProbableCause)>, |best, (uri, cause)| match best {
+            Some((_, ref b)) if specificity(b) >= specificity(&cause) => best,
+            _ => Some((uri, cause)),
+        })
         .expect("at least one log was read");
     Ok(Diagnosis {
         step_id: step_id.to_string(),
@@ -549,10 +445,7 @@ async fn wait_for_logs(
             return Ok(found);
         }
         // Full jitter can draw ~0: wait at least a second so the bound is reached in few calls.
-        let delay = backoff
-            .delay(attempt)
-            .max(Duration::from_secs(1))
-            .min(options.wait_for_logs - waited);
+        let delay = backoff.delay(attempt).max(Duration::from_secs(1)).min(options.wait_for_logs - waited);
         attempt += 1;
         clock.sleep(delay).await;
     }
@@ -567,12 +460,7 @@ mod tests {
     }
 
     fn meta(uri: &str) -> ObjectMeta {
-        ObjectMeta {
-            uri: ObjectUri::parse(uri).unwrap(),
-            size: 1,
-            last_modified: None,
-            metadata: Default::default(),
-        }
+        ObjectMeta { uri: ObjectUri::parse(uri).unwrap(), size: 1, last_modified: None, metadata: Default::default() }
     }
 
     #[test]
@@ -587,20 +475,8 @@ mod tests {
             meta("s3://raw/emr-logs/j-1/steps/s-1/other.json"),
             meta("s3://raw/emr-logs/j-1/steps/s-1/sub/stderr.gz"),
         ];
-        let ranked: Vec<String> = candidate_logs(&listing, &prefix)
-            .iter()
-            .map(|u| u.file_name().to_string())
-            .collect();
-        assert_eq!(
-            ranked,
-            vec![
-                "stderr.txt.gz",
-                "stderr",
-                "controller.gz",
-                "syslog.gz",
-                "stdout.gz"
-            ]
-        );
+        let ranked: Vec<String> = candidate_logs(&listing, &prefix).iter().map(|u| u.file_name().to_string()).collect();
+        assert_eq!(ranked, vec!["stderr.txt.gz", "stderr", "controller.gz", "syslog.gz", "stdout.gz"]);
     }
 
     #[test]
@@ -609,10 +485,7 @@ mod tests {
             "INFO Client: Submitted application application_1635638400000_0007\n\
              Exception in thread \"main\" org.apache.spark.SparkException: Application application_1635638400000_0008 finished with failed status",
         );
-        assert_eq!(
-            application_id(&log).as_deref(),
-            Some("application_1635638400000_0008")
-        );
+        assert_eq!(application_id(&log).as_deref(), Some("application_1635638400000_0008"));
         assert_eq!(application_id(&lines("nothing here")), None);
     }
 
@@ -637,20 +510,10 @@ mod tests {
         let yarn = lines("unusable input s3://raw/x.csv: empty\n21/10/31 INFO ApplicationMaster: Final app status: FAILED, exitCode: 3");
         let cause = parse(&yarn, &[]);
         assert_eq!(cause.kind, CauseKind::InputUnusable);
-        assert!(
-            cause.summary.contains("exited with code 3"),
-            "{}",
-            cause.summary
-        );
-        let cause = parse(
-            &lines("unusable input s3://raw/x.csv: empty"),
-            &["User application exited with status 3".into()],
-        );
-        assert!(
-            cause.summary.contains("exited with code 3"),
-            "{}",
-            cause.summary
-        );
+        assert!(cause.summary.contains("exited with code 3"), "{}", cause.summary);
+        let cause =
+            parse(&lines("unusable input s3://raw/x.csv: empty"), &["User application exited with status 3".into()]);
+        assert!(cause.summary.contains("exited with code 3"), "{}", cause.summary);
     }
 
     #[test]

@@ -89,10 +89,18 @@ impl Options {
             return invalid("reviews", "0".into(), "give at least 1 review");
         }
         if !(100..=100_000).contains(&self.review_length) {
-            return invalid("review-length", self.review_length.to_string(), "give an average between 100 and 100000 bytes");
+            return invalid(
+                "review-length",
+                self.review_length.to_string(),
+                "give an average between 100 and 100000 bytes",
+            );
         }
         if !(0.0..=1.0).contains(&self.malformed_rate) {
-            return invalid("malformed-rate", self.malformed_rate.to_string(), "give a share between 0 and 1, e.g. 0.01");
+            return invalid(
+                "malformed-rate",
+                self.malformed_rate.to_string(),
+                "give a share between 0 and 1, e.g. 0.01",
+            );
         }
         if self.start_date > self.end_date {
             return invalid("start-date", self.start_date.to_string(), "give a --start-date on or before --end-date");
@@ -108,7 +116,11 @@ impl Options {
     }
 
     fn file_name(&self, stem: &str) -> String {
-        if self.gzip { format!("{stem}.csv.gz") } else { format!("{stem}.csv") }
+        if self.gzip {
+            format!("{stem}.csv.gz")
+        } else {
+            format!("{stem}.csv")
+        }
     }
 }
 
@@ -282,7 +294,11 @@ fn write_logs(options: &Options, dates: &[String]) -> Result<(LogFile, Timing), 
 }
 
 /// Creates `path`, lets `body` fill it, closes it; returns the body's value and (rows, bytes).
-fn write_file<T>(path: &Path, gzip: bool, body: impl FnOnce(&mut Sink) -> io::Result<T>) -> Result<(T, (u64, u64)), GenerateError> {
+fn write_file<T>(
+    path: &Path,
+    gzip: bool,
+    body: impl FnOnce(&mut Sink) -> io::Result<T>,
+) -> Result<(T, (u64, u64)), GenerateError> {
     let wrap = |source| GenerateError::Write { path: path.to_path_buf(), source };
     let mut sink = Sink::create(path, gzip).map_err(wrap)?;
     let value = body(&mut sink).map_err(wrap)?;

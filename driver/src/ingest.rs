@@ -80,8 +80,13 @@ pub async fn ingest(
 ) -> Result<BTreeMap<&'static str, ObjectUri>, IngestError> {
     let mut planned: BTreeMap<&'static str, (PathBuf, ObjectUri, ObjectUri)> = BTreeMap::new();
     for path in files {
-        let (spec, gz) = input_for(path).ok_or_else(|| IngestError::UnknownFile { path: path.display().to_string() })?;
-        let (name, twin) = if gz { (format!("{}.gz", spec.name), spec.name.to_string()) } else { (spec.name.to_string(), format!("{}.gz", spec.name)) };
+        let (spec, gz) =
+            input_for(path).ok_or_else(|| IngestError::UnknownFile { path: path.display().to_string() })?;
+        let (name, twin) = if gz {
+            (format!("{}.gz", spec.name), spec.name.to_string())
+        } else {
+            (spec.name.to_string(), format!("{}.gz", spec.name))
+        };
         if planned.insert(spec.name, (path.clone(), incoming.join(&name), incoming.join(&twin))).is_some() {
             return Err(IngestError::Duplicate { path: path.display().to_string() });
         }
@@ -164,7 +169,10 @@ mod tests {
         let done = ingest(&store, &incoming, &files).await.unwrap();
         assert_eq!(done["log_reviews.csv"], incoming.join("log_reviews.csv"));
         assert!(store.head(&stale).await.unwrap().is_none());
-        assert_eq!(preflight::locate(&store, &incoming, &preflight::LOG_REVIEWS).await.unwrap(), incoming.join("log_reviews.csv"));
+        assert_eq!(
+            preflight::locate(&store, &incoming, &preflight::LOG_REVIEWS).await.unwrap(),
+            incoming.join("log_reviews.csv")
+        );
     }
 
     #[tokio::test]

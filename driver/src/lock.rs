@@ -59,10 +59,9 @@ pub enum LockError {
 impl ExitStatus for LockError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            LockError::Held { .. }
-            | LockError::Stale { .. }
-            | LockError::Corrupt { .. }
-            | LockError::Lost { .. } => ExitCode::LockHeld,
+            LockError::Held { .. } | LockError::Stale { .. } | LockError::Corrupt { .. } | LockError::Lost { .. } => {
+                ExitCode::LockHeld
+            }
             LockError::Store { source, .. } => source.exit_code(),
         }
     }
@@ -108,10 +107,7 @@ impl RunLock {
         request: &LockRequest,
         clock: &dyn Clock,
     ) -> Result<RunLock, LockError> {
-        let store_err = |source| LockError::Store {
-            uri: uri.to_string(),
-            source,
-        };
+        let store_err = |source| LockError::Store { uri: uri.to_string(), source };
         let now = clock.now();
         let record = LockRecord {
             owner: request.owner.clone(),
@@ -119,34 +115,17 @@ impl RunLock {
             host: host_name(),
             pid: std::process::id(),
             acquired_at: now,
-            expires_at: now
-                + chrono::Duration::from_std(request.ttl).unwrap_or(chrono::Duration::days(1)),
+            expires_at: now + chrono::Duration::from_std(request.ttl).unwrap_or(chrono::Duration::days(1)),
         };
         let body = Bytes::from(serde_json::to_vec_pretty(&record).expect("lock record serialises"));
-        if store
-            .put_if_absent(uri, body.clone())
-            .await
-            .map_err(store_err)?
-        {
-            return Ok(RunLock {
-                uri: uri.clone(),
-                record,
-            });
+        if store.put_if_absent(uri, body.clone()).await.map_err(store_err)? {
+            return Ok(RunLock { uri: uri.clone(), record });
         }
         let existing = store.get_bytes(uri).await.map_err(store_err)?;
         match serde_json::from_slice::<LockRecord>(&existing) {
-            Ok(held) if held.expires_at > now => Err(LockError::Held {
-                uri: uri.to_string(),
-                held,
-            }),
-            Ok(held) if !request.break_stale => Err(LockError::Stale {
-                uri: uri.to_string(),
-                held,
-            }),
-            Err(e) if !request.break_stale => Err(LockError::Corrupt {
-                uri: uri.to_string(),
-                reason: e.to_string(),
-            }),
+            Ok(held) if held.expires_at > now => Err(LockError::Held { uri: uri.to_string(), held }),
+            Ok(held) if !request.break_stale => Err(LockError::Stale { uri: uri.to_string(), held }),
+            Err(e) if !request.break_stale => Err(LockError::Corrupt { uri: uri.to_string(), reason: e.to_string() }),
             _ => {
                 // Break it: only if it is still the record we judged stale.
                 let again = store.get_bytes(uri).await.map_err(store_err)?;
@@ -156,10 +135,7 @@ impl RunLock {
                 tracing::warn!(lock = %uri, "breaking a stale run lock as asked (--break-stale-lock)");
                 store.delete(uri).await.map_err(store_err)?;
                 if store.put_if_absent(uri, body).await.map_err(store_err)? {
-                    Ok(RunLock {
-                        uri: uri.clone(),
-                        record,
-                    })
+                    Ok(RunLock { uri: uri.clone(), record })
                 } else {
                     let now_there = store.get_bytes(uri).await.map_err(store_err)?;
                     Err(Self::describe_holder(uri, &now_there))
@@ -170,14 +146,8 @@ impl RunLock {
 
     fn describe_holder(uri: &ObjectUri, raw: &[u8]) -> LockError {
         match serde_json::from_slice::<LockRecord>(raw) {
-            Ok(held) => LockError::Held {
-                uri: uri.to_string(),
-                held,
-            },
-            Err(e) => LockError::Corrupt {
-                uri: uri.to_string(),
-                reason: e.to_string(),
-            },
+            Ok(held) => LockError::Held { uri: uri.to_string(), held },
+            Err(e) => LockError::Corrupt { uri: uri.to_string(), reason: e.to_string() },
         }
     }
 
@@ -190,21 +160,12 @@ impl RunLock {
     }
 
     async fn check_ours(&self, store: &dyn ObjectStore) -> Result<bool, LockError> {
-        let store_err = |source| LockError::Store {
-            uri: self.uri.to_string(),
-            source,
-        };
+        let store_err = |source| LockError::Store { uri: self.uri.to_string(), source };
         match store.get_bytes(&self.uri).await {
             Ok(raw) => match serde_json::from_slice::<LockRecord>(&raw) {
                 Ok(held) if held == self.record => Ok(true),
-                Ok(held) => Err(LockError::Lost {
-                    uri: self.uri.to_string(),
-                    now_held_by: held.run_id,
-                }),
-                Err(_) => Err(LockError::Lost {
-                    uri: self.uri.to_string(),
-                    now_held_by: "(unreadable)".into(),
-                }),
+                Ok(held) => Err(LockError::Lost { uri: self.uri.to_string(), now_held_by: held.run_id }),
+                Err(_) => Err(LockError::Lost { uri: self.uri.to_string(), now_held_by: "(unreadable)".into() }),
             },
             Err(StoreError::NotFound { .. }) => Ok(false),
             Err(e) => Err(store_err(e)),
@@ -220,16 +181,12 @@ impl RunLock {
     ) -> Result<(), LockError> {
         self.check_ours(store).await?;
         let mut record = self.record.clone();
-        record.expires_at =
-            clock.now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(1));
+        record.expires_at = clock.now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(1));
         let body = Bytes::from(serde_json::to_vec_pretty(&record).expect("lock record serialises"));
         store
             .put_bytes(&self.uri, body)
             .await
-            .map_err(|source| LockError::Store {
-                uri: self.uri.to_string(),
-                source,
-            })?;
+            .map_err(|source| LockError::Store { uri: self.uri.to_string(), source })?;
         self.record = record;
         Ok(())
     }
@@ -237,13 +194,7 @@ impl RunLock {
     /// Releases the lock, only if it is still ours (a lock someone broke is left to them).
     pub async fn release(self, store: &dyn ObjectStore) -> Result<(), LockError> {
         if self.check_ours(store).await? {
-            store
-                .delete(&self.uri)
-                .await
-                .map_err(|source| LockError::Store {
-                    uri: self.uri.to_string(),
-                    source,
-                })?;
+            store.delete(&self.uri).await.map_err(|source| LockError::Store { uri: self.uri.to_string(), source })?;
         }
         Ok(())
     }

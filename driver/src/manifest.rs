@@ -142,10 +142,22 @@ impl RunManifest {
             let _ = writeln!(out, "{:<22} {:<10} {:>9}  {}", step.key, step.state, time, first_line(&detail));
         }
         if !self.sources.is_empty() {
-            let _ = writeln!(out, "{:<22} {:>10} {:>10} {:>9}  rejected by reason", "source", "rows in", "rows out", "rejected");
+            let _ = writeln!(
+                out,
+                "{:<22} {:>10} {:>10} {:>9}  rejected by reason",
+                "source", "rows in", "rows out", "rejected"
+            );
             for (name, c) in &self.sources {
                 let reasons: Vec<String> = c.rejected_by_reason.iter().map(|(r, n)| format!("{r}={n}")).collect();
-                let _ = writeln!(out, "{:<22} {:>10} {:>10} {:>9}  {}", name, c.rows_in, c.rows_out, c.rows_rejected, reasons.join(" "));
+                let _ = writeln!(
+                    out,
+                    "{:<22} {:>10} {:>10} {:>9}  {}",
+                    name,
+                    c.rows_in,
+                    c.rows_out,
+                    c.rows_rejected,
+                    reasons.join(" ")
+                );
             }
         }
         if let Some(error) = &self.error {

@@ -321,7 +321,8 @@ impl Pipeline {
                 Ok(lock) => return Ok(lock),
                 Err(crate::lock::LockError::Held { held, .. }) if self.clock.monotonic() - started < deadline => {
                     if !told {
-                        self.progress.line(&format!("waiting for run {} to finish building the dimensions", held.run_id));
+                        self.progress
+                            .line(&format!("waiting for run {} to finish building the dimensions", held.run_id));
                         told = true;
                     }
                     tokio::select! {
@@ -386,10 +387,15 @@ impl Pipeline {
     /// What identifies an input's content: its sha256 (recorded by `ingest`), else its size and
     /// modification time.
     async fn content_id(&self, uri: &ObjectUri) -> Result<String> {
-        let meta = self.store.head(uri).await?.ok_or_else(|| crate::store::StoreError::NotFound { uri: uri.to_string() })?;
+        let meta =
+            self.store.head(uri).await?.ok_or_else(|| crate::store::StoreError::NotFound { uri: uri.to_string() })?;
         Ok(match meta.metadata.get(crate::ingest::SHA256_METADATA) {
             Some(sha) => format!("sha256:{sha}"),
-            None => format!("size:{} modified:{}", meta.size, meta.last_modified.map(|t| t.to_rfc3339()).unwrap_or_default()),
+            None => format!(
+                "size:{} modified:{}",
+                meta.size,
+                meta.last_modified.map(|t| t.to_rfc3339()).unwrap_or_default()
+            ),
         })
     }
 
@@ -470,7 +476,14 @@ impl Pipeline {
             (None, Some(file)) => {
                 self.progress.line(&format!("converting {file} to {export_uri} (no database given)"));
                 let reader = self.store.reader(&file).await?;
-                let report = user_purchase::uci_to_export_object(reader, &file.to_string(), self.store.as_ref(), &export_uri, opts).await?;
+                let report = user_purchase::uci_to_export_object(
+                    reader,
+                    &file.to_string(),
+                    self.store.as_ref(),
+                    &export_uri,
+                    opts,
+                )
+                .await?;
                 self.note_bad_purchase_rows(&report);
                 metrics.insert("exported_rows".into(), report.rows_loaded.into());
                 metrics.insert("bad_rows".into(), report.bad_row_count.into());
@@ -511,7 +524,10 @@ impl Pipeline {
         wave: &[&str],
     ) -> Result<()> {
         let runner = provided.runner.as_ref();
-        let names: Vec<String> = wave.iter().map(|key| self.plan.step(key).map(|s| s.config.name.clone())).collect::<std::result::Result<_, _>>()?;
+        let names: Vec<String> = wave
+            .iter()
+            .map(|key| self.plan.step(key).map(|s| s.config.name.clone()))
+            .collect::<std::result::Result<_, _>>()?;
         let listed = if self.options.force { Vec::new() } else { runner.list_steps(&[]).await.unwrap_or_default() };
         let existing = find_steps_by_name(&listed, &names);
 
@@ -521,7 +537,8 @@ impl Pipeline {
             match found {
                 _ if self.completed_before(previous, key) => self.reuse_previous(manifest, previous, key)?,
                 ExistingStep::Completed { id } => {
-                    self.progress.line(&format!("{key}: step {id} already COMPLETED on {}, skipped", runner.describe()));
+                    self.progress
+                        .line(&format!("{key}: step {id} already COMPLETED on {}, skipped", runner.describe()));
                     let record = manifest.step_mut(key).expect("every step is in the manifest");
                     record.step_id = Some(id.clone());
                     record.state = StepState::Completed.as_str().into();
@@ -530,14 +547,19 @@ impl Pipeline {
                     self.collect_metrics(manifest, key).await?;
                 }
                 ExistingStep::Attach { id, state } => {
-                    self.progress.line(&format!("{key}: step {id} is already {state}, waiting for it instead of submitting again"));
+                    self.progress.line(&format!(
+                        "{key}: step {id} is already {state}, waiting for it instead of submitting again"
+                    ));
                     ids.push((key.to_string(), id));
                 }
                 ExistingStep::Submit => to_submit.push(key.to_string()),
             }
         }
         if !to_submit.is_empty() {
-            let configs: Vec<_> = to_submit.iter().map(|k| self.plan.step(k).map(|s| s.config.clone())).collect::<std::result::Result<_, _>>()?;
+            let configs: Vec<_> = to_submit
+                .iter()
+                .map(|k| self.plan.step(k).map(|s| s.config.clone()))
+                .collect::<std::result::Result<_, _>>()?;
             let submitted = runner.submit(&configs).await?;
             for (key, id) in to_submit.into_iter().zip(submitted) {
                 ids.push((key, id));
@@ -594,7 +616,8 @@ impl Pipeline {
                 StepState::Completed => self.collect_metrics(manifest, key).await?,
                 StepState::Failed => {
                     let (report, cause) = self.diagnose(runner, status).await;
-                    manifest.step_mut(key).expect("every step is in the manifest").failure = Some(format!("{cause}\n{report}"));
+                    manifest.step_mut(key).expect("every step is in the manifest").failure =
+                        Some(format!("{cause}\n{report}"));
                     self.progress.line(&format!("{key} FAILED:\n{report}"));
                     first_error.get_or_insert_with(|| {
                         PipelineError::StepFailed { key: key.clone(), step_id: status.id.clone(), cause }.into()
@@ -689,7 +712,9 @@ impl Pipeline {
         let Some(url) = self.options.databases.warehouse_url.clone() else {
             let record = manifest.step_mut(LOAD_WAREHOUSE).expect("load_warehouse is in every manifest");
             record.state = "SKIPPED".into();
-            record.metrics = Some(serde_json::json!({"skipped": "no warehouse database given", "tables_under": self.plan.uris.load_root}));
+            record.metrics = Some(
+                serde_json::json!({"skipped": "no warehouse database given", "tables_under": self.plan.uris.load_root}),
+            );
             self.progress.line(&format!("no warehouse database: dims and fact are in {}", self.plan.uris.load_root));
             return Ok(());
         };
@@ -703,8 +728,14 @@ impl Pipeline {
         match self.plan.config.warehouse.kind.as_str() {
             "postgres" => {
                 self.progress.line(&format!("loading {load_root} into the warehouse (schema {schema})"));
-                let report =
-                    crate::db::warehouse::load_run(&mut client, self.store.as_ref(), &schema, &load_root, self.plan.run_date).await?;
+                let report = crate::db::warehouse::load_run(
+                    &mut client,
+                    self.store.as_ref(),
+                    &schema,
+                    &load_root,
+                    self.plan.run_date,
+                )
+                .await?;
                 Ok(serde_json::to_value(&report).unwrap_or_default())
             }
             _ => {
@@ -754,7 +785,9 @@ fn describe_cancel(report: &crate::runner::cancel::CancelReport) -> String {
     let steps = if steps.is_empty() { "no step".to_string() } else { steps.join(", ") };
     match report.termination {
         crate::runner::Termination::Terminated => format!("{steps}; the cluster this run created is terminating"),
-        crate::runner::Termination::LeftRunning => format!("{steps}; the cluster (not created by this run) is left running"),
+        crate::runner::Termination::LeftRunning => {
+            format!("{steps}; the cluster (not created by this run) is left running")
+        }
         crate::runner::Termination::NotApplicable => steps,
     }
 }

@@ -54,10 +54,7 @@ pub enum PollError {
          the cluster",
         humantime::format_duration(*waited), unfinished_text(last)
     )]
-    TimedOut {
-        waited: Duration,
-        last: Vec<StepStatus>,
-    },
+    TimedOut { waited: Duration, last: Vec<StepStatus> },
     #[error("{runner} does not know step(s) {}; check the step ids (and the cluster id)", ids.join(", "))]
     StepsNotFound { runner: String, ids: Vec<String> },
     #[error(transparent)]
@@ -65,11 +62,8 @@ pub enum PollError {
 }
 
 fn unfinished_text(statuses: &[StepStatus]) -> String {
-    let unfinished: Vec<String> = statuses
-        .iter()
-        .filter(|s| !s.state.is_terminal())
-        .map(|s| format!("{} {}", s.id, s.state))
-        .collect();
+    let unfinished: Vec<String> =
+        statuses.iter().filter(|s| !s.state.is_terminal()).map(|s| format!("{} {}", s.id, s.state)).collect();
     if statuses.is_empty() {
         "no poll succeeded before the deadline".to_string()
     } else {
@@ -131,15 +125,8 @@ pub async fn wait_for_steps(
                 if ordered.len() < step_ids.len() {
                     missing_polls += 1;
                     if missing_polls > options.missing_polls_allowed {
-                        let ids = step_ids
-                            .iter()
-                            .filter(|id| !ordered.iter().any(|s| &s.id == *id))
-                            .cloned()
-                            .collect();
-                        return Err(PollError::StepsNotFound {
-                            runner: runner.describe(),
-                            ids,
-                        });
+                        let ids = step_ids.iter().filter(|id| !ordered.iter().any(|s| &s.id == *id)).cloned().collect();
+                        return Err(PollError::StepsNotFound { runner: runner.describe(), ids });
                     }
                 } else {
                     missing_polls = 0;
@@ -150,9 +137,7 @@ pub async fn wait_for_steps(
                 last = ordered;
                 options.interval
             }
-            Err(error)
-                if error.is_transient() && errors_in_a_row < options.max_transient_errors =>
-            {
+            Err(error) if error.is_transient() && errors_in_a_row < options.max_transient_errors => {
                 let delay = backoff.delay(errors_in_a_row);
                 observer.retrying(&error, errors_in_a_row + 1, delay);
                 errors_in_a_row += 1;
@@ -163,10 +148,7 @@ pub async fn wait_for_steps(
         let elapsed = clock.monotonic().saturating_sub(start);
         let pause = match options.deadline {
             Some(deadline) if elapsed >= deadline => {
-                return Err(PollError::TimedOut {
-                    waited: elapsed,
-                    last,
-                });
+                return Err(PollError::TimedOut { waited: elapsed, last });
             }
             // Never sleep past the deadline: one last poll exactly at it.
             Some(deadline) => pause.min(deadline - elapsed),
@@ -177,10 +159,7 @@ pub async fn wait_for_steps(
 }
 
 fn in_requested_order(listed: &[StepStatus], step_ids: &[String]) -> Vec<StepStatus> {
-    step_ids
-        .iter()
-        .filter_map(|id| listed.iter().find(|s| &s.id == id).cloned())
-        .collect()
+    step_ids.iter().filter_map(|id| listed.iter().find(|s| &s.id == id).cloned()).collect()
 }
 
 fn report_changes(
@@ -200,10 +179,7 @@ fn report_changes(
 /// The exit code of a set of final statuses: any failed (or interrupted) step → 3, else any
 /// cancelled step → 4, else 0.
 pub fn outcome_exit_code(statuses: &[StepStatus]) -> ExitCode {
-    if statuses
-        .iter()
-        .any(|s| matches!(s.state, StepState::Failed | StepState::Interrupted))
-    {
+    if statuses.iter().any(|s| matches!(s.state, StepState::Failed | StepState::Interrupted)) {
         ExitCode::StepFailed
     } else if statuses.iter().any(|s| s.state == StepState::Cancelled) {
         ExitCode::Cancelled
@@ -257,10 +233,7 @@ impl PollObserver for TextProgress {
     fn state_changed(&self, step: &StepStatus, _previous: Option<StepState>, elapsed: Duration) {
         let mut text = format!("{} {:<14} {}", step.id, step.state.as_str(), step.name);
         if let (Some(start), Some(end)) = (step.started_at, step.ended_at) {
-            text.push_str(&format!(
-                " (ran {})",
-                format_elapsed((end - start).to_std().unwrap_or_default())
-            ));
+            text.push_str(&format!(" (ran {})", format_elapsed((end - start).to_std().unwrap_or_default())));
         }
         self.line(&text, elapsed);
     }
@@ -274,11 +247,8 @@ impl PollObserver for TextProgress {
     fn polled(&self, steps: &[StepStatus], elapsed: Duration) {
         let last = *self.last_line_at.lock().unwrap_or_else(|p| p.into_inner());
         if elapsed.saturating_sub(last) >= self.heartbeat {
-            let running: Vec<String> = steps
-                .iter()
-                .filter(|s| !s.state.is_terminal())
-                .map(|s| format!("{} {}", s.id, s.state))
-                .collect();
+            let running: Vec<String> =
+                steps.iter().filter(|s| !s.state.is_terminal()).map(|s| format!("{} {}", s.id, s.state)).collect();
             self.line(&format!("still waiting: {}", running.join(", ")), elapsed);
         }
     }
@@ -292,25 +262,13 @@ pub struct JsonEvents {
 #[derive(Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 enum Event<'a> {
-    StepState {
-        step_id: &'a str,
-        name: &'a str,
-        state: StepState,
-        previous: Option<StepState>,
-        elapsed_seconds: u64,
-    },
-    Retry {
-        attempt: u32,
-        delay_ms: u128,
-        transient_error: String,
-    },
+    StepState { step_id: &'a str, name: &'a str, state: StepState, previous: Option<StepState>, elapsed_seconds: u64 },
+    Retry { attempt: u32, delay_ms: u128, transient_error: String },
 }
 
 impl JsonEvents {
     pub fn new(out: Box<dyn Write + Send>) -> Self {
-        JsonEvents {
-            out: Mutex::new(out),
-        }
+        JsonEvents { out: Mutex::new(out) }
     }
 
     pub fn stdout() -> Self {
@@ -338,11 +296,7 @@ impl PollObserver for JsonEvents {
     }
 
     fn retrying(&self, error: &RunnerError, attempt: u32, delay: Duration) {
-        self.emit(&Event::Retry {
-            attempt,
-            delay_ms: delay.as_millis(),
-            transient_error: error.to_string(),
-        });
+        self.emit(&Event::Retry { attempt, delay_ms: delay.as_millis(), transient_error: error.to_string() });
     }
 }
 
@@ -351,35 +305,16 @@ mod tests {
     use super::*;
 
     fn status(id: &str, state: StepState) -> StepStatus {
-        StepStatus {
-            id: id.into(),
-            name: format!("r1 {id}"),
-            state,
-            failure: None,
-            started_at: None,
-            ended_at: None,
-        }
+        StepStatus { id: id.into(), name: format!("r1 {id}"), state, failure: None, started_at: None, ended_at: None }
     }
 
     #[test]
     fn outcome_codes() {
         use StepState::*;
-        assert_eq!(
-            outcome_exit_code(&[status("a", Completed), status("b", Completed)]),
-            ExitCode::Success
-        );
-        assert_eq!(
-            outcome_exit_code(&[status("a", Completed), status("b", Cancelled)]),
-            ExitCode::Cancelled
-        );
-        assert_eq!(
-            outcome_exit_code(&[status("a", Failed), status("b", Cancelled)]),
-            ExitCode::StepFailed
-        );
-        assert_eq!(
-            outcome_exit_code(&[status("a", Interrupted)]),
-            ExitCode::StepFailed
-        );
+        assert_eq!(outcome_exit_code(&[status("a", Completed), status("b", Completed)]), ExitCode::Success);
+        assert_eq!(outcome_exit_code(&[status("a", Completed), status("b", Cancelled)]), ExitCode::Cancelled);
+        assert_eq!(outcome_exit_code(&[status("a", Failed), status("b", Cancelled)]), ExitCode::StepFailed);
+        assert_eq!(outcome_exit_code(&[status("a", Interrupted)]), ExitCode::StepFailed);
     }
 
     #[test]
@@ -405,11 +340,7 @@ mod tests {
     fn json_events_are_one_object_per_line() {
         let sink = Sink::default();
         let events = JsonEvents::new(Box::new(sink.clone()));
-        events.state_changed(
-            &status("s-1", StepState::Running),
-            Some(StepState::Pending),
-            Duration::from_secs(30),
-        );
+        events.state_changed(&status("s-1", StepState::Running), Some(StepState::Pending), Duration::from_secs(30));
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         let value: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
         assert_eq!(value["event"], "step_state");
@@ -424,15 +355,8 @@ mod tests {
     fn text_progress_prints_a_line_per_change() {
         let sink = Sink::default();
         let progress = TextProgress::new(Box::new(sink.clone()));
-        progress.state_changed(
-            &status("s-1", StepState::Running),
-            None,
-            Duration::from_secs(75),
-        );
+        progress.state_changed(&status("s-1", StepState::Running), None, Duration::from_secs(75));
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-        assert!(
-            text.contains("1m15s") && text.contains("s-1") && text.contains("RUNNING"),
-            "{text}"
-        );
+        assert!(text.contains("1m15s") && text.contains("s-1") && text.contains("RUNNING"), "{text}");
     }
 }

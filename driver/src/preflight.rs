@@ -26,7 +26,14 @@ pub const LOG_REVIEWS: InputSpec = InputSpec { name: "log_reviews.csv", required
 pub const USER_PURCHASE: InputSpec = InputSpec {
     name: "user_purchase.csv",
     required_columns: &[
-        "InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country",
+        "InvoiceNo",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "UnitPrice",
+        "CustomerID",
+        "Country",
     ],
 };
 
@@ -65,7 +72,11 @@ impl ExitStatus for PreflightError {
 }
 
 /// Finds `<prefix>/<name>` or `<prefix>/<name>.gz` (exactly one of them) in the store.
-pub async fn locate(store: &dyn ObjectStore, prefix: &ObjectUri, spec: &InputSpec) -> Result<ObjectUri, PreflightError> {
+pub async fn locate(
+    store: &dyn ObjectStore,
+    prefix: &ObjectUri,
+    spec: &InputSpec,
+) -> Result<ObjectUri, PreflightError> {
     let plain = prefix.join(spec.name);
     let gz = prefix.join(&format!("{}.gz", spec.name));
     let found = (store.head(&plain).await?.is_some(), store.head(&gz).await?.is_some());
@@ -108,10 +119,13 @@ async fn read_head(reader: impl AsyncRead + Send + Unpin, gzip: bool) -> Result<
     };
     let mut sample = Vec::with_capacity(SAMPLE_BYTES);
     let mut limited = (&mut reader).take(SAMPLE_BYTES as u64 + 1);
-    limited
-        .read_to_end(&mut sample)
-        .await
-        .map_err(|e| if gzip { format!("not a valid gzip file: {e}") } else { e.to_string() })?;
+    limited.read_to_end(&mut sample).await.map_err(|e| {
+        if gzip {
+            format!("not a valid gzip file: {e}")
+        } else {
+            e.to_string()
+        }
+    })?;
     let complete = sample.len() <= SAMPLE_BYTES;
     sample.truncate(SAMPLE_BYTES);
     Ok((sample, complete))

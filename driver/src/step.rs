@@ -51,10 +51,7 @@ pub enum StepState {
 impl StepState {
     /// True once the step will not change state again.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            StepState::Completed | StepState::Cancelled | StepState::Failed | StepState::Interrupted
-        )
+        matches!(self, StepState::Completed | StepState::Cancelled | StepState::Failed | StepState::Interrupted)
     }
 
     pub fn as_str(self) -> &'static str {

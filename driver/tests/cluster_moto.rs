@@ -127,7 +127,8 @@ async fn the_sdk_request_carries_every_field_of_the_rendered_one() {
     let plan = plan_for(&moto.endpoint, "2021-10-31");
     let sdk = sdk_config(&AwsSettings::from_config(&plan.config)).await;
     let bodies = Bodies::default();
-    let emr = aws_sdk_emr::Client::from_conf(aws_sdk_emr::config::Builder::from(&sdk).interceptor(bodies.clone()).build());
+    let emr =
+        aws_sdk_emr::Client::from_conf(aws_sdk_emr::config::Builder::from(&sdk).interceptor(bodies.clone()).build());
     let request = plan.cluster.as_ref().unwrap();
     create_cluster(&emr, request).await.unwrap();
     let sent = bodies.0.lock().unwrap().last().cloned().unwrap();

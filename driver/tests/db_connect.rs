@@ -54,7 +54,8 @@ async fn verify_full_accepts_the_server_when_given_its_certificate() {
     let url = format!("postgres://postgres@localhost:5432/postgres?sslmode=verify-full&sslrootcert={server_cert}");
     let client = connect(&url).await.unwrap();
     assert!(uses_tls(&client).await);
-    let wrong_name = format!("postgres://postgres@127.0.0.1:5432/postgres?sslmode=verify-full&sslrootcert={server_cert}");
+    let wrong_name =
+        format!("postgres://postgres@127.0.0.1:5432/postgres?sslmode=verify-full&sslrootcert={server_cert}");
     assert!(connect(&wrong_name).await.is_err(), "the name 127.0.0.1 is not in the certificate");
     let chain_only = format!("postgres://postgres@127.0.0.1:5432/postgres?sslmode=verify-ca&sslrootcert={server_cert}");
     assert!(uses_tls(&connect(&chain_only).await.unwrap()).await);

@@ -25,7 +25,11 @@ fn thousandths(text: &str) -> i128 {
     let whole: i128 = if whole.is_empty() { 0 } else { whole.parse().unwrap() };
     let frac: i128 = format!("{frac:0<3}").parse().unwrap();
     let value = whole * 1000 + frac;
-    if negative { -value } else { value }
+    if negative {
+        -value
+    } else {
+        value
+    }
 }
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
@@ -159,7 +163,8 @@ async fn a_missing_column_fails_clearly_and_changes_nothing() {
     let err = load(&mut client, reader(renamed), "renamed.csv", LoadOptions { skip_bad_rows: true }).await.unwrap_err();
     assert!(matches!(&err, DbError::MissingColumn { column, .. } if column == "Quantity"), "{err}");
     assert_eq!(table_rows(&client).await.len(), 1);
-    let err = load(&mut client, reader(HEADER), "header_only.csv", LoadOptions { skip_bad_rows: true }).await.unwrap_err();
+    let err =
+        load(&mut client, reader(HEADER), "header_only.csv", LoadOptions { skip_bad_rows: true }).await.unwrap_err();
     assert!(matches!(&err, DbError::NoRows { .. }), "{err}");
     assert_eq!(table_rows(&client).await.len(), 1, "an empty file does not empty the table");
 }
@@ -169,7 +174,9 @@ async fn a_reload_replaces_the_previous_content() {
     let db = TestDb::create("reload").await;
     let mut client = db.client().await;
     let first = format!("{HEADER}1,A,a,1,1/2/2011 3:04,1.5,10,France\r\n2,B,b,1,1/2/2011 3:04,1.5,10,France\r\n3,C,c,1,1/2/2011 3:04,1.5,10,France\r\n");
-    let second = format!("{HEADER}7,X,x,-2,12/31/2011 23:59,0.001,,United Kingdom\r\n8,Y,,5,1/1/2011 0:00,99999.999,42,EIRE\r\n");
+    let second = format!(
+        "{HEADER}7,X,x,-2,12/31/2011 23:59,0.001,,United Kingdom\r\n8,Y,,5,1/1/2011 0:00,99999.999,42,EIRE\r\n"
+    );
     load(&mut client, reader(&first), "first.csv", LoadOptions::default()).await.unwrap();
     let report = load(&mut client, reader(&second), "second.csv", LoadOptions::default()).await.unwrap();
     assert_eq!(report.rows_loaded, 2);
@@ -204,7 +211,16 @@ async fn the_export_round_trips_exactly() {
     let mut csv = csv::ReaderBuilder::new().from_reader(exported.as_slice());
     assert_eq!(
         csv.headers().unwrap().iter().collect::<Vec<_>>(),
-        vec!["invoice_number", "stock_code", "detail", "quantity", "invoice_date", "unit_price", "customer_id", "country"]
+        vec![
+            "invoice_number",
+            "stock_code",
+            "detail",
+            "quantity",
+            "invoice_date",
+            "unit_price",
+            "customer_id",
+            "country"
+        ]
     );
     let mut from_file: Vec<Vec<Option<String>>> = csv
         .records()
@@ -222,7 +238,8 @@ async fn the_export_round_trips_exactly() {
 async fn bad_row_reports_keep_line_numbers_of_multi_line_records() {
     let db = TestDb::create("lines").await;
     let mut client = db.client().await;
-    let input = format!("{HEADER}1,A,\"a\r\nb\r\nc\",1,1/2/2011 3:04,1.5,10,France\r\n2,B,b,1,1/2/2011 3:04,abc,10,France\r\n");
+    let input =
+        format!("{HEADER}1,A,\"a\r\nb\r\nc\",1,1/2/2011 3:04,1.5,10,France\r\n2,B,b,1,1/2/2011 3:04,abc,10,France\r\n");
     let report = load(&mut client, reader(&input), "x.csv", LoadOptions { skip_bad_rows: true }).await.unwrap();
     assert_eq!(report.bad_rows, vec![BadRow { line: 5, reason: "UnitPrice `abc` is not a number".into() }]);
 }

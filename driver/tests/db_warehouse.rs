@@ -35,20 +35,40 @@ struct LoadFiles {
 fn base_dims() -> BTreeMap<&'static str, Vec<String>> {
     let lines = |rows: &[&str]| rows.iter().map(|r| r.to_string()).collect::<Vec<_>>();
     BTreeMap::from([
-        ("dim_date", lines(&["0,,,,,Unknown", "20210425,2021-04-25,25,4,2021,Spring", "20201103,2020-11-03,3,11,2020,Fall", "20211231,2021-12-31,31,12,2021,Winter"])),
+        (
+            "dim_date",
+            lines(&[
+                "0,,,,,Unknown",
+                "20210425,2021-04-25,25,4,2021,Spring",
+                "20201103,2020-11-03,3,11,2020,Fall",
+                "20211231,2021-12-31,31,12,2021,Winter",
+            ]),
+        ),
         ("dim_devices", lines(&["0,Unknown", "1,Mobile", "2,Computer", "3,Tablet"])),
         (
             "dim_location",
-            lines(&["0,Unknown,,Unknown", "1,California,CA,West", "2,New York,NY,Northeast", "3,Texas,TX,South", "4,Kansas,KS,Midwest", "5,Oregon,OR,West", "6,Florida,FL,South"]),
+            lines(&[
+                "0,Unknown,,Unknown",
+                "1,California,CA,West",
+                "2,New York,NY,Northeast",
+                "3,Texas,TX,South",
+                "4,Kansas,KS,Midwest",
+                "5,Oregon,OR,West",
+                "6,Florida,FL,South",
+            ]),
         ),
-        ("dim_os", lines(&["0,Unknown", "1,Apple iOS", "2,Apple MacOS", "3,Microsoft Windows", "4,Google Android", "5,Linux"])),
+        (
+            "dim_os",
+            lines(&["0,Unknown", "1,Apple iOS", "2,Apple MacOS", "3,Microsoft Windows", "4,Google Android", "5,Linux"]),
+        ),
         ("dim_browser", lines(&["0,Unknown", "1,Safari", "2,Google Chrome", "3,Microsoft Edge", "4,Mozilla Firefox"])),
     ])
 }
 
 /// Deterministic pseudo-random fact rows over the dims' ids (xorshift: no real randomness).
 fn fact_rows(run_date: &str, seed: u64, count: usize, dims: &BTreeMap<&'static str, Vec<String>>) -> Vec<String> {
-    let ids = |table: &str| -> Vec<String> { dims[table].iter().map(|l| l.split(',').next().unwrap().to_string()).collect() };
+    let ids =
+        |table: &str| -> Vec<String> { dims[table].iter().map(|l| l.split(',').next().unwrap().to_string()).collect() };
     let (dates, devices, locations, oses, browsers) =
         (ids("dim_date"), ids("dim_devices"), ids("dim_location"), ids("dim_os"), ids("dim_browser"));
     let mut state = seed;
@@ -75,7 +95,10 @@ fn fact_rows(run_date: &str, seed: u64, count: usize, dims: &BTreeMap<&'static s
         let review_count = 1 + next(9);
         let review_score = next(review_count + 1);
         let amount = format!("{}.{:05}", next(5000), next(100000));
-        rows.push(format!("{},{},{},{},{},{},{amount},{review_score},{review_count},{run_date}", key.0, key.1, key.2, key.3, key.4, key.5));
+        rows.push(format!(
+            "{},{},{},{},{},{},{amount},{review_score},{review_count},{run_date}",
+            key.0, key.1, key.2, key.3, key.4, key.5
+        ));
     }
     rows
 }
@@ -119,7 +142,8 @@ async fn write_files(store: &LocalStore, root: &ObjectUri, files: &LoadFiles) {
 
 /// Every row of a table as `a,b,c` text (NULL empty), sorted.
 async fn table_lines(client: &tokio_postgres::Client, table: &str) -> Vec<String> {
-    let select = columns_of(table).iter().map(|c| format!("coalesce({c}::text, '')")).collect::<Vec<_>>().join(" || ',' || ");
+    let select =
+        columns_of(table).iter().map(|c| format!("coalesce({c}::text, '')")).collect::<Vec<_>>().join(" || ',' || ");
     let rows = client.query(&format!("SELECT {select} FROM {SCHEMA}.{table}"), &[]).await.unwrap();
     let mut lines: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     lines.sort();
@@ -200,7 +224,11 @@ async fn reruns_replace_one_date_and_leave_the_others_with_stable_ids() {
     let fact = table_lines(&client, "fact_movie_analytics").await;
     assert_eq!(with_date(&fact, "2021-10-31"), sorted(&d1b.tables["fact_movie_analytics"]));
     assert_eq!(with_date(&fact, "2021-11-01"), sorted(&d2.tables["fact_movie_analytics"]));
-    assert_eq!(table_lines(&client, "dim_os").await, sorted(&dims2["dim_os"]), "a run that lacks a member does not delete it");
+    assert_eq!(
+        table_lines(&client, "dim_os").await,
+        sorted(&dims2["dim_os"]),
+        "a run that lacks a member does not delete it"
+    );
 }
 
 #[tokio::test]
@@ -212,8 +240,8 @@ async fn an_id_that_would_change_refuses_the_whole_load() {
     let before = warehouse_state(&client).await;
 
     let cases: [(&str, &str, &str); 3] = [
-        ("dim_os", "5,Linux", "9,Linux"),                       // a value under a new id
-        ("dim_devices", "3,Tablet", "3,Phablet"),               // an id under a new value
+        ("dim_os", "5,Linux", "9,Linux"),                          // a value under a new id
+        ("dim_devices", "3,Tablet", "3,Phablet"),                  // an id under a new value
         ("dim_browser", "4,Mozilla Firefox", "3,Mozilla Firefox"), // an id twice in the files
     ];
     for (i, (table, old, new)) in cases.into_iter().enumerate() {
@@ -270,7 +298,10 @@ async fn unusable_load_files_fail_loudly_and_change_nothing() {
     files.tables.get_mut("fact_movie_analytics").unwrap().push("1,20210425,1,1,1,77,0.00000,0,1,2021-11-04".into());
     write_files(&f.store, &load_root("dangling"), &files).await;
     let err = load_run(&mut client, &f.store, SCHEMA, &load_root("dangling"), date("2021-11-04")).await.unwrap_err();
-    assert!(err.to_string().contains("1 fact row(s) have a id_dim_browser missing from warehouse.dim_browser, e.g. 77"), "{err}");
+    assert!(
+        err.to_string().contains("1 fact row(s) have a id_dim_browser missing from warehouse.dim_browser, e.g. 77"),
+        "{err}"
+    );
 
     // A header the table does not know.
     let root = load_root("renamed");
@@ -321,13 +352,27 @@ impl Model {
     fn attr(&self, row: &[String], table: &str, fk: usize, col: usize) -> String {
         self.dims[table][&row[fk]][col].clone()
     }
-    fn location(&self, r: &[String]) -> String { self.attr(r, "dim_location", 3, 1) }
-    fn region(&self, r: &[String]) -> String { self.attr(r, "dim_location", 3, 3) }
-    fn device(&self, r: &[String]) -> String { self.attr(r, "dim_devices", 2, 1) }
-    fn os(&self, r: &[String]) -> String { self.attr(r, "dim_os", 4, 1) }
-    fn browser(&self, r: &[String]) -> String { self.attr(r, "dim_browser", 5, 1) }
-    fn year(&self, r: &[String]) -> String { self.attr(r, "dim_date", 1, 4) }
-    fn count(r: &[String]) -> i64 { r[8].parse().unwrap() }
+    fn location(&self, r: &[String]) -> String {
+        self.attr(r, "dim_location", 3, 1)
+    }
+    fn region(&self, r: &[String]) -> String {
+        self.attr(r, "dim_location", 3, 3)
+    }
+    fn device(&self, r: &[String]) -> String {
+        self.attr(r, "dim_devices", 2, 1)
+    }
+    fn os(&self, r: &[String]) -> String {
+        self.attr(r, "dim_os", 4, 1)
+    }
+    fn browser(&self, r: &[String]) -> String {
+        self.attr(r, "dim_browser", 5, 1)
+    }
+    fn year(&self, r: &[String]) -> String {
+        self.attr(r, "dim_date", 1, 4)
+    }
+    fn count(r: &[String]) -> i64 {
+        r[8].parse().unwrap()
+    }
 }
 
 type Rows = Vec<Vec<Option<String>>>;
@@ -355,7 +400,11 @@ fn expected_answers(m: &Model) -> Vec<Rows> {
     q1.push(row(&["Total", &total.to_string()]));
     // Q2
     let mut per_device: BTreeMap<String, i64> = BTreeMap::new();
-    for r in m.fact.iter().filter(|r| three.contains(&m.location(r).as_str()) && ["Apple MacOS", "Apple iOS"].contains(&m.os(r).as_str())) {
+    for r in m
+        .fact
+        .iter()
+        .filter(|r| three.contains(&m.location(r).as_str()) && ["Apple MacOS", "Apple iOS"].contains(&m.os(r).as_str()))
+    {
         *per_device.entry(m.device(r)).or_default() += Model::count(r);
     }
     let mut q2: Rows = per_device.iter().map(|(d, n)| row(&[d, &n.to_string()])).collect();
@@ -421,7 +470,10 @@ async fn the_report_on_an_empty_warehouse_says_so_rather_than_failing() {
     let mut client = f.db.client().await;
     emr_driver::db::warehouse::ensure_tables(&client, SCHEMA).await.unwrap();
     let answers = run_report(&mut client, SCHEMA).await.unwrap();
-    assert_eq!(answers[0].rows, vec![row(&["California", "0"]), row(&["New York", "0"]), row(&["Texas", "0"]), row(&["Total", "0"])]);
+    assert_eq!(
+        answers[0].rows,
+        vec![row(&["California", "0"]), row(&["New York", "0"]), row(&["Texas", "0"]), row(&["Total", "0"])]
+    );
     assert!(answers[2].rows.is_empty());
     assert_eq!(answers[2].columns, vec!["location", "reviews"]);
 }

@@ -15,19 +15,12 @@ use emr_driver::store::local::LocalStore;
 use emr_driver::store::{ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StoreError};
 
 fn fixture(name: &str) -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/logs")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/logs").join(name);
     log_lines(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
 fn fixture_gz(name: &str) -> Bytes {
-    let raw = std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/logs")
-            .join(name),
-    )
-    .unwrap();
+    let raw = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/logs").join(name)).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&raw).unwrap();
     Bytes::from(gz.finish().unwrap())
@@ -39,28 +32,12 @@ fn a_python_traceback_through_py4j_gives_the_frames_the_java_error_and_the_worke
     assert_eq!(cause.kind, CauseKind::PythonTraceback);
     let lines: Vec<&str> = cause.summary.lines().collect();
     assert_eq!(lines[0], "Traceback (most recent call last):");
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("py4j/protocol.py\", line 326")),
-        "{}",
-        cause.summary
-    );
-    assert!(lines
-        .contains(&"py4j.protocol.Py4JJavaError: An error occurred while calling o112.parquet."));
-    assert!(lines
-        .iter()
-        .any(|l| l.starts_with(": org.apache.spark.SparkException: Job aborted")));
-    assert_eq!(
-        *lines.last().unwrap(),
-        "ValueError: time data '31-10-2021' does not match format '%m-%d-%Y'"
-    );
+    assert!(lines.iter().any(|l| l.contains("py4j/protocol.py\", line 326")), "{}", cause.summary);
+    assert!(lines.contains(&"py4j.protocol.Py4JJavaError: An error occurred while calling o112.parquet."));
+    assert!(lines.iter().any(|l| l.starts_with(": org.apache.spark.SparkException: Job aborted")));
+    assert_eq!(*lines.last().unwrap(), "ValueError: time data '31-10-2021' does not match format '%m-%d-%Y'");
     // The job's own frames higher up are left out: a few lines, not the whole traceback.
-    assert!(
-        !cause.summary.contains("parse_logs.py"),
-        "{}",
-        cause.summary
-    );
+    assert!(!cause.summary.contains("parse_logs.py"), "{}", cause.summary);
     assert!(lines.len() <= 10, "{}", cause.summary);
 }
 
@@ -69,11 +46,7 @@ fn a_spark_exception_gives_its_root_cause() {
     let cause = parse(&fixture("step_stderr_spark_exception_caused_by.txt"), &[]);
     assert_eq!(cause.kind, CauseKind::SparkException);
     let lines: Vec<&str> = cause.summary.lines().collect();
-    assert!(
-        lines[0].starts_with("org.apache.spark.SparkException: Job aborted due to stage failure"),
-        "{}",
-        lines[0]
-    );
+    assert!(lines[0].starts_with("org.apache.spark.SparkException: Job aborted due to stage failure"), "{}", lines[0]);
     assert_eq!(
         lines[1],
         "Caused by: java.nio.file.AccessDeniedException: s3://movie-analytics-dev-staging/dims/dim_location/dt=2021-10-31/part-00000.parquet: Access Denied"
@@ -89,24 +62,14 @@ fn an_oom_killed_container_is_reported_as_out_of_memory_even_with_a_traceback() 
         "{}",
         cause.summary
     );
-    assert!(
-        cause.summary.contains("spark.executor.memoryOverhead"),
-        "{}",
-        cause.summary
-    );
+    assert!(cause.summary.contains("spark.executor.memoryOverhead"), "{}", cause.summary);
     assert!(cause.summary.lines().count() <= 4);
 }
 
 #[test]
 fn a_sigkilled_local_step_counts_as_out_of_memory() {
-    let extra = vec![
-        "Unknown Error.".to_string(),
-        "Step was killed by signal 9".to_string(),
-    ];
-    assert_eq!(
-        parse(&["starting".to_string()], &extra).kind,
-        CauseKind::OutOfMemory
-    );
+    let extra = vec!["Unknown Error.".to_string(), "Step was killed by signal 9".to_string()];
+    assert_eq!(parse(&["starting".to_string()], &extra).kind, CauseKind::OutOfMemory);
 }
 
 #[test]
@@ -114,7 +77,9 @@ fn an_unusable_input_names_the_file() {
     let extra = vec!["Step exited with code 3".to_string()];
     let cause = parse(&fixture("step_stderr_unusable_input.txt"), &extra);
     assert_eq!(cause.kind, CauseKind::InputUnusable);
-    assert!(cause.summary.starts_with("run_job: unusable input s3://movie-analytics-dev-raw/incoming/dt=2021-10-31/log_reviews.csv.gz"));
+    assert!(cause
+        .summary
+        .starts_with("run_job: unusable input s3://movie-analytics-dev-raw/incoming/dt=2021-10-31/log_reviews.csv.gz"));
     assert!(cause.summary.contains("exited with code 3"));
 }
 
@@ -122,9 +87,7 @@ fn an_unusable_input_names_the_file() {
 fn the_generic_spark_submit_failure_is_only_a_fallback() {
     let cause = parse(&fixture("step_stderr_cluster_mode_failed.txt"), &[]);
     assert_eq!(cause.kind, CauseKind::SparkException);
-    assert!(cause
-        .summary
-        .contains("application_1635638400000_0004 finished with failed status"));
+    assert!(cause.summary.contains("application_1635638400000_0004 finished with failed status"));
 }
 
 const STEP: &str = "s-2AB3CD4EF5GH6";
@@ -152,53 +115,19 @@ async fn cluster_mode_follows_the_application_to_the_driver_container() {
     let store = LocalStore::new(dir.path());
     let cluster = ObjectUri::parse("s3://raw/emr-logs/j-1/").unwrap();
     let step_prefix = cluster.join("steps").join(STEP).join("");
+    store.put_bytes(&step_prefix.join("stderr.gz"), fixture_gz("step_stderr_cluster_mode_failed.txt")).await.unwrap();
     store
-        .put_bytes(
-            &step_prefix.join("stderr.gz"),
-            fixture_gz("step_stderr_cluster_mode_failed.txt"),
-        )
-        .await
-        .unwrap();
-    store
-        .put_bytes(
-            &step_prefix.join("controller.gz"),
-            fixture_gz("step_stderr_unusable_input.txt").slice(0..0),
-        )
+        .put_bytes(&step_prefix.join("controller.gz"), fixture_gz("step_stderr_unusable_input.txt").slice(0..0))
         .await
         .unwrap();
     let am = cluster.join("containers/application_1635638400000_0004/container_1635638400000_0004_01_000001/stderr.gz");
-    store
-        .put_bytes(
-            &am,
-            fixture_gz("container_stderr_python_traceback_py4j.txt"),
-        )
-        .await
-        .unwrap();
+    store.put_bytes(&am, fixture_gz("container_stderr_python_traceback_py4j.txt")).await.unwrap();
     let clock = FakeClock::new();
-    let diagnosis = diagnose(
-        &store,
-        STEP,
-        &step_prefix,
-        Some(&cluster),
-        Some(&failure()),
-        &clock,
-        &options(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        diagnosis.cause.kind,
-        CauseKind::PythonTraceback,
-        "{}",
-        diagnosis.render_text()
-    );
-    assert_eq!(
-        diagnosis.cause_log.as_deref(),
-        Some(am.to_string().as_str())
-    );
-    assert!(diagnosis
-        .logs
-        .contains(&format!("s3://raw/emr-logs/j-1/steps/{STEP}/stderr.gz")));
+    let diagnosis =
+        diagnose(&store, STEP, &step_prefix, Some(&cluster), Some(&failure()), &clock, &options()).await.unwrap();
+    assert_eq!(diagnosis.cause.kind, CauseKind::PythonTraceback, "{}", diagnosis.render_text());
+    assert_eq!(diagnosis.cause_log.as_deref(), Some(am.to_string().as_str()));
+    assert!(diagnosis.logs.contains(&format!("s3://raw/emr-logs/j-1/steps/{STEP}/stderr.gz")));
     assert!(diagnosis.logs.contains(&am.to_string()));
     assert!(clock.sleeps().is_empty(), "the logs were there: no wait");
     let text = diagnosis.render_text();
@@ -260,48 +189,23 @@ impl ObjectStore for LateStore {
 async fn late_logs_are_waited_for_with_backoff() {
     let dir = tempfile::tempdir().unwrap();
     let clock = FakeClock::new();
-    let store = LateStore {
-        inner: LocalStore::new(dir.path()),
-        clock: clock.clone(),
-        arrives_after: Duration::from_secs(90),
-    };
+    let store =
+        LateStore { inner: LocalStore::new(dir.path()), clock: clock.clone(), arrives_after: Duration::from_secs(90) };
     let step_prefix = ObjectUri::parse(&format!("s3://raw/emr-logs/j-1/steps/{STEP}/")).unwrap();
     store
-        .put_bytes(
-            &step_prefix.join("stderr.gz"),
-            fixture_gz("step_stderr_spark_exception_caused_by.txt"),
-        )
+        .put_bytes(&step_prefix.join("stderr.gz"), fixture_gz("step_stderr_spark_exception_caused_by.txt"))
         .await
         .unwrap();
 
-    let diagnosis = diagnose(
-        &store,
-        STEP,
-        &step_prefix,
-        None,
-        Some(&failure()),
-        &clock,
-        &options(),
-    )
-    .await
-    .unwrap();
+    let diagnosis = diagnose(&store, STEP, &step_prefix, None, Some(&failure()), &clock, &options()).await.unwrap();
     assert_eq!(diagnosis.cause.kind, CauseKind::SparkException);
     assert!(diagnosis.logs_missing_under.is_none());
     let sleeps = clock.sleeps();
     assert!(sleeps.len() >= 2, "waited in several steps: {sleeps:?}");
-    assert!(
-        clock.slept() >= Duration::from_secs(90),
-        "waited until the logs arrived: {sleeps:?}"
-    );
-    assert!(
-        clock.slept() < Duration::from_secs(300),
-        "and not up to the bound: {sleeps:?}"
-    );
+    assert!(clock.slept() >= Duration::from_secs(90), "waited until the logs arrived: {sleeps:?}");
+    assert!(clock.slept() < Duration::from_secs(300), "and not up to the bound: {sleeps:?}");
     // Backoff: the ceilings double, so later waits may be longer than the first one allows.
-    assert!(
-        sleeps.iter().all(|d| *d <= Duration::from_secs(60)),
-        "{sleeps:?}"
-    );
+    assert!(sleeps.iter().all(|d| *d <= Duration::from_secs(60)), "{sleeps:?}");
 }
 
 #[tokio::test]
@@ -310,31 +214,11 @@ async fn logs_that_never_arrive_end_the_wait_at_the_bound_with_the_prefix() {
     let store = Arc::new(LocalStore::new(dir.path()));
     let clock = FakeClock::new();
     let step_prefix = ObjectUri::parse(&format!("s3://raw/emr-logs/j-1/steps/{STEP}/")).unwrap();
-    let diagnosis = diagnose(
-        store.as_ref(),
-        STEP,
-        &step_prefix,
-        None,
-        Some(&failure()),
-        &clock,
-        &options(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        clock.slept(),
-        Duration::from_secs(300),
-        "exactly the bound: {:?}",
-        clock.sleeps()
-    );
-    assert_eq!(
-        diagnosis.logs_missing_under.as_deref(),
-        Some(step_prefix.to_string().as_str())
-    );
-    assert_eq!(
-        diagnosis.logs,
-        vec![format!("s3://raw/emr-logs/j-1/steps/{STEP}/stderr.gz")]
-    );
+    let diagnosis =
+        diagnose(store.as_ref(), STEP, &step_prefix, None, Some(&failure()), &clock, &options()).await.unwrap();
+    assert_eq!(clock.slept(), Duration::from_secs(300), "exactly the bound: {:?}", clock.sleeps());
+    assert_eq!(diagnosis.logs_missing_under.as_deref(), Some(step_prefix.to_string().as_str()));
+    assert_eq!(diagnosis.logs, vec![format!("s3://raw/emr-logs/j-1/steps/{STEP}/stderr.gz")]);
     let text = diagnosis.render_text();
     assert!(text.contains("no log file arrived in time"), "{text}");
     assert!(text.contains(&step_prefix.to_string()), "{text}");

@@ -207,7 +207,8 @@ fn reviews_and_logs_join_and_customers_come_from_purchases() {
     assert_eq!(review_ids, one_to_n);
     assert_eq!(log_ids, one_to_n);
 
-    let purchasers: HashSet<u32> = purchases.iter().filter(|r| !r[6].is_empty()).map(|r| r[6].parse().unwrap()).collect();
+    let purchasers: HashSet<u32> =
+        purchases.iter().filter(|r| !r[6].is_empty()).map(|r| r[6].parse().unwrap()).collect();
     let summary = summary_of(dir.path());
     let range = &summary["files"]["movie_review"]["non_purchaser_customer_ids"];
     let (low, high) = (range[0].as_u64().unwrap() as u32, range[1].as_u64().unwrap() as u32);
@@ -323,7 +324,8 @@ fn the_same_seed_writes_byte_identical_files() {
 
 #[test]
 fn gzip_holds_the_same_rows_and_is_reproducible_too() {
-    let (plain, gz, gz_again) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (plain, gz, gz_again) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     generate(&options(plain.path(), 300, 0.02)).unwrap();
     for dir in [&gz, &gz_again] {
         let mut opts = options(dir.path(), 300, 0.02);
@@ -410,7 +412,8 @@ fn shape(line: &str) -> String {
 fn layouts_match_the_real_vendor_files() {
     let dir = tempfile::tempdir().unwrap();
     generate(&options(dir.path(), 200, 0.0)).unwrap();
-    for (generated, real) in [("log_reviews.csv", "log_reviews.csv.gz"), ("user_purchase.csv", "user_purchase.csv.gz")] {
+    for (generated, real) in [("log_reviews.csv", "log_reviews.csv.gz"), ("user_purchase.csv", "user_purchase.csv.gz")]
+    {
         let ours = String::from_utf8(read(&dir.path().join(generated))).unwrap();
         let ours: Vec<&str> = ours.split_inclusive('\n').collect();
         let theirs = real_head(real, 2000);
@@ -434,7 +437,8 @@ fn the_committed_sample_is_reproducible() {
     let recorded = summary_of(&sample);
     let date = |key: &str| NaiveDate::parse_from_str(recorded[key].as_str().unwrap(), "%Y-%m-%d").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut opts = options(dir.path(), recorded["reviews"].as_u64().unwrap(), recorded["malformed_rate"].as_f64().unwrap());
+    let mut opts =
+        options(dir.path(), recorded["reviews"].as_u64().unwrap(), recorded["malformed_rate"].as_f64().unwrap());
     opts.purchases = recorded["purchases"].as_u64();
     opts.seed = recorded["seed"].as_u64().unwrap();
     opts.review_length = recorded["review_length"].as_u64().unwrap() as usize;
@@ -459,7 +463,9 @@ fn the_malformed_rate_leaves_the_clean_rows_alone() {
     generate(&options(broken.path(), 1500, 0.05)).unwrap();
     let purchases = |dir: &Path| read(&dir.join("user_purchase.csv"));
     assert!(purchases(clean.path()) == purchases(broken.path()));
-    for (file, judge) in [("movie_review.csv", judge_reviews as fn(&[Vec<String>]) -> Verdict), ("log_reviews.csv", judge_logs)] {
+    for (file, judge) in
+        [("movie_review.csv", judge_reviews as fn(&[Vec<String>]) -> Verdict), ("log_reviews.csv", judge_logs)]
+    {
         let reference = judge(&records(&read(&clean.path().join(file))).1).kept;
         let kept = judge(&records(&read(&broken.path().join(file))).1).kept;
         assert!(kept.len() > 1300 && kept.len() < 1500, "{file}: {}", kept.len());

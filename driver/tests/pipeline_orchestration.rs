@@ -118,7 +118,10 @@ impl StepRunner for FakeRunner {
                     let log = ObjectUri::parse(&format!("s3://logs/steps/{id}/stderr")).unwrap();
                     let text = "Traceback (most recent call last):\n  File \"run_job.py\", line 9, in <module>\nValueError: the fake job broke\n";
                     self.store.put_bytes(&log, Bytes::from(text)).await.unwrap();
-                    (StepState::Failed, Some(FailureDetails { reason: Some("Unknown Error.".into()), ..Default::default() }))
+                    (
+                        StepState::Failed,
+                        Some(FailureDetails { reason: Some("Unknown Error.".into()), ..Default::default() }),
+                    )
                 }
                 Script::Hang => (StepState::Running, None),
             };
@@ -242,7 +245,11 @@ impl World {
                 skip_bad_purchase_rows: false,
                 keep_cluster: false,
                 poll: PollOptions { interval: Duration::from_secs(1), jitter_seed: Some(7), ..PollOptions::default() },
-                diagnose: DiagnoseOptions { wait_for_logs: Duration::from_secs(5), jitter_seed: Some(7), ..Default::default() },
+                diagnose: DiagnoseOptions {
+                    wait_for_logs: Duration::from_secs(5),
+                    jitter_seed: Some(7),
+                    ..Default::default()
+                },
                 settle: Duration::from_secs(10),
             },
             shutdown,
@@ -289,7 +296,8 @@ async fn new_input_content_is_a_new_run() {
     let first = FakeRunner::new(world.store.clone(), &[]);
     let (manifest, result) = world.run(first).await;
     result.unwrap();
-    let logs = ObjectUri::parse(&format!("s3://{}/incoming/dt={DATE}/log_reviews.csv", world.config.buckets.raw)).unwrap();
+    let logs =
+        ObjectUri::parse(&format!("s3://{}/incoming/dt={DATE}/log_reviews.csv", world.config.buckets.raw)).unwrap();
     world.store.put_bytes(&logs, Bytes::from_static(b"id_review,log\n1,<reviewlog/>\n2,<reviewlog/>\n")).await.unwrap();
     let second = FakeRunner::new(world.store.clone(), &[]);
     let (again, result) = world.run(second.clone()).await;
@@ -303,7 +311,8 @@ async fn a_rerun_attaches_to_running_steps_instead_of_submitting_twice() {
     let world = World::new().await;
     // A first attempt whose driver died: its manifest says nothing completed, but the cluster
     // still runs its first two steps. Learn the run id from a failed attempt.
-    let failing = FakeRunner::new(world.store.clone(), &[("classify_reviews", Script::Fail), ("parse_logs", Script::Fail)]);
+    let failing =
+        FakeRunner::new(world.store.clone(), &[("classify_reviews", Script::Fail), ("parse_logs", Script::Fail)]);
     let (manifest, result) = world.run(failing).await;
     assert_eq!(result.unwrap_err().exit_code(), ExitCode::StepFailed);
     let running = |key: &str, id: &str| StepStatus {
@@ -340,7 +349,12 @@ async fn a_held_lock_refuses_a_second_run_of_the_date() {
     let world = World::new().await;
     let plan = world.plan();
     let lock_uri = ObjectUri::parse(&plan.uris.lock).unwrap();
-    let request = LockRequest { owner: "nightly".into(), run_id: "other-run".into(), ttl: Duration::from_secs(3600), break_stale: false };
+    let request = LockRequest {
+        owner: "nightly".into(),
+        run_id: "other-run".into(),
+        ttl: Duration::from_secs(3600),
+        break_stale: false,
+    };
     let _held = RunLock::acquire(&world.store, &lock_uri, &request, world.clock.as_ref()).await.unwrap();
 
     let runner = FakeRunner::new(world.store.clone(), &[]);
@@ -369,15 +383,18 @@ async fn a_failed_step_stops_the_run_with_its_cause_and_releases_the_lock() {
     let lock = ObjectUri::parse(&world.plan().uris.lock).unwrap();
     assert!(world.store.head(&lock).await.unwrap().is_none(), "the lock was not released");
     // The manifest is in the staging bucket.
-    let saved: RunManifest =
-        serde_json::from_slice(&world.store.get_bytes(&ObjectUri::parse(&manifest.manifest_uri).unwrap()).await.unwrap()).unwrap();
+    let saved: RunManifest = serde_json::from_slice(
+        &world.store.get_bytes(&ObjectUri::parse(&manifest.manifest_uri).unwrap()).await.unwrap(),
+    )
+    .unwrap();
     assert_eq!(saved.state, RunState::Failed);
 }
 
 #[tokio::test]
 async fn a_signal_cancels_the_running_steps() {
     let world = World::new().await;
-    let runner = FakeRunner::new(world.store.clone(), &[("classify_reviews", Script::Hang), ("parse_logs", Script::Hang)]);
+    let runner =
+        FakeRunner::new(world.store.clone(), &[("classify_reviews", Script::Hang), ("parse_logs", Script::Hang)]);
     let (tx, rx) = watch::channel(None);
     let pipeline = world.pipeline(runner.clone(), rx);
     let handle = tokio::spawn(pipeline.run());
@@ -397,8 +414,14 @@ async fn a_signal_cancels_the_running_steps() {
 #[tokio::test]
 async fn build_dimensions_waits_for_another_date_holding_the_dimension_registry() {
     let world = World::new().await;
-    let registry = ObjectUri::parse(&format!("s3://{}/_locks/dimension-registry.json", world.config.buckets.staging)).unwrap();
-    let other = LockRequest { owner: "backfill".into(), run_id: "2021-10-30-other".into(), ttl: Duration::from_secs(3600), break_stale: false };
+    let registry =
+        ObjectUri::parse(&format!("s3://{}/_locks/dimension-registry.json", world.config.buckets.staging)).unwrap();
+    let other = LockRequest {
+        owner: "backfill".into(),
+        run_id: "2021-10-30-other".into(),
+        ttl: Duration::from_secs(3600),
+        break_stale: false,
+    };
     let held = RunLock::acquire(&world.store, &registry, &other, world.clock.as_ref()).await.unwrap();
 
     let runner = FakeRunner::new(world.store.clone(), &[]);

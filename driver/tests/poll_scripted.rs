@@ -94,14 +94,7 @@ impl StepRunner for ScriptedRunner {
     }
     async fn cancel(&self, ids: &[String]) -> Result<Vec<CancelOutcome>, RunnerError> {
         self.cancelled.lock().unwrap().extend(ids.iter().cloned());
-        Ok(ids
-            .iter()
-            .map(|id| CancelOutcome {
-                step_id: id.clone(),
-                accepted: true,
-                reason: None,
-            })
-            .collect())
+        Ok(ids.iter().map(|id| CancelOutcome { step_id: id.clone(), accepted: true, reason: None }).collect())
     }
     fn log_prefix(&self, _step_id: &str) -> Option<ObjectUri> {
         None
@@ -126,10 +119,7 @@ struct Recorder {
 }
 impl PollObserver for Recorder {
     fn state_changed(&self, step: &StepStatus, previous: Option<StepState>, _elapsed: Duration) {
-        self.changes
-            .lock()
-            .unwrap()
-            .push((step.id.clone(), previous, step.state));
+        self.changes.lock().unwrap().push((step.id.clone(), previous, step.state));
     }
     fn retrying(&self, _error: &RunnerError, attempt: u32, delay: Duration) {
         self.retries.lock().unwrap().push((attempt, delay));
@@ -169,50 +159,21 @@ async fn five_steps_walk_to_completed_with_one_list_call_per_poll() {
     let runner = ScriptedRunner::new(
         vec![
             Ok(five.iter().map(|id| (*id, Pending)).collect()),
-            Ok(vec![
-                ("s-1", Running),
-                ("s-2", Running),
-                ("s-3", Pending),
-                ("s-4", Pending),
-                ("s-5", Pending),
-            ]),
-            Ok(vec![
-                ("s-1", Completed),
-                ("s-2", Running),
-                ("s-3", Running),
-                ("s-4", Pending),
-                ("s-5", Pending),
-            ]),
-            Ok(vec![
-                ("s-1", Completed),
-                ("s-2", Completed),
-                ("s-3", Completed),
-                ("s-4", Running),
-                ("s-5", Running),
-            ]),
+            Ok(vec![("s-1", Running), ("s-2", Running), ("s-3", Pending), ("s-4", Pending), ("s-5", Pending)]),
+            Ok(vec![("s-1", Completed), ("s-2", Running), ("s-3", Running), ("s-4", Pending), ("s-5", Pending)]),
+            Ok(vec![("s-1", Completed), ("s-2", Completed), ("s-3", Completed), ("s-4", Running), ("s-5", Running)]),
             Ok(five.iter().map(|id| (*id, Completed)).collect()),
         ],
         false,
     );
     let clock = FakeClock::new();
     let recorder = Recorder::default();
-    let done = wait_for_steps(&runner, &ids(&five), &clock, &options(), &recorder)
-        .await
-        .unwrap();
+    let done = wait_for_steps(&runner, &ids(&five), &clock, &options(), &recorder).await.unwrap();
     assert_eq!(done.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), five);
     assert!(done.iter().all(|s| s.state == Completed));
     assert_eq!(outcome_exit_code(&done), ExitCode::Success);
-    assert_eq!(
-        runner.list_calls(),
-        5,
-        "one list call per poll, not one per step"
-    );
-    assert!(runner
-        .list_calls
-        .lock()
-        .unwrap()
-        .iter()
-        .all(|call| call == &ids(&five)));
+    assert_eq!(runner.list_calls(), 5, "one list call per poll, not one per step");
+    assert!(runner.list_calls.lock().unwrap().iter().all(|call| call == &ids(&five)));
     assert_eq!(clock.sleeps(), vec![Duration::from_secs(15); 4]);
     let changes = recorder.changes.lock().unwrap();
     // 5 first sightings + every change: s-1 2, s-2 2, s-3 2, s-4 2, s-5 2.
@@ -223,42 +184,17 @@ async fn five_steps_walk_to_completed_with_one_list_call_per_poll() {
 #[tokio::test]
 async fn failed_and_cancelled_steps_end_the_wait_with_their_exit_codes() {
     let runner = ScriptedRunner::new(
-        vec![
-            Ok(vec![("s-1", Running), ("s-2", Pending)]),
-            Ok(vec![("s-1", Failed), ("s-2", Cancelled)]),
-        ],
+        vec![Ok(vec![("s-1", Running), ("s-2", Pending)]), Ok(vec![("s-1", Failed), ("s-2", Cancelled)])],
         false,
     );
     let clock = FakeClock::new();
-    let done = wait_for_steps(
-        &runner,
-        &ids(&["s-1", "s-2"]),
-        &clock,
-        &options(),
-        &Recorder::default(),
-    )
-    .await
-    .unwrap();
+    let done = wait_for_steps(&runner, &ids(&["s-1", "s-2"]), &clock, &options(), &Recorder::default()).await.unwrap();
     assert_eq!(done[0].state, Failed);
     assert_eq!(done[1].state, Cancelled);
     assert_eq!(outcome_exit_code(&done), ExitCode::StepFailed);
 
-    let runner = ScriptedRunner::new(
-        vec![
-            Ok(vec![("s-1", CancelPending)]),
-            Ok(vec![("s-1", Cancelled)]),
-        ],
-        false,
-    );
-    let done = wait_for_steps(
-        &runner,
-        &ids(&["s-1"]),
-        &clock,
-        &options(),
-        &Recorder::default(),
-    )
-    .await
-    .unwrap();
+    let runner = ScriptedRunner::new(vec![Ok(vec![("s-1", CancelPending)]), Ok(vec![("s-1", Cancelled)])], false);
+    let done = wait_for_steps(&runner, &ids(&["s-1"]), &clock, &options(), &Recorder::default()).await.unwrap();
     assert_eq!(outcome_exit_code(&done), ExitCode::Cancelled);
 }
 
@@ -276,52 +212,26 @@ async fn throttling_is_retried_with_seeded_full_jitter_backoff() {
     );
     let clock = FakeClock::new();
     let recorder = Recorder::default();
-    let done = wait_for_steps(&runner, &ids(&["s-1"]), &clock, &options(), &recorder)
-        .await
-        .unwrap();
+    let done = wait_for_steps(&runner, &ids(&["s-1"]), &clock, &options(), &recorder).await.unwrap();
     assert_eq!(done[0].state, Completed);
     // The same seed gives the same delays: the schedule is exactly the backoff's.
     let mut expected = Backoff::seeded(Duration::from_secs(15), Duration::from_secs(120), 11);
     let expected: Vec<Duration> = (0..3).map(|a| expected.delay(a)).collect();
     let sleeps = clock.sleeps();
     assert_eq!(&sleeps[..3], &expected[..]);
-    assert_eq!(
-        sleeps[3],
-        Duration::from_secs(15),
-        "back to the normal interval after a success"
-    );
+    assert_eq!(sleeps[3], Duration::from_secs(15), "back to the normal interval after a success");
     for (attempt, delay) in expected.iter().enumerate() {
         assert!(*delay <= Duration::from_secs(15) * 2u32.pow(attempt as u32));
     }
-    assert_eq!(
-        recorder
-            .retries
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|r| r.0)
-            .collect::<Vec<_>>(),
-        vec![1, 2, 3]
-    );
+    assert_eq!(recorder.retries.lock().unwrap().iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2, 3]);
 }
 
 #[tokio::test]
 async fn transient_errors_are_bounded() {
     let runner = ScriptedRunner::new((0..50).map(|_| Err(throttled())).collect(), false);
     let clock = FakeClock::new();
-    let err = wait_for_steps(
-        &runner,
-        &ids(&["s-1"]),
-        &clock,
-        &options(),
-        &Recorder::default(),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(&err, PollError::Runner(e) if e.is_transient()),
-        "{err}"
-    );
+    let err = wait_for_steps(&runner, &ids(&["s-1"]), &clock, &options(), &Recorder::default()).await.unwrap_err();
+    assert!(matches!(&err, PollError::Runner(e) if e.is_transient()), "{err}");
     assert_eq!(runner.list_calls(), 11, "10 retries, then the error");
     assert_eq!(err.exit_code(), ExitCode::Aws);
 }
@@ -337,51 +247,22 @@ async fn permanent_errors_fail_at_once() {
     };
     let runner = ScriptedRunner::new(vec![Err(denied)], false);
     let clock = FakeClock::new();
-    let err = wait_for_steps(
-        &runner,
-        &ids(&["s-1"]),
-        &clock,
-        &options(),
-        &Recorder::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = wait_for_steps(&runner, &ids(&["s-1"]), &clock, &options(), &Recorder::default()).await.unwrap_err();
     assert_eq!(runner.list_calls(), 1);
     assert!(clock.sleeps().is_empty());
     assert_eq!(err.exit_code(), ExitCode::Aws);
-    assert!(
-        err.to_string().contains("elasticmapreduce:ListSteps"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("elasticmapreduce:ListSteps"), "{err}");
 }
 
 #[tokio::test]
 async fn the_deadline_ends_the_wait_exactly_on_time() {
     let runner = ScriptedRunner::new(vec![Ok(vec![("s-1", Running), ("s-2", Completed)])], false);
     let clock = FakeClock::new();
-    let opts = PollOptions {
-        deadline: Some(Duration::from_secs(100)),
-        ..options()
-    };
-    let err = wait_for_steps(
-        &runner,
-        &ids(&["s-1", "s-2"]),
-        &clock,
-        &opts,
-        &Recorder::default(),
-    )
-    .await
-    .unwrap_err();
-    let PollError::TimedOut { waited, last } = &err else {
-        panic!("{err}")
-    };
+    let opts = PollOptions { deadline: Some(Duration::from_secs(100)), ..options() };
+    let err = wait_for_steps(&runner, &ids(&["s-1", "s-2"]), &clock, &opts, &Recorder::default()).await.unwrap_err();
+    let PollError::TimedOut { waited, last } = &err else { panic!("{err}") };
     assert_eq!(*waited, Duration::from_secs(100));
-    assert_eq!(
-        clock.slept(),
-        Duration::from_secs(100),
-        "{:?}",
-        clock.sleeps()
-    );
+    assert_eq!(clock.slept(), Duration::from_secs(100), "{:?}", clock.sleeps());
     assert_eq!(last[0].state, Running);
     assert_eq!(err.exit_code(), ExitCode::TimedOut);
     assert!(err.to_string().contains("s-1 RUNNING"), "{err}");
@@ -393,19 +274,9 @@ async fn the_deadline_ends_the_wait_exactly_on_time() {
 async fn unknown_steps_are_reported_after_a_few_polls() {
     let runner = ScriptedRunner::new(vec![Ok(vec![("s-1", Running)])], false);
     let clock = FakeClock::new();
-    let err = wait_for_steps(
-        &runner,
-        &ids(&["s-1", "s-404"]),
-        &clock,
-        &options(),
-        &Recorder::default(),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(&err, PollError::StepsNotFound { ids, .. } if ids == &["s-404".to_string()]),
-        "{err}"
-    );
+    let err =
+        wait_for_steps(&runner, &ids(&["s-1", "s-404"]), &clock, &options(), &Recorder::default()).await.unwrap_err();
+    assert!(matches!(&err, PollError::StepsNotFound { ids, .. } if ids == &["s-404".to_string()]), "{err}");
     assert_eq!(runner.list_calls(), 3);
 }
 
@@ -434,24 +305,10 @@ async fn a_signal_cancels_the_live_steps_and_terminates_only_a_created_cluster()
         )
         .await
         .unwrap();
-        let RunOutcome::Cancelled {
-            signal,
-            steps,
-            report,
-        } = &outcome
-        else {
-            panic!("{outcome:?}")
-        };
+        let RunOutcome::Cancelled { signal, steps, report } = &outcome else { panic!("{outcome:?}") };
         assert_eq!(signal, "SIGINT");
-        assert_eq!(
-            *runner.cancelled.lock().unwrap(),
-            ids(&["s-2", "s-3"]),
-            "only the live steps"
-        );
-        assert_eq!(
-            steps.iter().map(|s| s.state).collect::<Vec<_>>(),
-            vec![Completed, Cancelled, Cancelled]
-        );
+        assert_eq!(*runner.cancelled.lock().unwrap(), ids(&["s-2", "s-3"]), "only the live steps");
+        assert_eq!(steps.iter().map(|s| s.state).collect::<Vec<_>>(), vec![Completed, Cancelled, Cancelled]);
         assert_eq!(outcome.exit_code(), ExitCode::Cancelled);
         let terminations = *runner.terminations.lock().unwrap();
         if created {
@@ -468,32 +325,13 @@ async fn a_signal_cancels_the_live_steps_and_terminates_only_a_created_cluster()
 async fn the_run_deadline_cancels_too() {
     let runner = ScriptedRunner::new(vec![Ok(vec![("s-1", Running)])], true);
     let clock = FakeClock::new();
-    let opts = PollOptions {
-        deadline: Some(Duration::from_secs(60)),
-        ..options()
-    };
+    let opts = PollOptions { deadline: Some(Duration::from_secs(60)), ..options() };
     let never = std::future::pending::<String>();
-    let outcome = wait_or_cancel(
-        &runner,
-        &ids(&["s-1"]),
-        &clock,
-        &opts,
-        &Recorder::default(),
-        never,
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
-    assert!(
-        matches!(
-            outcome,
-            RunOutcome::TimedOut {
-                waited_seconds: 60,
-                ..
-            }
-        ),
-        "{outcome:?}"
-    );
+    let outcome =
+        wait_or_cancel(&runner, &ids(&["s-1"]), &clock, &opts, &Recorder::default(), never, Duration::from_secs(30))
+            .await
+            .unwrap();
+    assert!(matches!(outcome, RunOutcome::TimedOut { waited_seconds: 60, .. }), "{outcome:?}");
     assert_eq!(outcome.exit_code(), ExitCode::TimedOut);
     assert_eq!(*runner.cancelled.lock().unwrap(), ids(&["s-1"]));
     assert_eq!(outcome.steps()[0].state, Cancelled);
@@ -502,10 +340,7 @@ async fn the_run_deadline_cancels_too() {
 
 #[tokio::test]
 async fn finished_runs_are_not_cancelled() {
-    let runner = Arc::new(ScriptedRunner::new(
-        vec![Ok(vec![("s-1", Completed)])],
-        true,
-    ));
+    let runner = Arc::new(ScriptedRunner::new(vec![Ok(vec![("s-1", Completed)])], true));
     let clock = FakeClock::new();
     let never = std::future::pending::<String>();
     let outcome = wait_or_cancel(
@@ -521,9 +356,5 @@ async fn finished_runs_are_not_cancelled() {
     .unwrap();
     assert!(matches!(outcome, RunOutcome::Finished { .. }));
     assert!(runner.cancelled.lock().unwrap().is_empty());
-    assert_eq!(
-        *runner.terminations.lock().unwrap(),
-        0,
-        "terminating after success is the caller's choice"
-    );
+    assert_eq!(*runner.terminations.lock().unwrap(), 0, "terminating after success is the caller's choice");
 }

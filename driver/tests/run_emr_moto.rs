@@ -31,7 +31,12 @@ fn driver(moto: &MotoServer, repo: &PathBuf) -> Command {
 async fn a_run_on_emr_creates_its_cluster_submits_its_steps_and_cleans_up_at_its_deadline() {
     let moto = MotoServer::start();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let sdk = sdk_config(&AwsSettings { region: Some("us-east-1".into()), profile: None, endpoint_url: Some(moto.endpoint.clone()) }).await;
+    let sdk = sdk_config(&AwsSettings {
+        region: Some("us-east-1".into()),
+        profile: None,
+        endpoint_url: Some(moto.endpoint.clone()),
+    })
+    .await;
     let s3 = s3_client(&sdk);
     for bucket in [RAW, STAGING] {
         s3.create_bucket().bucket(bucket).send().await.unwrap();
@@ -86,5 +91,8 @@ async fn a_run_on_emr_creates_its_cluster_submits_its_steps_and_cleans_up_at_its
     s3.head_object().bucket(RAW).key(key).send().await.unwrap();
     s3.head_object().bucket(STAGING).key(format!("_runs/{run_id}.json")).send().await.unwrap();
     s3.head_object().bucket(STAGING).key("user_purchase/dt=2021-10-31/user_purchase.csv.gz").send().await.unwrap();
-    assert!(s3.head_object().bucket(STAGING).key("_locks/dt=2021-10-31.json").send().await.is_err(), "the lock was left behind");
+    assert!(
+        s3.head_object().bucket(STAGING).key("_locks/dt=2021-10-31.json").send().await.is_err(),
+        "the lock was left behind"
+    );
 }

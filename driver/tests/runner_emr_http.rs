@@ -12,8 +12,8 @@ use aws_sdk_emr::operation::list_steps::ListStepsOutput;
 use aws_sdk_emr::operation::run_job_flow::RunJobFlowOutput;
 use aws_sdk_emr::operation::terminate_job_flows::TerminateJobFlowsOutput;
 use aws_sdk_emr::types::{
-    CancelStepsInfo, CancelStepsRequestStatus, StepCancellationOption, StepState as SdkState,
-    StepStatus as SdkStatus, StepSummary,
+    CancelStepsInfo, CancelStepsRequestStatus, StepCancellationOption, StepState as SdkState, StepStatus as SdkStatus,
+    StepSummary,
 };
 use aws_sdk_emr::Client;
 use aws_smithy_mocks::{create_mock_http_client, mock, MockResponseInterceptor, Rule, RuleMode};
@@ -26,10 +26,8 @@ use emr_driver::runner::{RunnerError, StepRunner, Termination};
 use emr_driver::step::StepState;
 
 fn client(rules: &[&Rule]) -> Client {
-    let interceptor = rules.iter().fold(
-        MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
-        |i, r| i.with_rule(r),
-    );
+    let interceptor =
+        rules.iter().fold(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny), |i, r| i.with_rule(r));
     let conf = aws_sdk_emr::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
@@ -86,25 +84,16 @@ async fn polling_five_steps_costs_one_list_steps_request_per_poll() {
         .output(|| page([Completed, Completed, Running, Running, Pending]))
         .output(|| page([Completed, Completed, Completed, Failed, Cancelled]))
         .build();
-    let describe = mock!(Client::describe_step).then_output(|| {
-        aws_sdk_emr::operation::describe_step::DescribeStepOutput::builder().build()
-    });
+    let describe = mock!(Client::describe_step)
+        .then_output(|| aws_sdk_emr::operation::describe_step::DescribeStepOutput::builder().build());
     let runner = EmrRunner::attach(client(&[&list, &describe]), "j-CLUSTER");
     let clock = FakeClock::new();
-    let done = wait_for_steps(&runner, &ids(), &clock, &options(), &Quiet)
-        .await
-        .unwrap();
+    let done = wait_for_steps(&runner, &ids(), &clock, &options(), &Quiet).await.unwrap();
     assert_eq!(list.num_calls(), 4, "four polls, one request each");
     assert_eq!(describe.num_calls(), 0, "never one request per step");
     assert_eq!(
         done.iter().map(|s| s.state).collect::<Vec<_>>(),
-        vec![
-            StepState::Completed,
-            StepState::Completed,
-            StepState::Completed,
-            StepState::Failed,
-            StepState::Cancelled
-        ]
+        vec![StepState::Completed, StepState::Completed, StepState::Completed, StepState::Failed, StepState::Cancelled]
     );
     assert_eq!(clock.sleeps().len(), 3);
 }
@@ -114,18 +103,13 @@ async fn throttling_and_5xx_are_retried_and_access_denied_is_not() {
     use SdkState::*;
     let list = mock!(Client::list_steps)
         .sequence()
-        .http_status(
-            400,
-            Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into()),
-        )
+        .http_status(400, Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into()))
         .http_status(503, Some("Service Unavailable".into()))
         .output(|| page([Completed, Completed, Completed, Completed, Completed]))
         .build();
     let runner = EmrRunner::attach(client(&[&list]), "j-CLUSTER");
     let clock = FakeClock::new();
-    let done = wait_for_steps(&runner, &ids(), &clock, &options(), &Quiet)
-        .await
-        .unwrap();
+    let done = wait_for_steps(&runner, &ids(), &clock, &options(), &Quiet).await.unwrap();
     assert_eq!(done.len(), 5);
     assert_eq!(list.num_calls(), 3);
     assert_eq!(clock.sleeps().len(), 2, "two backoff waits");
@@ -141,29 +125,16 @@ async fn throttling_and_5xx_are_retried_and_access_denied_is_not() {
         });
     let runner = EmrRunner::attach(client(&[&denied]), "j-CLUSTER");
     let clock = FakeClock::new();
-    let err = wait_for_steps(&runner, &ids(), &clock, &options(), &Quiet)
-        .await
-        .unwrap_err();
+    let err = wait_for_steps(&runner, &ids(), &clock, &options(), &Quiet).await.unwrap_err();
     assert_eq!(denied.num_calls(), 1, "a permanent error is not retried");
     assert!(clock.sleeps().is_empty());
-    let PollError::Runner(RunnerError::Aws {
-        code, transient, ..
-    }) = &err
-    else {
-        panic!("{err}")
-    };
+    let PollError::Runner(RunnerError::Aws { code, transient, .. }) = &err else { panic!("{err}") };
     assert_eq!(code.as_deref(), Some("AccessDeniedException"));
     assert!(!transient);
     assert_eq!(err.exit_code(), ExitCode::Aws);
     let message = err.to_string();
-    assert!(
-        message.contains("is not authorized"),
-        "the AWS message: {message}"
-    );
-    assert!(
-        message.contains("needs elasticmapreduce:ListSteps"),
-        "a hint: {message}"
-    );
+    assert!(message.contains("is not authorized"), "the AWS message: {message}");
+    assert!(message.contains("needs elasticmapreduce:ListSteps"), "a hint: {message}");
 }
 
 fn cancel_rule(cluster: &'static str) -> Rule {
@@ -177,10 +148,7 @@ fn cancel_rule(cluster: &'static str) -> Rule {
                 .iter()
                 .fold(CancelStepsOutput::builder(), |b, id| {
                     b.cancel_steps_info_list(
-                        CancelStepsInfo::builder()
-                            .step_id(id)
-                            .status(CancelStepsRequestStatus::Submitted)
-                            .build(),
+                        CancelStepsInfo::builder().step_id(id).status(CancelStepsRequestStatus::Submitted).build(),
                     )
                 })
                 .build()
@@ -199,32 +167,17 @@ fn live_then_cancelled() -> Rule {
 }
 
 #[tokio::test]
-async fn a_cancel_sends_cancel_steps_with_interrupt_for_the_live_steps_and_never_terminates_an_attached_cluster(
-) {
+async fn a_cancel_sends_cancel_steps_with_interrupt_for_the_live_steps_and_never_terminates_an_attached_cluster() {
     let list = live_then_cancelled();
     let cancel = cancel_rule("j-CLUSTER");
-    let terminate = mock!(Client::terminate_job_flows)
-        .then_output(|| TerminateJobFlowsOutput::builder().build());
+    let terminate = mock!(Client::terminate_job_flows).then_output(|| TerminateJobFlowsOutput::builder().build());
     let runner = EmrRunner::attach(client(&[&list, &cancel, &terminate]), "j-CLUSTER");
-    let report = cancel_run(&runner, &ids(), &FakeClock::new())
-        .await
-        .unwrap();
+    let report = cancel_run(&runner, &ids(), &FakeClock::new()).await.unwrap();
     assert_eq!(cancel.num_calls(), 1);
-    assert_eq!(
-        report
-            .cancelled
-            .iter()
-            .map(|c| c.step_id.as_str())
-            .collect::<Vec<_>>(),
-        ["s-2", "s-3", "s-4", "s-5"]
-    );
+    assert_eq!(report.cancelled.iter().map(|c| c.step_id.as_str()).collect::<Vec<_>>(), ["s-2", "s-3", "s-4", "s-5"]);
     assert!(report.cancelled.iter().all(|c| c.accepted));
     assert_eq!(report.termination, Termination::LeftRunning);
-    assert_eq!(
-        terminate.num_calls(),
-        0,
-        "a cluster the run did not create is never terminated"
-    );
+    assert_eq!(terminate.num_calls(), 0, "a cluster the run did not create is never terminated");
 }
 
 #[tokio::test]
@@ -234,10 +187,8 @@ async fn a_signal_on_a_cluster_this_run_created_cancels_then_terminates_it() {
     let terminate = mock!(Client::terminate_job_flows)
         .match_requests(|req| req.job_flow_ids() == ["j-CREATED"])
         .then_output(|| TerminateJobFlowsOutput::builder().build());
-    let created = CreatedCluster::from_run_job_flow(
-        &RunJobFlowOutput::builder().job_flow_id("j-CREATED").build(),
-    )
-    .unwrap();
+    let created =
+        CreatedCluster::from_run_job_flow(&RunJobFlowOutput::builder().job_flow_id("j-CREATED").build()).unwrap();
     let runner = EmrRunner::created_by_this_run(client(&[&list, &cancel, &terminate]), created);
     let clock = FakeClock::new();
     // The "signal" arrives once the first poll has been seen.
@@ -252,21 +203,10 @@ async fn a_signal_on_a_cluster_this_run_created_cancels_then_terminates_it() {
     )
     .await
     .unwrap();
-    let RunOutcome::Cancelled {
-        signal,
-        steps,
-        report,
-    } = &outcome
-    else {
-        panic!("{outcome:?}")
-    };
+    let RunOutcome::Cancelled { signal, steps, report } = &outcome else { panic!("{outcome:?}") };
     assert_eq!(signal, "SIGTERM");
     assert_eq!(cancel.num_calls(), 1);
-    assert_eq!(
-        terminate.num_calls(),
-        1,
-        "TerminateJobFlows for the cluster this run created"
-    );
+    assert_eq!(terminate.num_calls(), 1, "TerminateJobFlows for the cluster this run created");
     assert_eq!(report.termination, Termination::Terminated);
     assert_eq!(steps[1].state, StepState::Cancelled);
     assert_eq!(outcome.exit_code(), ExitCode::Cancelled);
@@ -274,14 +214,9 @@ async fn a_signal_on_a_cluster_this_run_created_cancels_then_terminates_it() {
 
 #[tokio::test]
 async fn a_runner_made_without_proof_of_creation_cannot_terminate() {
-    let terminate = mock!(Client::terminate_job_flows)
-        .then_output(|| TerminateJobFlowsOutput::builder().build());
-    let runner: Arc<dyn StepRunner> =
-        Arc::new(EmrRunner::attach(client(&[&terminate]), "j-CREATED"));
-    assert_eq!(
-        runner.terminate_if_created().await.unwrap(),
-        Termination::LeftRunning
-    );
+    let terminate = mock!(Client::terminate_job_flows).then_output(|| TerminateJobFlowsOutput::builder().build());
+    let runner: Arc<dyn StepRunner> = Arc::new(EmrRunner::attach(client(&[&terminate]), "j-CREATED"));
+    assert_eq!(runner.terminate_if_created().await.unwrap(), Termination::LeftRunning);
     assert_eq!(terminate.num_calls(), 0);
     assert!(CreatedCluster::from_run_job_flow(&RunJobFlowOutput::builder().build()).is_none());
 }
@@ -291,19 +226,13 @@ async fn cancelling_retries_a_throttled_cancel_steps() {
     let list = live_then_cancelled();
     let cancel = mock!(Client::cancel_steps)
         .sequence()
-        .http_status(
-            400,
-            Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into()),
-        )
+        .http_status(400, Some(r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.into()))
         .output(|| {
             ["s-2", "s-3", "s-4", "s-5"]
                 .iter()
                 .fold(CancelStepsOutput::builder(), |b, id| {
                     b.cancel_steps_info_list(
-                        CancelStepsInfo::builder()
-                            .step_id(*id)
-                            .status(CancelStepsRequestStatus::Submitted)
-                            .build(),
+                        CancelStepsInfo::builder().step_id(*id).status(CancelStepsRequestStatus::Submitted).build(),
                     )
                 })
                 .build()

@@ -5,7 +5,6 @@
 
 mod support;
 
-
 use aws_sdk_emr::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_emr::types::{ClusterState, JobFlowInstancesConfig};
 use aws_sdk_emr::Client;
@@ -66,19 +65,8 @@ fn step(run_id: &str, key: &str) -> StepConfig {
 }
 
 async fn cluster_state(client: &Client, id: &str) -> ClusterState {
-    let out = client
-        .describe_cluster()
-        .cluster_id(id)
-        .send()
-        .await
-        .unwrap();
-    out.cluster()
-        .unwrap()
-        .status()
-        .unwrap()
-        .state()
-        .unwrap()
-        .clone()
+    let out = client.describe_cluster().cluster_id(id).send().await.unwrap();
+    out.cluster().unwrap().status().unwrap().state().unwrap().clone()
 }
 
 #[tokio::test]
@@ -94,93 +82,49 @@ async fn submits_lists_with_one_request_and_terminates_only_what_it_created() {
     let proof = CreatedCluster::from_run_job_flow(&created).unwrap();
     let cluster_id = proof.cluster_id().to_string();
     let runner = EmrRunner::created_by_this_run(client.clone(), proof);
-    let keys = [
-        "classify_reviews",
-        "parse_logs",
-        "build_dimensions",
-        "build_fact",
-        "export",
-    ];
+    let keys = ["classify_reviews", "parse_logs", "build_dimensions", "build_fact", "export"];
     let steps: Vec<StepConfig> = keys.iter().map(|k| step("2021-10-31-abc", k)).collect();
     let ids = runner.submit(&steps).await.unwrap();
     assert_eq!(ids.len(), 5);
     assert!(ids.iter().all(|id| id.starts_with("s-")), "{ids:?}");
-    assert_eq!(
-        log.take(),
-        vec!["AddJobFlowSteps"],
-        "one request for all the steps"
-    );
+    assert_eq!(log.take(), vec!["AddJobFlowSteps"], "one request for all the steps");
 
     let listed = runner.list_steps(&ids).await.unwrap();
     assert_eq!(log.take(), vec!["ListSteps"], "five steps, one request");
     assert_eq!(listed.len(), 5);
     let mut names: Vec<&str> = listed.iter().map(|s| s.name.as_str()).collect();
     names.sort();
-    let mut expected: Vec<String> = keys
-        .iter()
-        .map(|k| step_name("2021-10-31-abc", k))
-        .collect();
+    let mut expected: Vec<String> = keys.iter().map(|k| step_name("2021-10-31-abc", k)).collect();
     expected.sort();
     assert_eq!(names, expected);
-    assert!(listed
-        .iter()
-        .all(|s| matches!(s.state, StepState::Pending | StepState::Running)));
+    assert!(listed.iter().all(|s| matches!(s.state, StepState::Pending | StepState::Running)));
 
     // A rerun finds its live steps by name instead of submitting again.
     let all = runner.list_steps(&[]).await.unwrap();
     let found = find_steps_by_name(&all, &expected);
-    assert!(
-        found
-            .iter()
-            .all(|(_, e)| matches!(e, ExistingStep::Attach { .. })),
-        "{found:?}"
-    );
+    assert!(found.iter().all(|(_, e)| matches!(e, ExistingStep::Attach { .. })), "{found:?}");
 
     // The log prefix comes from the cluster's LogUri.
     let log_uri = runner.fetch_log_uri().await.unwrap().unwrap();
-    assert_eq!(
-        log_uri.to_string(),
-        "s3://movie-analytics-dev-raw/emr-logs/"
-    );
+    assert_eq!(log_uri.to_string(), "s3://movie-analytics-dev-raw/emr-logs/");
     let runner = runner.with_log_uri(Some(log_uri));
     assert_eq!(
         runner.log_prefix(&ids[0]).unwrap().to_string(),
-        format!(
-            "s3://movie-analytics-dev-raw/emr-logs/{cluster_id}/steps/{}/",
-            ids[0]
-        )
+        format!("s3://movie-analytics-dev-raw/emr-logs/{cluster_id}/steps/{}/", ids[0])
     );
     log.take();
 
     // Attached to someone else's cluster: never terminated.
     let other_id = other.job_flow_id().unwrap();
     let attached = EmrRunner::attach(client.clone(), other_id);
-    assert_eq!(
-        attached.terminate_if_created().await.unwrap(),
-        Termination::LeftRunning
-    );
-    assert!(
-        log.take().is_empty(),
-        "no TerminateJobFlows for an attached cluster"
-    );
-    assert_eq!(
-        cluster_state(&client, other_id).await,
-        ClusterState::Waiting
-    );
+    assert_eq!(attached.terminate_if_created().await.unwrap(), Termination::LeftRunning);
+    assert!(log.take().is_empty(), "no TerminateJobFlows for an attached cluster");
+    assert_eq!(cluster_state(&client, other_id).await, ClusterState::Waiting);
     log.take();
 
     // Created by this run: terminated.
-    assert_eq!(
-        runner.terminate_if_created().await.unwrap(),
-        Termination::Terminated
-    );
+    assert_eq!(runner.terminate_if_created().await.unwrap(), Termination::Terminated);
     assert_eq!(log.take(), vec!["TerminateJobFlows"]);
-    assert_eq!(
-        cluster_state(&client, &cluster_id).await,
-        ClusterState::Terminated
-    );
-    assert_eq!(
-        cluster_state(&client, other_id).await,
-        ClusterState::Waiting
-    );
+    assert_eq!(cluster_state(&client, &cluster_id).await, ClusterState::Terminated);
+    assert_eq!(cluster_state(&client, other_id).await, ClusterState::Waiting);
 }

@@ -64,9 +64,7 @@ fn poll_options() -> PollOptions {
 }
 
 async fn wait(runner: &LocalRunner, ids: &[String]) -> Vec<emr_driver::step::StepStatus> {
-    wait_for_steps(runner, ids, &SystemClock::new(), &poll_options(), &Quiet)
-        .await
-        .unwrap()
+    wait_for_steps(runner, ids, &SystemClock::new(), &poll_options(), &Quiet).await.unwrap()
 }
 
 async fn wait_until_running(runner: &LocalRunner, id: &str) -> i32 {
@@ -96,67 +94,36 @@ async fn cancel_and_wait_cancels_the_steps_behind_a_failure_and_keeps_the_logs()
     let runner = runner(lake.path(), 1, SystemClock::shared());
     let ids = runner
         .submit(&[
-            bash(
-                "r1 ok",
-                "echo to-stdout; echo to-stderr >&2",
-                ActionOnFailure::CancelAndWait,
-            ),
+            bash("r1 ok", "echo to-stdout; echo to-stderr >&2", ActionOnFailure::CancelAndWait),
             bash(
                 "r1 bad",
                 "echo 'run_job: unusable input s3://raw/x.csv: empty file' >&2; exit 3",
                 ActionOnFailure::CancelAndWait,
             ),
-            bash(
-                "r1 never",
-                "echo should-not-run",
-                ActionOnFailure::CancelAndWait,
-            ),
+            bash("r1 never", "echo should-not-run", ActionOnFailure::CancelAndWait),
         ])
         .await
         .unwrap();
     let done = wait(&runner, &ids).await;
     assert_eq!(
         done.iter().map(|s| s.state).collect::<Vec<_>>(),
-        vec![
-            StepState::Completed,
-            StepState::Failed,
-            StepState::Cancelled
-        ]
+        vec![StepState::Completed, StepState::Failed, StepState::Cancelled]
     );
     assert!(done[0].started_at.unwrap() <= done[0].ended_at.unwrap());
     assert!(done[2].started_at.is_none(), "the cancelled step never ran");
 
     let store = LocalStore::new(lake.path());
     let prefix = runner.log_prefix(&ids[0]).unwrap();
-    assert_eq!(
-        prefix.to_string(),
-        format!("s3://raw/emr-logs/local/{}/", ids[0])
-    );
-    assert_eq!(
-        read_log(&store, &prefix.join("stdout.gz")).await,
-        vec!["to-stdout"]
-    );
-    assert_eq!(
-        read_log(&store, &prefix.join("stderr.gz")).await,
-        vec!["to-stderr"]
-    );
-    assert!(
-        store.head(&prefix.join("stderr")).await.unwrap().is_none(),
-        "the raw log is gone once gzipped"
-    );
+    assert_eq!(prefix.to_string(), format!("s3://raw/emr-logs/local/{}/", ids[0]));
+    assert_eq!(read_log(&store, &prefix.join("stdout.gz")).await, vec!["to-stdout"]);
+    assert_eq!(read_log(&store, &prefix.join("stderr.gz")).await, vec!["to-stderr"]);
+    assert!(store.head(&prefix.join("stderr")).await.unwrap().is_none(), "the raw log is gone once gzipped");
 
     let failure = done[1].failure.clone().unwrap();
     assert_eq!(failure.message.as_deref(), Some("Step exited with code 3"));
     let stderr_uri = runner.log_prefix(&ids[1]).unwrap().join("stderr.gz");
-    assert_eq!(
-        failure.log_file.as_deref(),
-        Some(stderr_uri.to_string().as_str())
-    );
-    assert!(store
-        .head(&runner.log_prefix(&ids[2]).unwrap().join("stdout.gz"))
-        .await
-        .unwrap()
-        .is_none());
+    assert_eq!(failure.log_file.as_deref(), Some(stderr_uri.to_string().as_str()));
+    assert!(store.head(&runner.log_prefix(&ids[2]).unwrap().join("stdout.gz")).await.unwrap().is_none());
 
     // The same diagnosis code reads the local logs.
     let diagnosis = diagnose(
@@ -170,12 +137,7 @@ async fn cancel_and_wait_cancels_the_steps_behind_a_failure_and_keeps_the_logs()
     )
     .await
     .unwrap();
-    assert_eq!(
-        diagnosis.cause.kind,
-        CauseKind::InputUnusable,
-        "{}",
-        diagnosis.render_text()
-    );
+    assert_eq!(diagnosis.cause.kind, CauseKind::InputUnusable, "{}", diagnosis.render_text());
     assert!(diagnosis.cause.summary.contains("s3://raw/x.csv"));
 }
 
@@ -210,25 +172,9 @@ load(0)
     )
     .await
     .unwrap();
-    assert_eq!(
-        diagnosis.cause.kind,
-        CauseKind::PythonTraceback,
-        "{}",
-        diagnosis.render_text()
-    );
-    assert!(
-        diagnosis
-            .cause
-            .summary
-            .ends_with("ZeroDivisionError: division by zero"),
-        "{}",
-        diagnosis.cause.summary
-    );
-    assert!(
-        diagnosis.cause.summary.contains("in load"),
-        "{}",
-        diagnosis.cause.summary
-    );
+    assert_eq!(diagnosis.cause.kind, CauseKind::PythonTraceback, "{}", diagnosis.render_text());
+    assert!(diagnosis.cause.summary.ends_with("ZeroDivisionError: division by zero"), "{}", diagnosis.cause.summary);
+    assert!(diagnosis.cause.summary.contains("in load"), "{}", diagnosis.cause.summary);
 }
 
 #[tokio::test]
@@ -237,11 +183,7 @@ async fn cancelling_a_running_step_kills_its_whole_process_group() {
     let runner = runner(lake.path(), 1, SystemClock::shared());
     let ids = runner
         .submit(&[
-            bash(
-                "r1 long",
-                "sleep 300 & sleep 300; wait",
-                ActionOnFailure::CancelAndWait,
-            ),
+            bash("r1 long", "sleep 300 & sleep 300; wait", ActionOnFailure::CancelAndWait),
             bash("r1 queued", "true", ActionOnFailure::CancelAndWait),
         ])
         .await
@@ -257,10 +199,7 @@ async fn cancelling_a_running_step_kills_its_whole_process_group() {
     // Cancelling a finished step is refused with a reason, as EMR does.
     let again = runner.cancel(&ids[..1]).await.unwrap();
     assert!(!again[0].accepted);
-    assert_eq!(
-        again[0].reason.as_deref(),
-        Some("the step is already CANCELLED")
-    );
+    assert_eq!(again[0].reason.as_deref(), Some("the step is already CANCELLED"));
 }
 
 #[tokio::test]
@@ -268,21 +207,13 @@ async fn a_step_ignoring_sigterm_is_killed_after_the_grace_period() {
     let lake = tempfile::tempdir().unwrap();
     let runner = runner(lake.path(), 1, SystemClock::shared());
     let ids = runner
-        .submit(&[bash(
-            "r1 stubborn",
-            "trap '' TERM; sleep 300 & sleep 300; wait",
-            ActionOnFailure::Continue,
-        )])
+        .submit(&[bash("r1 stubborn", "trap '' TERM; sleep 300 & sleep 300; wait", ActionOnFailure::Continue)])
         .await
         .unwrap();
     let pgid = wait_until_running(&runner, &ids[0]).await;
     runner.cancel(&ids).await.unwrap();
     let listed = runner.list_steps(&ids).await.unwrap();
-    assert_eq!(
-        listed[0].state,
-        StepState::CancelPending,
-        "SIGTERM sent, not yet gone"
-    );
+    assert_eq!(listed[0].state, StepState::CancelPending, "SIGTERM sent, not yet gone");
     let done = wait(&runner, &ids).await;
     assert_eq!(done[0].state, StepState::Cancelled);
     assert!(!group_exists(pgid));
@@ -294,16 +225,8 @@ async fn terminate_cluster_on_failure_cancels_the_running_steps_too() {
     let runner = runner(lake.path(), 2, SystemClock::shared());
     let ids = runner
         .submit(&[
-            bash(
-                "r1 long",
-                "sleep 300 & sleep 300; wait",
-                ActionOnFailure::Continue,
-            ),
-            bash(
-                "r1 fails",
-                "sleep 0.2; exit 1",
-                ActionOnFailure::TerminateCluster,
-            ),
+            bash("r1 long", "sleep 300 & sleep 300; wait", ActionOnFailure::Continue),
+            bash("r1 fails", "sleep 0.2; exit 1", ActionOnFailure::TerminateCluster),
             bash("r1 pending", "true", ActionOnFailure::Continue),
         ])
         .await
@@ -312,11 +235,7 @@ async fn terminate_cluster_on_failure_cancels_the_running_steps_too() {
     let done = wait(&runner, &ids).await;
     assert_eq!(
         done.iter().map(|s| s.state).collect::<Vec<_>>(),
-        vec![
-            StepState::Cancelled,
-            StepState::Failed,
-            StepState::Cancelled
-        ]
+        vec![StepState::Cancelled, StepState::Failed, StepState::Cancelled]
     );
     assert!(!group_exists(pgid));
 }
@@ -331,25 +250,14 @@ async fn a_missing_program_fails_the_step_with_the_reason_in_its_stderr() {
     let done = wait(&runner, &ids).await;
     assert_eq!(done[0].state, StepState::Failed);
     let store = LocalStore::new(lake.path());
-    let stderr = read_log(
-        &store,
-        &runner.log_prefix(&ids[0]).unwrap().join("stderr.gz"),
-    )
-    .await;
+    let stderr = read_log(&store, &runner.log_prefix(&ids[0]).unwrap().join("stderr.gz")).await;
     assert!(
-        stderr[0].contains("could not start step")
-            && stderr[0].contains("/nonexistent/spark-submit-xyz"),
+        stderr[0].contains("could not start step") && stderr[0].contains("/nonexistent/spark-submit-xyz"),
         "{stderr:?}"
     );
 
     let empty = bash("r1 empty", "", ActionOnFailure::Continue);
-    let empty = StepConfig {
-        hadoop_jar_step: HadoopJarStep {
-            args: vec![],
-            ..empty.hadoop_jar_step
-        },
-        ..empty
-    };
+    let empty = StepConfig { hadoop_jar_step: HadoopJarStep { args: vec![], ..empty.hadoop_jar_step }, ..empty };
     assert!(runner.submit(&[empty]).await.is_err());
 }
 
@@ -367,13 +275,7 @@ rows = spark.read.option("header", "true").csv(sys.argv[1])
 rows.groupBy("device").count().coalesce(1).write.mode("overwrite").json(sys.argv[2])
 spark.stop()
 "#;
-    store
-        .put_bytes(
-            &ObjectUri::parse("s3://raw/artifacts/t/job.py").unwrap(),
-            Bytes::from(job),
-        )
-        .await
-        .unwrap();
+    store.put_bytes(&ObjectUri::parse("s3://raw/artifacts/t/job.py").unwrap(), Bytes::from(job)).await.unwrap();
     store
         .put_bytes(
             &ObjectUri::parse("s3://raw/incoming/dt=2021-10-31/x.csv").unwrap(),
@@ -409,28 +311,11 @@ spark.stop()
         deadline: Some(Duration::from_secs(300)),
         ..poll_options()
     };
-    let done = wait_for_steps(&runner, &ids, &SystemClock::new(), &opts, &Quiet)
-        .await
-        .unwrap();
-    let stderr = read_log(
-        &store,
-        &runner.log_prefix(&ids[0]).unwrap().join("stderr.gz"),
-    )
-    .await;
-    assert_eq!(
-        done[0].state,
-        StepState::Completed,
-        "stderr tail: {:?}",
-        &stderr[stderr.len().saturating_sub(30)..]
-    );
-    let out = store
-        .list(&ObjectUri::parse("s3://staging/device_counts/dt=2021-10-31/").unwrap())
-        .await
-        .unwrap();
-    let part = out
-        .iter()
-        .find(|m| m.uri.file_name().starts_with("part-"))
-        .expect("a part file");
+    let done = wait_for_steps(&runner, &ids, &SystemClock::new(), &opts, &Quiet).await.unwrap();
+    let stderr = read_log(&store, &runner.log_prefix(&ids[0]).unwrap().join("stderr.gz")).await;
+    assert_eq!(done[0].state, StepState::Completed, "stderr tail: {:?}", &stderr[stderr.len().saturating_sub(30)..]);
+    let out = store.list(&ObjectUri::parse("s3://staging/device_counts/dt=2021-10-31/").unwrap()).await.unwrap();
+    let part = out.iter().find(|m| m.uri.file_name().starts_with("part-")).expect("a part file");
     let mut counts: Vec<serde_json::Value> = log_lines(&store.get_bytes(&part.uri).await.unwrap())
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -438,15 +323,10 @@ spark.stop()
     counts.sort_by_key(|v| v["device"].as_str().unwrap().to_string());
     assert_eq!(
         counts,
-        vec![
-            serde_json::json!({"device": "Mobile", "count": 2}),
-            serde_json::json!({"device": "Tablet", "count": 1})
-        ]
+        vec![serde_json::json!({"device": "Mobile", "count": 2}), serde_json::json!({"device": "Tablet", "count": 1})]
     );
     assert!(
-        stderr
-            .iter()
-            .any(|l| l.contains("local[1]") || l.contains("SparkContext")),
+        stderr.iter().any(|l| l.contains("local[1]") || l.contains("SparkContext")),
         "Spark logged to the step's stderr"
     );
 }

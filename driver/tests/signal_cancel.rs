@@ -46,13 +46,8 @@ async fn sigint_cancels_the_running_step_and_kills_its_process_group() {
             main_class: None,
         },
     };
-    let ids = runner
-        .submit(&[
-            step("r1 long", "sleep 300 & sleep 300; wait"),
-            step("r1 after", "echo never"),
-        ])
-        .await
-        .unwrap();
+    let ids =
+        runner.submit(&[step("r1 long", "sleep 300 & sleep 300; wait"), step("r1 after", "echo never")]).await.unwrap();
     let mut signals = ShutdownSignals::install().unwrap();
 
     // Once the step runs, deliver a real SIGINT to this process (as Ctrl-C would).
@@ -65,10 +60,7 @@ async fn sigint_cancels_the_running_step_and_kills_its_process_group() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let pgid = pgid.expect("the step started");
-    assert!(
-        killpg(Pid::from_raw(pgid), None).is_ok(),
-        "the step's group is alive"
-    );
+    assert!(killpg(Pid::from_raw(pgid), None).is_ok(), "the step's group is alive");
     let sender = tokio::spawn(async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         kill(getpid(), Signal::SIGINT).unwrap();
@@ -80,37 +72,17 @@ async fn sigint_cancels_the_running_step_and_kills_its_process_group() {
         jitter_seed: Some(1),
         ..PollOptions::default()
     };
-    let outcome = wait_or_cancel(
-        &runner,
-        &ids,
-        &SystemClock::new(),
-        &options,
-        &Quiet,
-        signals.recv(),
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap();
+    let outcome =
+        wait_or_cancel(&runner, &ids, &SystemClock::new(), &options, &Quiet, signals.recv(), Duration::from_secs(30))
+            .await
+            .unwrap();
     sender.await.unwrap();
 
-    let RunOutcome::Cancelled {
-        signal,
-        steps,
-        report,
-    } = &outcome
-    else {
-        panic!("{outcome:?}")
-    };
+    let RunOutcome::Cancelled { signal, steps, report } = &outcome else { panic!("{outcome:?}") };
     assert_eq!(signal, "SIGINT");
-    assert_eq!(
-        steps.iter().map(|s| s.state).collect::<Vec<_>>(),
-        vec![StepState::Cancelled, StepState::Cancelled]
-    );
+    assert_eq!(steps.iter().map(|s| s.state).collect::<Vec<_>>(), vec![StepState::Cancelled, StepState::Cancelled]);
     assert_eq!(report.termination, Termination::NotApplicable);
-    assert!(
-        killpg(Pid::from_raw(pgid), None).is_err(),
-        "the step's process group is gone"
-    );
+    assert!(killpg(Pid::from_raw(pgid), None).is_err(), "the step's process group is gone");
     assert_eq!(outcome.exit_code(), ExitCode::Cancelled);
     assert_eq!(outcome.exit_code().code(), 4);
     assert_eq!(runner.list_steps(&ids).await.unwrap().len(), 2);

@@ -15,7 +15,8 @@ fn renders_an_adhoc_step_exactly() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let step: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let args: Vec<&str> = step["HadoopJarStep"]["Args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let args: Vec<&str> =
+        step["HadoopJarStep"]["Args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     let input = args.iter().position(|a| *a == "--input").unwrap();
     assert_eq!(args[input + 1], "s3://raw/in/dt=2021-10-31/logs.csv?a==b&c=<d>");
     assert!(step["Name"].as_str().unwrap().ends_with(" adhoc parse_logs"), "{step}");

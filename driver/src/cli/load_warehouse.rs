@@ -46,7 +46,10 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     match global.output {
         Output::Json => println!("{}", serde_json::to_string(&report).expect("report serialises")),
         Output::Text => {
-            println!("warehouse loaded for {} ({} fact rows of that date replaced)", report.run_date, report.fact_rows_replaced);
+            println!(
+                "warehouse loaded for {} ({} fact rows of that date replaced)",
+                report.run_date, report.fact_rows_replaced
+            );
             for table in &report.tables {
                 println!("  {:<22} {:>9} rows from {} file(s)", table.table, table.rows, table.files);
             }

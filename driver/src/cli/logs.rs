@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-
 use crate::cli::status::{sdk_config, EmrConnection};
 use crate::cli::{Global, Output};
 use crate::clock::{Clock, SystemClock};
@@ -32,10 +31,7 @@ pub struct LogWait {
 
 impl LogWait {
     fn options(&self) -> DiagnoseOptions {
-        DiagnoseOptions {
-            wait_for_logs: self.log_wait,
-            ..DiagnoseOptions::default()
-        }
+        DiagnoseOptions { wait_for_logs: self.log_wait, ..DiagnoseOptions::default() }
     }
 }
 
@@ -71,16 +67,7 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         })?;
         let prefix = ObjectUri::parse(log_uri)?.join(&args.step).join("");
         let store = LocalStore::new(&args.lake);
-        diagnose(
-            &store,
-            &args.step,
-            &prefix,
-            None,
-            None,
-            &clock,
-            &args.log_wait.options(),
-        )
-        .await?
+        diagnose(&store, &args.step, &prefix, None, None, &clock, &args.log_wait.options()).await?
     } else {
         let connection = EmrConnection {
             cluster_id: args.cluster.clone(),
@@ -95,20 +82,13 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         diagnose_emr_step(&connection, &runner, &step, &args.log_wait, &clock).await?
     };
     match global.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string(&diagnosis).expect("diagnosis serialises")
-        ),
+        Output::Json => println!("{}", serde_json::to_string(&diagnosis).expect("diagnosis serialises")),
         Output::Text => print!("{}", diagnosis.render_text()),
     }
     Ok(ExitCode::Success)
 }
 
-async fn describe_step(
-    client: &aws_sdk_emr::Client,
-    cluster: &str,
-    step: &str,
-) -> Result<StepStatus> {
+async fn describe_step(client: &aws_sdk_emr::Client, cluster: &str, step: &str) -> Result<StepStatus> {
     let out = client
         .describe_step()
         .cluster_id(cluster)
@@ -116,12 +96,8 @@ async fn describe_step(
         .send()
         .await
         .map_err(|e| classify("DescribeStep", e))?;
-    let step = out.step().ok_or_else(|| {
-        Error::new(
-            ExitCode::BadInput,
-            format!("EMR knows no step {step} on {cluster}"),
-        )
-    })?;
+    let step =
+        out.step().ok_or_else(|| Error::new(ExitCode::BadInput, format!("EMR knows no step {step} on {cluster}")))?;
     // A Step and a StepSummary carry the same fields the status needs.
     let summary = aws_sdk_emr::types::StepSummary::builder()
         .set_id(step.id().map(str::to_string))
@@ -158,14 +134,6 @@ pub(super) async fn diagnose_emr_step(
     let config = sdk_config(connection).await;
     let store = crate::store::s3::S3Store::new(crate::aws::s3_client(&config));
     let cluster_prefix = runner.cluster_log_prefix();
-    Ok(diagnose(
-        &store,
-        &step.id,
-        &step_prefix,
-        cluster_prefix.as_ref(),
-        step.failure.as_ref(),
-        clock,
-        &wait.options(),
-    )
-    .await?)
+    Ok(diagnose(&store, &step.id, &step_prefix, cluster_prefix.as_ref(), step.failure.as_ref(), clock, &wait.options())
+        .await?)
 }

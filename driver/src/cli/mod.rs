@@ -7,9 +7,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::error::{ExitCode, Result};
 
 mod deploy;
-mod generate;
-mod load_user_purchase;
 mod export_user_purchase;
+mod generate;
+mod ingest;
+mod load_user_purchase;
 mod load_warehouse;
 mod logs;
 mod render;
@@ -18,7 +19,6 @@ mod run;
 mod status;
 mod submit;
 mod wait;
-mod ingest;
 
 #[derive(Debug, Parser)]
 #[command(name = "emr-driver", version, about = "Runs the movie-analytics pipeline on Amazon EMR or on a local Spark")]
@@ -137,5 +137,10 @@ fn init_tracing(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Logs go to stderr so that `--output json` keeps stdout for data only.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).without_time().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .without_time()
+        .try_init();
 }

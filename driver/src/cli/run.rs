@@ -105,10 +105,7 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
     let (manifest, result) = pipeline.run().await;
     match global.output {
         Output::Text => print!("{}", manifest.summary()),
-        Output::Json => println!(
-            "{}",
-            serde_json::json!({"event": "run_finished", "manifest": manifest})
-        ),
+        Output::Json => println!("{}", serde_json::json!({"event": "run_finished", "manifest": manifest})),
     }
     result.map(|()| ExitCode::Success)
 }
@@ -123,7 +120,11 @@ fn run_options(args: &Args, plan: &Plan) -> RunOptions {
     };
     let diagnose = match plan.target {
         // Local logs are complete when the process ends.
-        Target::Local => DiagnoseOptions { wait_for_logs: Duration::from_secs(2), first_backoff: Duration::from_millis(200), ..Default::default() },
+        Target::Local => DiagnoseOptions {
+            wait_for_logs: Duration::from_secs(2),
+            first_backoff: Duration::from_millis(200),
+            ..Default::default()
+        },
         Target::Emr => DiagnoseOptions::default(),
     };
     let source_url = args.database_url.clone().filter(|u| !u.is_empty());
@@ -162,4 +163,3 @@ impl Progress for JsonStages {
         println!("{}", serde_json::json!({"event": "driver_step_state", "step": key, "state": state}));
     }
 }
-

@@ -37,10 +37,7 @@ pub(super) async fn sdk_config(connection: &EmrConnection) -> aws_config::SdkCon
 /// An EMR runner attached to the cluster: these commands never terminate it.
 pub(super) async fn attached_runner(connection: &EmrConnection) -> EmrRunner {
     let config = sdk_config(connection).await;
-    EmrRunner::attach(
-        aws_sdk_emr::Client::new(&config),
-        connection.cluster_id.clone(),
-    )
+    EmrRunner::attach(aws_sdk_emr::Client::new(&config), connection.cluster_id.clone())
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,32 +55,18 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         steps
     } else {
         // In the order asked for.
-        args.step_ids
-            .iter()
-            .filter_map(|id| steps.iter().find(|s| &s.id == id).cloned())
-            .collect()
+        args.step_ids.iter().filter_map(|id| steps.iter().find(|s| &s.id == id).cloned()).collect()
     };
-    let missing: Vec<&String> = args
-        .step_ids
-        .iter()
-        .filter(|id| !steps.iter().any(|s| &s.id == *id))
-        .collect();
+    let missing: Vec<&String> = args.step_ids.iter().filter(|id| !steps.iter().any(|s| &s.id == *id)).collect();
     match global.output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string(&steps).expect("statuses serialise")
-        ),
+        Output::Json => println!("{}", serde_json::to_string(&steps).expect("statuses serialise")),
         Output::Text => print!("{}", render_table(&steps)),
     }
     if !missing.is_empty() {
         eprintln!(
             "{} does not list step(s) {}; check the ids",
             runner.describe(),
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         );
         return Ok(ExitCode::BadInput);
     }
@@ -93,13 +76,9 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
 /// A fixed-width table: id, state, start, end, name, and the failure reason when failed.
 pub fn render_table(steps: &[StepStatus]) -> String {
     let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
-        t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
-            .unwrap_or_else(|| "-".to_string())
+        t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".to_string())
     };
-    let mut out = format!(
-        "{:<16} {:<14} {:<19} {:<19} {}\n",
-        "STEP", "STATE", "STARTED", "ENDED", "NAME"
-    );
+    let mut out = format!("{:<16} {:<14} {:<19} {:<19} {}\n", "STEP", "STATE", "STARTED", "ENDED", "NAME");
     for step in steps {
         out.push_str(&format!(
             "{:<16} {:<14} {:<19} {:<19} {}\n",
@@ -110,14 +89,10 @@ pub fn render_table(steps: &[StepStatus]) -> String {
             step.name
         ));
         if let Some(failure) = &step.failure {
-            let why: Vec<&str> = [
-                failure.reason.as_deref(),
-                failure.message.as_deref(),
-                failure.log_file.as_deref(),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+            let why: Vec<&str> = [failure.reason.as_deref(), failure.message.as_deref(), failure.log_file.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
             if !why.is_empty() {
                 out.push_str(&format!("{:<16} {}\n", "", why.join(" — ")));
             }

@@ -85,7 +85,10 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
         }
         Target::Emr => {
             let cluster = plan.cluster_id.clone().ok_or_else(|| {
-                Error::new(ExitCode::BadInput, "submit on EMR needs a cluster: pass --cluster-id j-... (or set emr.cluster_id)")
+                Error::new(
+                    ExitCode::BadInput,
+                    "submit on EMR needs a cluster: pass --cluster-id j-... (or set emr.cluster_id)",
+                )
             })?;
             let sdk = crate::aws::sdk_config(&crate::aws::AwsSettings::from_config(&plan.config)).await;
             let log_uri = crate::store::ObjectUri::parse(&plan.config.emr.log_uri).ok();
@@ -110,7 +113,8 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
         Output::Json => Box::new(JsonEvents::stdout()),
     };
     let interval = if plan.target == Target::Local { 1 } else { plan.config.emr.poll_interval_seconds.max(1) as u64 };
-    let options = PollOptions { interval: Duration::from_secs(interval), deadline: Some(args.timeout), ..PollOptions::default() };
+    let options =
+        PollOptions { interval: Duration::from_secs(interval), deadline: Some(args.timeout), ..PollOptions::default() };
     let shutdown_future = async move {
         let mut rx = shutdown;
         loop {
@@ -122,9 +126,16 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
             }
         }
     };
-    let outcome =
-        wait_or_cancel(runner.as_ref(), &ids, clock.as_ref(), &options, observer.as_ref(), shutdown_future, Duration::from_secs(60))
-            .await?;
+    let outcome = wait_or_cancel(
+        runner.as_ref(),
+        &ids,
+        clock.as_ref(),
+        &options,
+        observer.as_ref(),
+        shutdown_future,
+        Duration::from_secs(60),
+    )
+    .await?;
     if let RunOutcome::Finished { steps } = &outcome {
         for status in steps.iter().filter(|s| s.state == crate::step::StepState::Failed) {
             if let Some(prefix) = runner.log_prefix(&status.id) {

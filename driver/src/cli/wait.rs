@@ -12,9 +12,7 @@ use crate::cli::status::{attached_runner, render_table, EmrConnection};
 use crate::cli::{Global, Output};
 use crate::clock::SystemClock;
 use crate::error::{ExitCode, Result};
-use crate::poll::{
-    outcome_exit_code, wait_for_steps, JsonEvents, PollObserver, PollOptions, TextProgress,
-};
+use crate::poll::{outcome_exit_code, wait_for_steps, JsonEvents, PollObserver, PollOptions, TextProgress};
 use crate::step::StepState;
 
 #[derive(Debug, clap::Args)]
@@ -43,20 +41,12 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         Output::Json => Box::new(JsonEvents::stdout()),
         Output::Text => Box::new(TextProgress::stderr()),
     };
-    let options = PollOptions {
-        interval: args.interval,
-        deadline: Some(args.timeout),
-        ..PollOptions::default()
-    };
+    let options = PollOptions { interval: args.interval, deadline: Some(args.timeout), ..PollOptions::default() };
     let clock = SystemClock::new();
-    let steps =
-        wait_for_steps(&runner, &args.step_ids, &clock, &options, observer.as_ref()).await?;
+    let steps = wait_for_steps(&runner, &args.step_ids, &clock, &options, observer.as_ref()).await?;
     let mut diagnoses = Vec::new();
     if !args.no_diagnose {
-        for step in steps
-            .iter()
-            .filter(|s| matches!(s.state, StepState::Failed | StepState::Interrupted))
-        {
+        for step in steps.iter().filter(|s| matches!(s.state, StepState::Failed | StepState::Interrupted)) {
             match diagnose_emr_step(&args.connection, &runner, step, &args.log_wait, &clock).await {
                 Ok(diagnosis) => diagnoses.push(diagnosis),
                 Err(e) => eprintln!("could not diagnose step {}: {e}", step.id),

@@ -64,8 +64,10 @@ mod tests {
 
     #[test]
     fn quotes_like_postgres() {
-        assert_eq!(line(&[Some("a"), None, Some(""), Some("x,y"), Some("say \"hi\""), Some("l1\nl2")]),
-            "a,,\"\",\"x,y\",\"say \"\"hi\"\"\",\"l1\nl2\"");
+        assert_eq!(
+            line(&[Some("a"), None, Some(""), Some("x,y"), Some("say \"hi\""), Some("l1\nl2")]),
+            "a,,\"\",\"x,y\",\"say \"\"hi\"\"\",\"l1\nl2\""
+        );
         assert_eq!(line(&[Some("caf\u{fffd} "), Some("12.500")]), "caf\u{fffd} ,12.500");
     }
 

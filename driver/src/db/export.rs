@@ -39,13 +39,11 @@ pub async fn export_user_purchase(
     let counting = {
         let counter = Arc::clone(&counter);
         let server_error = Arc::clone(&server_error);
-        stream
-            .inspect_ok(move |chunk| counter.lock().expect("counter lock").feed(chunk))
-            .map_err(move |e| {
-                let message = e.to_string();
-                *server_error.lock().expect("error slot lock") = Some(e);
-                std::io::Error::other(message)
-            })
+        stream.inspect_ok(move |chunk| counter.lock().expect("counter lock").feed(chunk)).map_err(move |e| {
+            let message = e.to_string();
+            *server_error.lock().expect("error slot lock") = Some(e);
+            std::io::Error::other(message)
+        })
     };
     let body = tokio_util::io::StreamReader::new(Box::pin(counting));
     let gzip: ObjectReader = Box::pin(async_compression::tokio::bufread::GzipEncoder::new(body));

@@ -237,7 +237,9 @@ pub fn split_tls_settings(url: &str) -> Result<(String, TlsSettings), DbError> {
         Some("require") => TlsMode::Require,
         Some("verify-ca") => TlsMode::VerifyCa,
         Some("verify-full") => TlsMode::VerifyFull,
-        Some(other) => return Err(bad(format!("unknown sslmode `{other}` (use disable, require, verify-ca or verify-full)"))),
+        Some(other) => {
+            return Err(bad(format!("unknown sslmode `{other}` (use disable, require, verify-ca or verify-full)")))
+        }
     };
     Ok((rest, TlsSettings { mode, root_cert }))
 }
@@ -248,22 +250,21 @@ pub fn split_tls_settings(url: &str) -> Result<(String, TlsSettings), DbError> {
 pub async fn connect(url: &str) -> Result<tokio_postgres::Client, DbError> {
     let shown = redact_url(url);
     let (rest, tls) = split_tls_settings(url)?;
-    let mut config: tokio_postgres::Config =
-        rest.parse().map_err(|e: tokio_postgres::Error| DbError::BadUrl { url: shown.clone(), reason: e.to_string() })?;
+    let mut config: tokio_postgres::Config = rest
+        .parse()
+        .map_err(|e: tokio_postgres::Error| DbError::BadUrl { url: shown.clone(), reason: e.to_string() })?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(std::time::Duration::from_secs(15));
     }
     tracing::debug!(url = %shown, tls = ?tls.mode, "connecting to the database");
     let client = if tls.mode == TlsMode::Disable {
-        let (client, connection) =
-            config.connect(tokio_postgres::NoTls).await.map_err(connect_err(&shown))?;
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(connect_err(&shown))?;
         spawn_connection(connection, shown);
         client
     } else {
         config.ssl_mode(tokio_postgres::config::SslMode::Require);
         let connector = tls_connector(&tls, &shown)?;
-        let (client, connection) =
-            config.connect(connector).await.map_err(connect_err(&shown))?;
+        let (client, connection) = config.connect(connector).await.map_err(connect_err(&shown))?;
         spawn_connection(connection, shown);
         client
     };

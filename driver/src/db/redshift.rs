@@ -48,7 +48,8 @@ pub fn to_script(statements: &[RedshiftStatement]) -> String {
 /// Checks an IAM role ARN (`arn:aws:iam::123456789012:role/name`, also other partitions and
 /// role paths) before it is quoted into SQL.
 pub fn check_role_arn(arn: &str) -> Result<&str, DbError> {
-    let pattern = regex::Regex::new(r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$").expect("valid regex");
+    let pattern =
+        regex::Regex::new(r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$").expect("valid regex");
     if pattern.is_match(arn) {
         Ok(arn)
     } else {
@@ -65,7 +66,9 @@ pub async fn execute(client: &mut tokio_postgres::Client, statements: &[Redshift
             RedshiftStatement::Execute(sql) => client.batch_execute(sql).await.map(|_| None),
             RedshiftStatement::Check(sql) => client.simple_query(sql).await.map(|messages| {
                 messages.into_iter().find_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or("a check failed").to_string()),
+                    tokio_postgres::SimpleQueryMessage::Row(row) => {
+                        Some(row.get(0).unwrap_or("a check failed").to_string())
+                    }
                     _ => None,
                 })
             }),
@@ -91,7 +94,10 @@ pub fn render_load_sql(
 ) -> Result<Vec<RedshiftStatement>, DbError> {
     let arn = check_role_arn(iam_role_arn)?;
     if load_root.to_string().contains(['\'', '\\']) {
-        return Err(DbError::BadLoadFile { file: load_root.to_string(), problem: "quotes or backslashes in the URI".into() });
+        return Err(DbError::BadLoadFile {
+            file: load_root.to_string(),
+            problem: "quotes or backslashes in the URI".into(),
+        });
     }
     let mut out = vec![RedshiftStatement::Execute("BEGIN".into())];
     out.extend(ddl_statements(&tables_sql(schema)?).into_iter().map(RedshiftStatement::Execute));
@@ -171,8 +177,11 @@ mod tests {
 
     #[test]
     fn the_spectrum_sql_uses_only_documented_placeholders_and_the_fact_columns() {
-        let placeholders: std::collections::BTreeSet<&str> =
-            regex::Regex::new(r"\$\{([a-z_]+)\}").unwrap().captures_iter(SPECTRUM_SQL).map(|c| c.get(1).unwrap().as_str()).collect();
+        let placeholders: std::collections::BTreeSet<&str> = regex::Regex::new(r"\$\{([a-z_]+)\}")
+            .unwrap()
+            .captures_iter(SPECTRUM_SQL)
+            .map(|c| c.get(1).unwrap().as_str())
+            .collect();
         let expected = ["external_schema", "glue_database", "run_date", "spectrum_role_arn", "staging_bucket"];
         assert_eq!(placeholders.into_iter().collect::<Vec<_>>(), expected);
         let fact = SPECTRUM_SQL.split("fact_movie_analytics (").nth(1).unwrap().split("\n)").next().unwrap();
@@ -189,7 +198,10 @@ mod tests {
             "arn:aws:iam::123456789012:user/x",
             "arn:aws:iam::123456789012:role/x' CREDENTIALS 'aws_access_key_id=A",
         ] {
-            assert!(matches!(render_load_sql("warehouse", &root(), bad, date), Err(DbError::BadRoleArn { .. })), "{bad}");
+            assert!(
+                matches!(render_load_sql("warehouse", &root(), bad, date), Err(DbError::BadRoleArn { .. })),
+                "{bad}"
+            );
         }
         assert!(check_role_arn("arn:aws-us-gov:iam::123456789012:role/path/name").is_ok());
         assert!(render_load_sql("ware house", &root(), ROLE, date).is_err());

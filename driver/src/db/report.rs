@@ -67,7 +67,8 @@ pub async fn run_report(client: &mut tokio_postgres::Client, schema: &str) -> Re
     tx.batch_execute(&format!("SET LOCAL search_path TO {schema}")).await.map_err(query_err("set the search_path"))?;
     let mut answers = Vec::new();
     for (name, question, sql) in QUESTIONS {
-        let messages = tx.simple_query(sql).await.map_err(query_err(format!("answer {name} (sql/questions/{name}.sql)")))?;
+        let messages =
+            tx.simple_query(sql).await.map_err(query_err(format!("answer {name} (sql/questions/{name}.sql)")))?;
         let mut columns = Vec::new();
         let mut rows = Vec::new();
         for message in messages {
@@ -105,7 +106,9 @@ pub fn format_table(columns: &[String], rows: &[Vec<Option<String>>]) -> String 
     let widths: Vec<usize> = columns
         .iter()
         .enumerate()
-        .map(|(i, name)| cells.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).max().unwrap_or(0).max(name.chars().count()))
+        .map(|(i, name)| {
+            cells.iter().map(|r| r.get(i).map_or(0, |c| c.chars().count())).max().unwrap_or(0).max(name.chars().count())
+        })
         .collect();
     let numeric: Vec<bool> = (0..columns.len())
         .map(|i| !cells.is_empty() && cells.iter().all(|r| r.get(i).is_some_and(|c| c.parse::<f64>().is_ok())))
@@ -116,7 +119,11 @@ pub fn format_table(columns: &[String], rows: &[Vec<Option<String>>]) -> String 
             .enumerate()
             .map(|(i, v)| {
                 let pad = widths[i].saturating_sub(v.chars().count());
-                if numeric[i] { format!("{}{v}", " ".repeat(pad)) } else { format!("{v}{}", " ".repeat(pad)) }
+                if numeric[i] {
+                    format!("{}{v}", " ".repeat(pad))
+                } else {
+                    format!("{v}{}", " ".repeat(pad))
+                }
             })
             .collect();
         format!("  {}\n", padded.join("  ").trim_end())

@@ -112,7 +112,12 @@ where
 /// Converts the UCI file straight to the export format (header included, not compressed),
 /// for local runs without a database. Same parser and checks as [`load`]; with bad rows and
 /// no `skip_bad_rows` it fails (what was written is then incomplete and must be discarded).
-pub async fn uci_to_export<R, W>(reader: R, source_name: &str, mut writer: W, opts: LoadOptions) -> Result<LoadReport, DbError>
+pub async fn uci_to_export<R, W>(
+    reader: R,
+    source_name: &str,
+    mut writer: W,
+    opts: LoadOptions,
+) -> Result<LoadReport, DbError>
 where
     R: AsyncRead + Send + 'static,
     W: AsyncWrite + Unpin,
@@ -166,21 +171,15 @@ where
 }
 
 fn bad_rows_error(source_name: &str, summary: &ParseSummary) -> DbError {
-    let first = summary
-        .bad_rows
-        .first()
-        .map(|bad| format!("line {}: {}", bad.line, bad.reason))
-        .unwrap_or_default();
+    let first = summary.bad_rows.first().map(|bad| format!("line {}: {}", bad.line, bad.reason)).unwrap_or_default();
     DbError::BadRows { source_name: source_name.to_string(), count: summary.bad_row_count, first }
 }
 
 /// Wraps the reader in a gzip decoder when it starts with the gzip magic bytes.
 pub async fn maybe_gunzip(reader: ObjectReader, source_name: &str) -> Result<ObjectReader, DbError> {
     let mut buffered = tokio::io::BufReader::with_capacity(1 << 16, reader);
-    let head = buffered
-        .fill_buf()
-        .await
-        .map_err(|source| DbError::Read { source_name: source_name.to_string(), source })?;
+    let head =
+        buffered.fill_buf().await.map_err(|source| DbError::Read { source_name: source_name.to_string(), source })?;
     if head.starts_with(&[0x1f, 0x8b]) {
         let mut decoder = async_compression::tokio::bufread::GzipDecoder::new(buffered);
         decoder.multiple_members(true);
@@ -223,7 +222,10 @@ fn spawn_parser(
 
 async fn join_parser(parser: tokio::task::JoinHandle<Result<ParseSummary, DbError>>) -> Result<ParseSummary, DbError> {
     parser.await.unwrap_or_else(|e| {
-        Err(DbError::Read { source_name: "the input".to_string(), source: std::io::Error::other(format!("the parser thread failed: {e}")) })
+        Err(DbError::Read {
+            source_name: "the input".to_string(),
+            source: std::io::Error::other(format!("the parser thread failed: {e}")),
+        })
     })
 }
 
@@ -298,13 +300,12 @@ fn find_columns(header: &csv::ByteRecord, source_name: &str) -> Result<ColumnInd
         .collect();
     let mut index = [0usize; 8];
     for (slot, wanted) in index.iter_mut().zip(UCI_HEADER) {
-        *slot = names.iter().position(|name| name.eq_ignore_ascii_case(wanted)).ok_or_else(|| {
-            DbError::MissingColumn {
+        *slot =
+            names.iter().position(|name| name.eq_ignore_ascii_case(wanted)).ok_or_else(|| DbError::MissingColumn {
                 source_name: source_name.to_string(),
                 column: wanted.to_string(),
                 found: names.join(","),
-            }
-        })?;
+            })?;
     }
     Ok(ColumnIndexes { index, field_count: names.len() })
 }
@@ -603,7 +604,8 @@ mod tests {
         assert!(store.head(&uri).await.unwrap().is_none());
 
         let reader = std::io::Cursor::new(with_bad_row.as_bytes().to_vec());
-        let report = uci_to_export_object(reader, "x.csv", &store, &uri, LoadOptions { skip_bad_rows: true }).await.unwrap();
+        let report =
+            uci_to_export_object(reader, "x.csv", &store, &uri, LoadOptions { skip_bad_rows: true }).await.unwrap();
         assert_eq!((report.rows_loaded, report.bad_row_count), (1, 1));
         assert!(store.head(&uri).await.unwrap().is_some());
     }
@@ -615,7 +617,8 @@ mod tests {
         std::io::Write::write_all(&mut gz, plain.as_bytes()).unwrap();
         let gz = gz.finish().unwrap();
         let mut out = Vec::new();
-        let report = uci_to_export(std::io::Cursor::new(gz), "x.csv.gz", &mut out, LoadOptions::default()).await.unwrap();
+        let report =
+            uci_to_export(std::io::Cursor::new(gz), "x.csv.gz", &mut out, LoadOptions::default()).await.unwrap();
         assert_eq!(report.rows_loaded, 1);
     }
 

@@ -37,7 +37,12 @@ pub const DIMENSIONS: [Dimension; 5] = [
         natural_key: "log_date",
         columns: &["id_dim_date", "log_date", "day", "month", "year", "season"],
     },
-    Dimension { table: "dim_devices", id: "id_dim_devices", natural_key: "device", columns: &["id_dim_devices", "device"] },
+    Dimension {
+        table: "dim_devices",
+        id: "id_dim_devices",
+        natural_key: "device",
+        columns: &["id_dim_devices", "device"],
+    },
     Dimension {
         table: "dim_location",
         id: "id_dim_location",
@@ -45,7 +50,12 @@ pub const DIMENSIONS: [Dimension; 5] = [
         columns: &["id_dim_location", "location", "state_code", "region"],
     },
     Dimension { table: "dim_os", id: "id_dim_os", natural_key: "os", columns: &["id_dim_os", "os"] },
-    Dimension { table: "dim_browser", id: "id_dim_browser", natural_key: "browser", columns: &["id_dim_browser", "browser"] },
+    Dimension {
+        table: "dim_browser",
+        id: "id_dim_browser",
+        natural_key: "browser",
+        columns: &["id_dim_browser", "browser"],
+    },
 ];
 
 pub const FACT_TABLE: &str = "fact_movie_analytics";
@@ -222,14 +232,19 @@ pub async fn load_run(
     let fact_rows = tables.iter().find(|t| t.table == FACT_TABLE).map_or(0, |t| t.rows);
     if fact_rows == 0 {
         return Err(DbError::BadFact {
-            problem: format!("the fact files under {} hold no rows: a run never loads as an empty day", load_root.join(FACT_TABLE)),
+            problem: format!(
+                "the fact files under {} hold no rows: a run never loads as an empty day",
+                load_root.join(FACT_TABLE)
+            ),
         });
     }
     if let Some(problem) = first_problem(&tx, &fact_check_queries(schema, &fact_load, run_date)).await? {
         return Err(DbError::BadFact { problem });
     }
-    let [delete, insert] = <[String; 2]>::try_from(fact_replace_sql(schema, &fact_load, run_date)).expect("two statements");
-    let fact_rows_replaced = tx.execute(delete.as_str(), &[]).await.map_err(query_err("delete the date's fact rows"))?;
+    let [delete, insert] =
+        <[String; 2]>::try_from(fact_replace_sql(schema, &fact_load, run_date)).expect("two statements");
+    let fact_rows_replaced =
+        tx.execute(delete.as_str(), &[]).await.map_err(query_err("delete the date's fact rows"))?;
     tx.execute(insert.as_str(), &[]).await.map_err(query_err("insert the fact rows"))?;
     tx.commit().await.map_err(query_err("commit the warehouse load"))?;
     tracing::info!(%run_date, fact_rows, fact_rows_replaced, "warehouse loaded");
@@ -277,7 +292,8 @@ async fn copy_file(
         // Spark writes an empty file for an empty partition.
         return Ok(0);
     }
-    let header_columns = check_header(&header, columns).map_err(|problem| DbError::BadLoadFile { file: name.clone(), problem })?;
+    let header_columns =
+        check_header(&header, columns).map_err(|problem| DbError::BadLoadFile { file: name.clone(), problem })?;
     let copy = format!("COPY {load} ({}) FROM STDIN (FORMAT csv)", header_columns.join(", "));
     let sink = tx.copy_in::<_, Bytes>(copy.as_str()).await.map_err(query_err(format!("start COPY of {name}")))?;
     futures::pin_mut!(sink);
@@ -287,7 +303,9 @@ async fn copy_file(
         if read == 0 {
             break;
         }
-        sink.send(Bytes::copy_from_slice(&buffer[..read])).await.map_err(query_err(format!("COPY {name} into {table}")))?;
+        sink.send(Bytes::copy_from_slice(&buffer[..read]))
+            .await
+            .map_err(query_err(format!("COPY {name} into {table}")))?;
     }
     sink.as_mut().finish().await.map_err(query_err(format!("COPY {name} into {table}")))
 }

@@ -28,30 +28,91 @@ const OPENING_MINUTE: u64 = 7 * 60;
 const OPEN_MINUTES: u64 = 13 * 60;
 
 const COUNTRIES: &[(&str, u32)] = &[
-    ("United Kingdom", 890), ("Germany", 20), ("France", 18), ("EIRE", 15), ("Spain", 6),
-    ("Netherlands", 5), ("Belgium", 5), ("Switzerland", 5), ("Portugal", 4), ("Australia", 3),
-    ("Norway", 3), ("Italy", 3), ("Channel Islands", 2), ("Finland", 2), ("Cyprus", 2),
-    ("Sweden", 2), ("Unspecified", 1), ("USA", 1), ("Japan", 1), ("European Community", 1),
-    ("United Arab Emirates", 1), ("RSA", 1),
+    ("United Kingdom", 890),
+    ("Germany", 20),
+    ("France", 18),
+    ("EIRE", 15),
+    ("Spain", 6),
+    ("Netherlands", 5),
+    ("Belgium", 5),
+    ("Switzerland", 5),
+    ("Portugal", 4),
+    ("Australia", 3),
+    ("Norway", 3),
+    ("Italy", 3),
+    ("Channel Islands", 2),
+    ("Finland", 2),
+    ("Cyprus", 2),
+    ("Sweden", 2),
+    ("Unspecified", 1),
+    ("USA", 1),
+    ("Japan", 1),
+    ("European Community", 1),
+    ("United Arab Emirates", 1),
+    ("RSA", 1),
 ];
 
 const PREFIXES: &[&str] = &[
-    "WHITE", "RED", "PINK", "BLUE", "GREEN", "IVORY", "BLACK", "VINTAGE", "RETRO", "ASSORTED COLOUR",
-    "SET OF 3", "SET 7", "JUMBO", "SMALL", "LARGE", "REGENCY", "POPPY'S", "CHILDRENS",
+    "WHITE",
+    "RED",
+    "PINK",
+    "BLUE",
+    "GREEN",
+    "IVORY",
+    "BLACK",
+    "VINTAGE",
+    "RETRO",
+    "ASSORTED COLOUR",
+    "SET OF 3",
+    "SET 7",
+    "JUMBO",
+    "SMALL",
+    "LARGE",
+    "REGENCY",
+    "POPPY'S",
+    "CHILDRENS",
 ];
 const PATTERNS: &[&str] = &[
-    "RETROSPOT", "POLKA DOT", "FLORAL", "SPOTTY", "STRIPE", "UNION JACK", "WOODLAND", "CHRISTMAS",
-    "GLASS", "ENAMEL", "PAISLEY", "HEART",
+    "RETROSPOT",
+    "POLKA DOT",
+    "FLORAL",
+    "SPOTTY",
+    "STRIPE",
+    "UNION JACK",
+    "WOODLAND",
+    "CHRISTMAS",
+    "GLASS",
+    "ENAMEL",
+    "PAISLEY",
+    "HEART",
 ];
 const NOUNS: &[&str] = &[
-    "HANGING HEART T-LIGHT HOLDER", "METAL LANTERN", "CAKE STAND", "LUNCH BAG", "TEA CUP AND SAUCER",
-    "BIRD ORNAMENT", "HOT WATER BOTTLE", "COAT HANGER", "PHOTO FRAME", "DOORMAT", "PARTY BUNTING",
-    "STORAGE TIN", "CHALKBOARD", "NESTING BOXES", "CANDLE", "NOTEBOOK", "JAM JAR", "PAPER CHAIN KIT",
-    "WALL CLOCK", "MUG", "TRAY", "CUTLERY SET",
+    "HANGING HEART T-LIGHT HOLDER",
+    "METAL LANTERN",
+    "CAKE STAND",
+    "LUNCH BAG",
+    "TEA CUP AND SAUCER",
+    "BIRD ORNAMENT",
+    "HOT WATER BOTTLE",
+    "COAT HANGER",
+    "PHOTO FRAME",
+    "DOORMAT",
+    "PARTY BUNTING",
+    "STORAGE TIN",
+    "CHALKBOARD",
+    "NESTING BOXES",
+    "CANDLE",
+    "NOTEBOOK",
+    "JAM JAR",
+    "PAPER CHAIN KIT",
+    "WALL CLOCK",
+    "MUG",
+    "TRAY",
+    "CUTLERY SET",
 ];
 const PRICES_CENTS: &[u64] = &[
-    29, 39, 42, 55, 65, 72, 79, 83, 85, 95, 125, 145, 165, 169, 185, 210, 250, 255, 295, 339, 375,
-    425, 495, 595, 650, 795, 850, 995, 1275, 1495, 1895, 2495,
+    29, 39, 42, 55, 65, 72, 79, 83, 85, 95, 125, 145, 165, 169, 185, 210, 250, 255, 295, 339, 375, 425, 495, 595, 650,
+    795, 850, 995, 1275, 1495, 1895, 2495,
 ];
 const QUANTITIES: &[u64] = &[1, 1, 1, 2, 2, 3, 4, 6, 6, 8, 10, 12, 12, 12, 24, 24, 25, 36, 48, 96];
 const RETURN_QUANTITIES: &[u64] = &[1, 1, 1, 2, 3, 4, 6, 12, 24];
@@ -119,7 +180,14 @@ impl PurchaseWriter {
         Ok(purchasers)
     }
 
-    fn write_invoice(&mut self, number: u64, first_row: u64, rows: u64, row: &mut Vec<u8>, sink: &mut Sink) -> io::Result<u64> {
+    fn write_invoice(
+        &mut self,
+        number: u64,
+        first_row: u64,
+        rows: u64,
+        row: &mut Vec<u8>,
+        sink: &mut Sink,
+    ) -> io::Result<u64> {
         let is_return = self.rng.chance(RETURN_INVOICE_SHARE);
         let guest = !is_return && self.rng.chance(GUEST_INVOICE_SHARE);
         let customer = if guest { None } else { Some(self.rng.below(self.customers.len() as u64) as usize) };
@@ -163,7 +231,6 @@ impl PurchaseWriter {
         }
         Ok(lines)
     }
-
 }
 
 fn count(stats: &mut PurchaseStats, line: &Line, guest: bool, is_return: bool) {
@@ -174,23 +241,23 @@ fn count(stats: &mut PurchaseStats, line: &Line, guest: bool, is_return: bool) {
 
 /// One invoice line: mostly catalog products, plus the UCI file's special lines.
 fn line<'a>(rng: &mut Rng, catalog: &'a [Product], is_return: bool, guest: bool) -> Line<'a> {
-        if is_return && rng.chance(0.05) {
-            return Line { code: "D", description: "Discount", quantity: -1, price_cents: rng.between(500, 5000) };
-        }
-        if !is_return && rng.chance(0.003) {
-            return Line { code: "POST", description: "POSTAGE", quantity: rng.between(1, 3) as i64, price_cents: 1800 };
-        }
-        if guest && rng.chance(0.01) {
-            // The UCI data has unpriced lines without a description (stock adjustments).
-            let product = &catalog[rng.below(catalog.len() as u64) as usize];
-            return Line { code: &product.code, description: "", quantity: rng.between(1, 60) as i64, price_cents: 0 };
-        }
-        if !is_return && rng.chance(0.001) {
-            return gift_voucher(rng);
-        }
+    if is_return && rng.chance(0.05) {
+        return Line { code: "D", description: "Discount", quantity: -1, price_cents: rng.between(500, 5000) };
+    }
+    if !is_return && rng.chance(0.003) {
+        return Line { code: "POST", description: "POSTAGE", quantity: rng.between(1, 3) as i64, price_cents: 1800 };
+    }
+    if guest && rng.chance(0.01) {
+        // The UCI data has unpriced lines without a description (stock adjustments).
         let product = &catalog[rng.below(catalog.len() as u64) as usize];
-        let quantity = if is_return { -(*rng.pick(RETURN_QUANTITIES) as i64) } else { *rng.pick(QUANTITIES) as i64 };
-        Line { code: &product.code, description: &product.description, quantity, price_cents: product.price_cents }
+        return Line { code: &product.code, description: "", quantity: rng.between(1, 60) as i64, price_cents: 0 };
+    }
+    if !is_return && rng.chance(0.001) {
+        return gift_voucher(rng);
+    }
+    let product = &catalog[rng.below(catalog.len() as u64) as usize];
+    let quantity = if is_return { -(*rng.pick(RETURN_QUANTITIES) as i64) } else { *rng.pick(QUANTITIES) as i64 };
+    Line { code: &product.code, description: &product.description, quantity, price_cents: product.price_cents }
 }
 
 struct Line<'a> {

@@ -280,10 +280,12 @@ mod tests {
             let builder = ReviewText::new(average);
             let mut rng = Rng::stream(5, 0);
             let mut text = String::new();
-            let total: usize = (0..3000).map(|_| {
-                builder.build(&mut rng, &mut text);
-                text.len()
-            }).sum();
+            let total: usize = (0..3000)
+                .map(|_| {
+                    builder.build(&mut rng, &mut text);
+                    text.len()
+                })
+                .sum();
             let mean = total as f64 / 3000.0;
             eprintln!("asked {average}, got {mean}");
             assert!((mean - average as f64).abs() < average as f64 * 0.05, "asked {average}, got {mean}");

@@ -27,10 +27,7 @@ pub struct ShutdownSignals {
 impl ShutdownSignals {
     pub fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
-        Ok(ShutdownSignals {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
+        Ok(ShutdownSignals { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
     }
 
     /// Waits for the first of SIGINT and SIGTERM; returns its name.
@@ -56,17 +53,9 @@ pub enum RunOutcome {
     /// Every step reached a final state on its own.
     Finished { steps: Vec<StepStatus> },
     /// A signal arrived: the steps were cancelled.
-    Cancelled {
-        signal: String,
-        steps: Vec<StepStatus>,
-        report: CancelReport,
-    },
+    Cancelled { signal: String, steps: Vec<StepStatus>, report: CancelReport },
     /// The deadline passed: the steps were cancelled.
-    TimedOut {
-        waited_seconds: u64,
-        steps: Vec<StepStatus>,
-        report: CancelReport,
-    },
+    TimedOut { waited_seconds: u64, steps: Vec<StepStatus>, report: CancelReport },
 }
 
 impl RunOutcome {
@@ -97,10 +86,7 @@ pub async fn cancel_run(
 ) -> Result<CancelReport, RunnerError> {
     let cancelled = cancel_steps_only(runner, step_ids, clock).await?;
     let termination = terminate(runner, clock).await?;
-    Ok(CancelReport {
-        cancelled,
-        termination,
-    })
+    Ok(CancelReport { cancelled, termination })
 }
 
 /// Errors of [`wait_or_cancel`].
@@ -145,36 +131,18 @@ where
         },
         signal = shutdown => Trigger::Signal(signal),
     };
-    let cancelled = cancel_steps_only(runner, step_ids, clock)
-        .await
-        .map_err(CancelError::Cancel)?;
-    let settle_options = PollOptions {
-        deadline: Some(settle),
-        ..options.clone()
-    };
+    let cancelled = cancel_steps_only(runner, step_ids, clock).await.map_err(CancelError::Cancel)?;
+    let settle_options = PollOptions { deadline: Some(settle), ..options.clone() };
     let steps = match wait_for_steps(runner, step_ids, clock, &settle_options, observer).await {
         Ok(steps) => steps,
         Err(PollError::TimedOut { last, .. }) => last,
         Err(_) => runner.list_steps(step_ids).await.unwrap_or_default(),
     };
-    let termination = terminate(runner, clock)
-        .await
-        .map_err(CancelError::Cancel)?;
-    let report = CancelReport {
-        cancelled,
-        termination,
-    };
+    let termination = terminate(runner, clock).await.map_err(CancelError::Cancel)?;
+    let report = CancelReport { cancelled, termination };
     Ok(match trigger {
-        Trigger::Signal(signal) => RunOutcome::Cancelled {
-            signal,
-            steps,
-            report,
-        },
-        Trigger::Deadline(waited) => RunOutcome::TimedOut {
-            waited_seconds: waited.as_secs(),
-            steps,
-            report,
-        },
+        Trigger::Signal(signal) => RunOutcome::Cancelled { signal, steps, report },
+        Trigger::Deadline(waited) => RunOutcome::TimedOut { waited_seconds: waited.as_secs(), steps, report },
     })
 }
 
@@ -191,10 +159,7 @@ fn cancel_backoff() -> Backoff {
 const CANCEL_ATTEMPTS: u32 = 5;
 
 async fn terminate(runner: &dyn StepRunner, clock: &dyn Clock) -> Result<Termination, RunnerError> {
-    retry_transient(clock, &mut cancel_backoff(), CANCEL_ATTEMPTS, || {
-        runner.terminate_if_created()
-    })
-    .await
+    retry_transient(clock, &mut cancel_backoff(), CANCEL_ATTEMPTS, || runner.terminate_if_created()).await
 }
 
 async fn cancel_steps_only(
@@ -203,25 +168,12 @@ async fn cancel_steps_only(
     clock: &dyn Clock,
 ) -> Result<Vec<CancelOutcome>, RunnerError> {
     let mut backoff = cancel_backoff();
-    let listed = retry_transient(clock, &mut backoff, CANCEL_ATTEMPTS, || {
-        runner.list_steps(step_ids)
-    })
-    .await?;
+    let listed = retry_transient(clock, &mut backoff, CANCEL_ATTEMPTS, || runner.list_steps(step_ids)).await?;
     // In the run's order, whatever the listing's order (EMR lists newest first).
-    let live: Vec<String> = step_ids
-        .iter()
-        .filter(|id| {
-            listed
-                .iter()
-                .any(|s| &s.id == *id && !s.state.is_terminal())
-        })
-        .cloned()
-        .collect();
+    let live: Vec<String> =
+        step_ids.iter().filter(|id| listed.iter().any(|s| &s.id == *id && !s.state.is_terminal())).cloned().collect();
     if live.is_empty() {
         return Ok(Vec::new());
     }
-    retry_transient(clock, &mut backoff, CANCEL_ATTEMPTS, || {
-        runner.cancel(&live)
-    })
-    .await
+    retry_transient(clock, &mut backoff, CANCEL_ATTEMPTS, || runner.cancel(&live)).await
 }

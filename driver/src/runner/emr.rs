@@ -32,9 +32,7 @@ pub struct CreatedCluster {
 impl CreatedCluster {
     /// From the `RunJobFlow` answer; `None` if EMR returned no job flow id.
     pub fn from_run_job_flow(output: &RunJobFlowOutput) -> Option<Self> {
-        output.job_flow_id().map(|id| CreatedCluster {
-            cluster_id: id.to_string(),
-        })
+        output.job_flow_id().map(|id| CreatedCluster { cluster_id: id.to_string() })
     }
 
     /// A cluster that an earlier attempt of this same run created: found by its `run-id` and
@@ -70,12 +68,7 @@ pub struct EmrRunner {
 impl EmrRunner {
     /// Runs steps on an existing cluster. This runner will never terminate it.
     pub fn attach(client: aws_sdk_emr::Client, cluster_id: impl Into<String>) -> Self {
-        EmrRunner {
-            client,
-            cluster_id: cluster_id.into(),
-            ownership: ClusterOwnership::Attached,
-            log_uri: None,
-        }
+        EmrRunner { client, cluster_id: cluster_id.into(), ownership: ClusterOwnership::Attached, log_uri: None }
     }
 
     /// Runs steps on the cluster this run created; `terminate_if_created` terminates it.
@@ -112,10 +105,7 @@ impl EmrRunner {
             .send()
             .await
             .map_err(|e| classify("DescribeCluster", e))?;
-        Ok(out
-            .cluster()
-            .and_then(|c| c.log_uri())
-            .and_then(|uri| ObjectUri::parse(uri).ok()))
+        Ok(out.cluster().and_then(|c| c.log_uri()).and_then(|uri| ObjectUri::parse(uri).ok()))
     }
 
     async fn list_page(
@@ -123,20 +113,12 @@ impl EmrRunner {
         ids: Option<&[String]>,
         marker: Option<String>,
     ) -> Result<(Vec<StepStatus>, Option<String>), RunnerError> {
-        let mut request = self
-            .client
-            .list_steps()
-            .cluster_id(&self.cluster_id)
-            .set_marker(marker);
+        let mut request = self.client.list_steps().cluster_id(&self.cluster_id).set_marker(marker);
         if let Some(ids) = ids {
             request = request.set_step_ids(Some(ids.to_vec()));
         }
         let out = request.send().await.map_err(|e| classify("ListSteps", e))?;
-        let steps = out
-            .steps()
-            .iter()
-            .map(step_status_from_sdk)
-            .collect::<Result<Vec<_>, _>>()?;
+        let steps = out.steps().iter().map(step_status_from_sdk).collect::<Result<Vec<_>, _>>()?;
         Ok((steps, out.marker().map(str::to_string)))
     }
 }
@@ -151,16 +133,10 @@ impl StepRunner for EmrRunner {
         if steps.is_empty() {
             return Ok(Vec::new());
         }
-        let request = steps.iter().fold(
-            self.client
-                .add_job_flow_steps()
-                .job_flow_id(&self.cluster_id),
-            |req, step| req.steps(step_config_to_sdk(step)),
-        );
-        let out = request
-            .send()
-            .await
-            .map_err(|e| classify("AddJobFlowSteps", e))?;
+        let request = steps.iter().fold(self.client.add_job_flow_steps().job_flow_id(&self.cluster_id), |req, step| {
+            req.steps(step_config_to_sdk(step))
+        });
+        let out = request.send().await.map_err(|e| classify("AddJobFlowSteps", e))?;
         Ok(out.step_ids().to_vec())
     }
 
@@ -198,31 +174,21 @@ impl StepRunner for EmrRunner {
                 .send()
                 .await
                 .map_err(|e| classify("CancelSteps", e))?;
-            outcomes.extend(
-                out.cancel_steps_info_list()
-                    .iter()
-                    .map(|info| CancelOutcome {
-                        step_id: info.step_id().unwrap_or_default().to_string(),
-                        accepted: matches!(
-                            info.status(),
-                            Some(emr::CancelStepsRequestStatus::Submitted)
-                        ),
-                        reason: info.reason().map(str::to_string),
-                    }),
-            );
+            outcomes.extend(out.cancel_steps_info_list().iter().map(|info| CancelOutcome {
+                step_id: info.step_id().unwrap_or_default().to_string(),
+                accepted: matches!(info.status(), Some(emr::CancelStepsRequestStatus::Submitted)),
+                reason: info.reason().map(str::to_string),
+            }));
         }
         Ok(outcomes)
     }
 
     fn log_prefix(&self, step_id: &str) -> Option<ObjectUri> {
-        self.cluster_log_prefix()
-            .map(|root| root.join("steps").join(step_id).join(""))
+        self.cluster_log_prefix().map(|root| root.join("steps").join(step_id).join(""))
     }
 
     fn cluster_log_prefix(&self) -> Option<ObjectUri> {
-        self.log_uri
-            .as_ref()
-            .map(|uri| uri.join(&self.cluster_id).join(""))
+        self.log_uri.as_ref().map(|uri| uri.join(&self.cluster_id).join(""))
     }
 
     async fn terminate_if_created(&self) -> Result<Termination, RunnerError> {
@@ -252,11 +218,7 @@ pub fn step_config_to_sdk(step: &StepConfig) -> emr::StepConfig {
         .set_args(Some(step.hadoop_jar_step.args.clone()))
         .set_main_class(step.hadoop_jar_step.main_class.clone())
         .build();
-    emr::StepConfig::builder()
-        .name(&step.name)
-        .action_on_failure(action)
-        .hadoop_jar_step(jar)
-        .build()
+    emr::StepConfig::builder().name(&step.name).action_on_failure(action).hadoop_jar_step(jar).build()
 }
 
 /// The SDK's step summary → our `StepStatus` (state, failure details, timeline).
@@ -283,22 +245,18 @@ pub fn step_status_from_sdk(summary: &emr::StepSummary) -> Result<StepStatus, Ru
             })
         }
     };
-    let failure = status
-        .and_then(|s| s.failure_details())
-        .map(|f| FailureDetails {
-            reason: f.reason().map(str::to_string),
-            message: f.message().map(str::to_string),
-            log_file: f.log_file().map(str::to_string),
-        });
+    let failure = status.and_then(|s| s.failure_details()).map(|f| FailureDetails {
+        reason: f.reason().map(str::to_string),
+        message: f.message().map(str::to_string),
+        log_file: f.log_file().map(str::to_string),
+    });
     let timeline = status.and_then(|s| s.timeline());
     Ok(StepStatus {
         id: summary.id().unwrap_or_default().to_string(),
         name: summary.name().unwrap_or_default().to_string(),
         state,
         failure,
-        started_at: timeline
-            .and_then(|t| t.start_date_time())
-            .and_then(to_chrono),
+        started_at: timeline.and_then(|t| t.start_date_time()).and_then(to_chrono),
         ended_at: timeline.and_then(|t| t.end_date_time()).and_then(to_chrono),
     })
 }
@@ -367,28 +325,18 @@ where
             let status = service.raw().status().as_u16();
             let code = error.code().map(str::to_string);
             let (transient, hint) = classify_code(operation, code.as_deref(), Some(status));
-            let message = error
-                .message()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("HTTP {status}"));
+            let message = error.message().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}"));
             let message = match &code {
                 Some(code) => format!("{code}: {message}"),
                 None => message,
             };
-            RunnerError::Aws {
-                operation,
-                code,
-                message,
-                hint,
-                transient,
-            }
+            RunnerError::Aws { operation, code, message, hint, transient }
         }
         _ => RunnerError::Aws {
             operation,
             code: None,
             message: aws_sdk_emr::error::DisplayErrorContext(&error).to_string(),
-            hint: "; check the AWS credentials and the region (the request could not be built)"
-                .into(),
+            hint: "; check the AWS credentials and the region (the request could not be built)".into(),
             transient: false,
         },
     }
@@ -408,25 +356,19 @@ mod tests {
             (Some("InternalServerError"), Some(500)),
             (None, Some(503)),
         ] {
-            assert!(
-                classify_code("ListSteps", code, status).0,
-                "{code:?} {status:?}"
-            );
+            assert!(classify_code("ListSteps", code, status).0, "{code:?} {status:?}");
         }
     }
 
     #[test]
     fn classifies_access_and_validation_errors_as_permanent_with_hints() {
-        let (transient, hint) =
-            classify_code("ListSteps", Some("AccessDeniedException"), Some(400));
+        let (transient, hint) = classify_code("ListSteps", Some("AccessDeniedException"), Some(400));
         assert!(!transient);
         assert!(hint.contains("elasticmapreduce:ListSteps"), "{hint}");
-        let (transient, hint) =
-            classify_code("ListSteps", Some("InvalidRequestException"), Some(400));
+        let (transient, hint) = classify_code("ListSteps", Some("InvalidRequestException"), Some(400));
         assert!(!transient);
         assert!(hint.contains("cluster id"), "{hint}");
-        let (transient, hint) =
-            classify_code("ListSteps", Some("UnrecognizedClientException"), Some(400));
+        let (transient, hint) = classify_code("ListSteps", Some("UnrecognizedClientException"), Some(400));
         assert!(!transient);
         assert!(hint.contains("credentials"), "{hint}");
     }
@@ -444,10 +386,7 @@ mod tests {
         };
         let sdk = step_config_to_sdk(&step);
         assert_eq!(sdk.name(), Some("r1 parse_logs"));
-        assert_eq!(
-            sdk.action_on_failure(),
-            Some(&emr::ActionOnFailure::CancelAndWait)
-        );
+        assert_eq!(sdk.action_on_failure(), Some(&emr::ActionOnFailure::CancelAndWait));
         let jar = sdk.hadoop_jar_step().unwrap();
         assert_eq!(jar.jar(), Some("command-runner.jar"));
         assert_eq!(jar.args(), ["spark-submit", "s3://raw/run_job.py"]);
@@ -480,35 +419,19 @@ mod tests {
         assert_eq!(status.state, StepState::Failed);
         let failure = status.failure.unwrap();
         assert_eq!(failure.reason.as_deref(), Some("Unknown Error."));
-        assert_eq!(
-            failure.log_file.as_deref(),
-            Some("s3://raw/emr-logs/j-1/steps/s-1/stderr.gz")
-        );
-        assert_eq!(
-            status.started_at.unwrap().to_rfc3339(),
-            "2021-10-31T00:00:00+00:00"
-        );
-        assert_eq!(
-            (status.ended_at.unwrap() - status.started_at.unwrap()).num_seconds(),
-            60
-        );
+        assert_eq!(failure.log_file.as_deref(), Some("s3://raw/emr-logs/j-1/steps/s-1/stderr.gz"));
+        assert_eq!(status.started_at.unwrap().to_rfc3339(), "2021-10-31T00:00:00+00:00");
+        assert_eq!((status.ended_at.unwrap() - status.started_at.unwrap()).num_seconds(), 60);
     }
 
     #[test]
     fn log_prefixes_follow_the_emr_layout() {
-        let conf = aws_sdk_emr::Config::builder()
-            .behavior_version(aws_sdk_emr::config::BehaviorVersion::latest())
-            .build();
+        let conf =
+            aws_sdk_emr::Config::builder().behavior_version(aws_sdk_emr::config::BehaviorVersion::latest()).build();
         let runner = EmrRunner::attach(aws_sdk_emr::Client::from_conf(conf), "j-ABC")
             .with_log_uri(Some(ObjectUri::parse("s3://raw/emr-logs/").unwrap()));
-        assert_eq!(
-            runner.log_prefix("s-1").unwrap().to_string(),
-            "s3://raw/emr-logs/j-ABC/steps/s-1/"
-        );
-        assert_eq!(
-            runner.cluster_log_prefix().unwrap().to_string(),
-            "s3://raw/emr-logs/j-ABC/"
-        );
+        assert_eq!(runner.log_prefix("s-1").unwrap().to_string(), "s3://raw/emr-logs/j-ABC/steps/s-1/");
+        assert_eq!(runner.cluster_log_prefix().unwrap().to_string(), "s3://raw/emr-logs/j-ABC/");
         assert_eq!(runner.ownership(), &ClusterOwnership::Attached);
     }
 }

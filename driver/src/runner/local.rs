@@ -97,25 +97,13 @@ impl LocalRunner {
     pub fn new(options: LocalRunnerOptions, clock: Arc<dyn Clock>) -> Self {
         #[cfg(target_os = "linux")]
         let _ = nix::sys::prctl::set_child_subreaper(true);
-        let lake_root = std::path::absolute(options.lake.root())
-            .unwrap_or_else(|_| options.lake.root().to_path_buf());
-        LocalRunner {
-            inner: Arc::new(Inner {
-                options,
-                lake_root,
-                clock,
-                table: Mutex::new(Vec::new()),
-            }),
-        }
+        let lake_root = std::path::absolute(options.lake.root()).unwrap_or_else(|_| options.lake.root().to_path_buf());
+        LocalRunner { inner: Arc::new(Inner { options, lake_root, clock, table: Mutex::new(Vec::new()) }) }
     }
 
     /// The process group of a running step (tests check it is gone after a cancel).
     pub fn process_group(&self, step_id: &str) -> Option<i32> {
-        self.inner
-            .lock()
-            .iter()
-            .find(|e| e.id == step_id)
-            .and_then(|e| e.pgid)
+        self.inner.lock().iter().find(|e| e.id == step_id).and_then(|e| e.pgid)
     }
 }
 
@@ -157,9 +145,7 @@ impl StepRunner for LocalRunner {
 
     async fn submit(&self, steps: &[StepConfig]) -> Result<Vec<String>, RunnerError> {
         if let Some(step) = steps.iter().find(|s| s.hadoop_jar_step.args.is_empty()) {
-            return Err(RunnerError::EmptyCommand {
-                name: step.name.clone(),
-            });
+            return Err(RunnerError::EmptyCommand { name: step.name.clone() });
         }
         let ids: Vec<String> = {
             let mut table = self.inner.lock();
@@ -188,12 +174,7 @@ impl StepRunner for LocalRunner {
     async fn list_steps(&self, ids: &[String]) -> Result<Vec<StepStatus>, RunnerError> {
         let table = self.inner.lock();
         // Newest first, as EMR lists them.
-        Ok(table
-            .iter()
-            .rev()
-            .filter(|e| ids.is_empty() || ids.contains(&e.id))
-            .map(Entry::status)
-            .collect())
+        Ok(table.iter().rev().filter(|e| ids.is_empty() || ids.contains(&e.id)).map(Entry::status).collect())
     }
 
     async fn cancel(&self, ids: &[String]) -> Result<Vec<CancelOutcome>, RunnerError> {
@@ -221,11 +202,7 @@ impl StepRunner for LocalRunner {
 fn cancel_one(inner: &Arc<Inner>, id: &str) -> CancelOutcome {
     let mut table = inner.lock();
     let Some(entry) = table.iter_mut().find(|e| e.id == id) else {
-        return CancelOutcome {
-            step_id: id.to_string(),
-            accepted: false,
-            reason: Some("no such step".into()),
-        };
+        return CancelOutcome { step_id: id.to_string(), accepted: false, reason: Some("no such step".into()) };
     };
     match entry.state {
         StepState::Pending => {
@@ -243,11 +220,7 @@ fn cancel_one(inner: &Arc<Inner>, id: &str) -> CancelOutcome {
             }
         }
     }
-    CancelOutcome {
-        step_id: id.to_string(),
-        accepted: true,
-        reason: None,
-    }
+    CancelOutcome { step_id: id.to_string(), accepted: true, reason: None }
 }
 
 /// SIGTERM to the running step's group now, SIGKILL after the grace period if still running.
@@ -265,10 +238,7 @@ fn request_kill(inner: &Arc<Inner>, entry: &mut Entry) {
     let id = entry.id.clone();
     tokio::spawn(async move {
         inner.clock.sleep(inner.options.kill_grace).await;
-        let still_running = inner
-            .lock()
-            .iter()
-            .any(|e| e.id == id && e.pgid == Some(pgid));
+        let still_running = inner.lock().iter().any(|e| e.id == id && e.pgid == Some(pgid));
         if still_running {
             let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
         }
@@ -299,18 +269,9 @@ fn schedule(inner: &Arc<Inner>) {
 
 /// Which pending steps (indices) to start: the oldest ones, up to the free slots. Pure.
 pub fn steps_to_start(states: &[StepState], concurrency: usize) -> Vec<usize> {
-    let busy = states
-        .iter()
-        .filter(|s| matches!(s, StepState::Running | StepState::CancelPending))
-        .count();
+    let busy = states.iter().filter(|s| matches!(s, StepState::Running | StepState::CancelPending)).count();
     let free = concurrency.max(1).saturating_sub(busy);
-    states
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| **s == StepState::Pending)
-        .map(|(i, _)| i)
-        .take(free)
-        .collect()
+    states.iter().enumerate().filter(|(_, s)| **s == StepState::Pending).map(|(i, _)| i).take(free).collect()
 }
 
 /// How a step's process ended.
@@ -348,9 +309,7 @@ pub fn failure_effect(action: ActionOnFailure) -> FailureEffect {
     match action {
         ActionOnFailure::Continue => FailureEffect::Nothing,
         ActionOnFailure::CancelAndWait => FailureEffect::CancelPending,
-        ActionOnFailure::TerminateCluster | ActionOnFailure::TerminateJobFlow => {
-            FailureEffect::CancelAll
-        }
+        ActionOnFailure::TerminateCluster | ActionOnFailure::TerminateJobFlow => FailureEffect::CancelAll,
     }
 }
 
@@ -383,9 +342,8 @@ pub fn rewrite_command(
             "--deploy-mode" | "--master" | "--driver-memory" => {
                 rest.next();
             }
-            a if a.starts_with("--deploy-mode=")
-                || a.starts_with("--master=")
-                || a.starts_with("--driver-memory=") => {}
+            a if a.starts_with("--deploy-mode=") || a.starts_with("--master=") || a.starts_with("--driver-memory=") => {
+            }
             _ => out.push(map_uris(arg, lake_root)),
         }
     }
@@ -423,10 +381,7 @@ pub fn map_uris(arg: &str, lake_root: &Path) -> String {
 }
 
 fn lake_path(lake_root: &Path, uri: &ObjectUri, trailing_slash: bool) -> String {
-    let path = LocalStore::new(lake_root)
-        .path_of(uri)
-        .display()
-        .to_string();
+    let path = LocalStore::new(lake_root).path_of(uri).display().to_string();
     if trailing_slash {
         format!("{path}/")
     } else {
@@ -477,11 +432,8 @@ async fn spawn_and_wait(
     let stderr = std::fs::File::create(log_dir.join("stderr")).map_err(io("create stderr"))?;
     let mut command = tokio::process::Command::new(&argv[0]);
     if Path::new(&argv[0]) == inner.options.spark_submit.as_path() {
-        command.envs(spark_env(
-            &inner.options.spark_submit,
-            std::env::var_os("PATH"),
-            |k| std::env::var_os(k).is_some(),
-        ));
+        command
+            .envs(spark_env(&inner.options.spark_submit, std::env::var_os("PATH"), |k| std::env::var_os(k).is_some()));
     }
     command
         .args(&argv[1..])
@@ -571,11 +523,7 @@ async fn reap_group(pgid: i32) {
 }
 
 /// Gzips `stdout` and `stderr` into the lake next to them; returns the URI of `stderr.gz`.
-async fn compress_logs(
-    inner: &Arc<Inner>,
-    log_prefix: &ObjectUri,
-    log_dir: &Path,
-) -> Option<String> {
+async fn compress_logs(inner: &Arc<Inner>, log_prefix: &ObjectUri, log_dir: &Path) -> Option<String> {
     let mut stderr_uri = None;
     for name in ["stdout", "stderr"] {
         let raw_path = log_dir.join(name);
@@ -587,13 +535,7 @@ async fn compress_logs(
             _ => continue,
         };
         let uri = log_prefix.join(&format!("{name}.gz"));
-        if inner
-            .options
-            .lake
-            .put_bytes(&uri, Bytes::from(gz))
-            .await
-            .is_ok()
-        {
+        if inner.options.lake.put_bytes(&uri, Bytes::from(gz)).await.is_ok() {
             let _ = tokio::fs::remove_file(&raw_path).await;
             if name == "stderr" {
                 stderr_uri = Some(uri.to_string());
@@ -673,13 +615,7 @@ mod tests {
             "--output",
             "s3://staging/review_logs/dt=2021-10-31/",
         ]);
-        let local = rewrite_command(
-            &args,
-            Path::new("/lake"),
-            Path::new("/venv/bin/spark-submit"),
-            "local[2]",
-            "4g",
-        );
+        let local = rewrite_command(&args, Path::new("/lake"), Path::new("/venv/bin/spark-submit"), "local[2]", "4g");
         assert_eq!(
             local,
             s(&[
@@ -704,35 +640,16 @@ mod tests {
 
     #[test]
     fn replaces_master_and_memory_given_by_the_step() {
-        let args = s(&[
-            "/usr/bin/spark-submit",
-            "--master",
-            "yarn",
-            "--driver-memory=1g",
-            "--deploy-mode=cluster",
-            "x.py",
-        ]);
+        let args =
+            s(&["/usr/bin/spark-submit", "--master", "yarn", "--driver-memory=1g", "--deploy-mode=cluster", "x.py"]);
         let local = rewrite_command(&args, Path::new("/l"), Path::new("ss"), "local[1]", "2g");
-        assert_eq!(
-            local,
-            s(&[
-                "ss",
-                "--master",
-                "local[1]",
-                "--driver-memory",
-                "2g",
-                "x.py"
-            ])
-        );
+        assert_eq!(local, s(&["ss", "--master", "local[1]", "--driver-memory", "2g", "x.py"]));
     }
 
     #[test]
     fn other_commands_run_as_they_are() {
         let args = s(&["bash", "-c", "echo s3://raw/x"]);
-        assert_eq!(
-            rewrite_command(&args, Path::new("/l"), Path::new("ss"), "local", "1g"),
-            args
-        );
+        assert_eq!(rewrite_command(&args, Path::new("/l"), Path::new("ss"), "local", "1g"), args);
     }
 
     #[test]
@@ -750,94 +667,38 @@ mod tests {
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::write(bin.join("python3"), "").unwrap();
-        let env = spark_env(
-            &bin.join("spark-submit"),
-            Some("/usr/bin:/bin".into()),
-            |k| k == "PYSPARK_DRIVER_PYTHON",
-        );
-        assert_eq!(
-            env[0],
-            (
-                "PATH".to_string(),
-                format!("{}:/usr/bin:/bin", bin.display()).into()
-            )
-        );
-        assert_eq!(
-            env[1],
-            (
-                "PYSPARK_PYTHON".to_string(),
-                bin.join("python3").into_os_string()
-            )
-        );
+        let env = spark_env(&bin.join("spark-submit"), Some("/usr/bin:/bin".into()), |k| k == "PYSPARK_DRIVER_PYTHON");
+        assert_eq!(env[0], ("PATH".to_string(), format!("{}:/usr/bin:/bin", bin.display()).into()));
+        assert_eq!(env[1], ("PYSPARK_PYTHON".to_string(), bin.join("python3").into_os_string()));
         assert_eq!(env.len(), 2, "a Python the caller chose is kept");
-        assert!(
-            spark_env(Path::new("spark-submit"), None, |_| false).is_empty(),
-            "found on PATH: nothing to add"
-        );
+        assert!(spark_env(Path::new("spark-submit"), None, |_| false).is_empty(), "found on PATH: nothing to add");
     }
 
     #[test]
     fn starts_the_oldest_pending_steps_up_to_the_concurrency() {
         use StepState::*;
         assert_eq!(steps_to_start(&[Pending, Pending, Pending], 2), vec![0, 1]);
-        assert_eq!(
-            steps_to_start(&[Completed, Running, Pending, Pending], 2),
-            vec![2]
-        );
-        assert_eq!(
-            steps_to_start(&[Running, CancelPending, Pending], 2),
-            Vec::<usize>::new()
-        );
+        assert_eq!(steps_to_start(&[Completed, Running, Pending, Pending], 2), vec![2]);
+        assert_eq!(steps_to_start(&[Running, CancelPending, Pending], 2), Vec::<usize>::new());
         assert_eq!(steps_to_start(&[Failed, Cancelled, Pending], 1), vec![2]);
-        assert_eq!(
-            steps_to_start(&[Pending], 0),
-            vec![0],
-            "a concurrency of 0 still runs one step"
-        );
+        assert_eq!(steps_to_start(&[Pending], 0), vec![0], "a concurrency of 0 still runs one step");
     }
 
     #[test]
     fn final_states_follow_the_exit_and_the_cancel() {
-        assert_eq!(
-            final_state(ProcessEnd::Exited(0), false),
-            StepState::Completed
-        );
+        assert_eq!(final_state(ProcessEnd::Exited(0), false), StepState::Completed);
         assert_eq!(final_state(ProcessEnd::Exited(3), false), StepState::Failed);
-        assert_eq!(
-            final_state(ProcessEnd::Signalled(9), false),
-            StepState::Failed
-        );
-        assert_eq!(
-            final_state(ProcessEnd::NotStarted, false),
-            StepState::Failed
-        );
-        assert_eq!(
-            final_state(ProcessEnd::Signalled(15), true),
-            StepState::Cancelled
-        );
-        assert_eq!(
-            final_state(ProcessEnd::Exited(0), true),
-            StepState::Cancelled
-        );
+        assert_eq!(final_state(ProcessEnd::Signalled(9), false), StepState::Failed);
+        assert_eq!(final_state(ProcessEnd::NotStarted, false), StepState::Failed);
+        assert_eq!(final_state(ProcessEnd::Signalled(15), true), StepState::Cancelled);
+        assert_eq!(final_state(ProcessEnd::Exited(0), true), StepState::Cancelled);
     }
 
     #[test]
     fn action_on_failure_maps_to_its_effect() {
-        assert_eq!(
-            failure_effect(ActionOnFailure::Continue),
-            FailureEffect::Nothing
-        );
-        assert_eq!(
-            failure_effect(ActionOnFailure::CancelAndWait),
-            FailureEffect::CancelPending
-        );
-        assert_eq!(
-            failure_effect(ActionOnFailure::TerminateCluster),
-            FailureEffect::CancelAll
-        );
-        assert_eq!(
-            failure_effect(ActionOnFailure::TerminateJobFlow),
-            FailureEffect::CancelAll
-        );
+        assert_eq!(failure_effect(ActionOnFailure::Continue), FailureEffect::Nothing);
+        assert_eq!(failure_effect(ActionOnFailure::CancelAndWait), FailureEffect::CancelPending);
+        assert_eq!(failure_effect(ActionOnFailure::TerminateCluster), FailureEffect::CancelAll);
+        assert_eq!(failure_effect(ActionOnFailure::TerminateJobFlow), FailureEffect::CancelAll);
     }
 }

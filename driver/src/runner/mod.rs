@@ -108,13 +108,7 @@ pub enum RunnerError {
 impl RunnerError {
     /// True when retrying later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            RunnerError::Aws {
-                transient: true,
-                ..
-            }
-        )
+        matches!(self, RunnerError::Aws { transient: true, .. })
     }
 }
 
@@ -187,22 +181,14 @@ pub fn find_steps_by_name(listed: &[StepStatus], names: &[String]) -> Vec<(Strin
                 .enumerate()
                 .filter(|(_, step)| &step.name == name)
                 .filter(|(_, step)| {
-                    matches!(
-                        step.state,
-                        StepState::Completed | StepState::Pending | StepState::Running
-                    )
+                    matches!(step.state, StepState::Completed | StepState::Pending | StepState::Running)
                 })
                 // Newest first: a later start wins; among equal starts, the earlier position
                 // in the (newest-first) listing wins.
                 .max_by(|(ia, a), (ib, b)| a.started_at.cmp(&b.started_at).then(ib.cmp(ia)))
                 .map(|(_, step)| match step.state {
-                    StepState::Completed => ExistingStep::Completed {
-                        id: step.id.clone(),
-                    },
-                    state => ExistingStep::Attach {
-                        id: step.id.clone(),
-                        state,
-                    },
+                    StepState::Completed => ExistingStep::Completed { id: step.id.clone() },
+                    state => ExistingStep::Attach { id: step.id.clone(), state },
                 })
                 .unwrap_or(ExistingStep::Submit);
             (name.clone(), existing)
@@ -221,18 +207,14 @@ mod tests {
             name: name.into(),
             state,
             failure: None,
-            started_at: started_minute
-                .map(|m| chrono::Utc.with_ymd_and_hms(2021, 10, 31, 1, m, 0).unwrap()),
+            started_at: started_minute.map(|m| chrono::Utc.with_ymd_and_hms(2021, 10, 31, 1, m, 0).unwrap()),
             ended_at: None,
         }
     }
 
     #[test]
     fn step_names_carry_the_run_id() {
-        assert_eq!(
-            step_name("2021-10-31-ab12cd", "parse_logs"),
-            "2021-10-31-ab12cd parse_logs"
-        );
+        assert_eq!(step_name("2021-10-31-ab12cd", "parse_logs"), "2021-10-31-ab12cd parse_logs");
     }
 
     #[test]
@@ -244,30 +226,19 @@ mod tests {
             status("s-1", "r1 build_dimensions", StepState::Failed, Some(0)),
             status("s-0", "r0 parse_logs", StepState::Completed, Some(0)),
         ];
-        let names: Vec<String> = [
-            "r1 classify_reviews",
-            "r1 parse_logs",
-            "r1 build_dimensions",
-            "r1 build_fact",
-            "r1 other",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let names: Vec<String> =
+            ["r1 classify_reviews", "r1 parse_logs", "r1 build_dimensions", "r1 build_fact", "r1 other"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         let found = find_steps_by_name(&listed, &names);
         assert_eq!(
             found.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>(),
             vec![
                 ExistingStep::Completed { id: "s-2".into() },
-                ExistingStep::Attach {
-                    id: "s-3".into(),
-                    state: StepState::Running
-                },
+                ExistingStep::Attach { id: "s-3".into(), state: StepState::Running },
                 ExistingStep::Submit,
-                ExistingStep::Attach {
-                    id: "s-4".into(),
-                    state: StepState::Pending
-                },
+                ExistingStep::Attach { id: "s-4".into(), state: StepState::Pending },
                 ExistingStep::Submit,
             ]
         );
@@ -282,27 +253,13 @@ mod tests {
             status("s-7", "r1 parse_logs", StepState::Cancelled, Some(20)),
         ];
         let found = find_steps_by_name(&listed, &["r1 parse_logs".to_string()]);
-        assert_eq!(
-            found[0].1,
-            ExistingStep::Attach {
-                id: "s-9".into(),
-                state: StepState::Running
-            }
-        );
+        assert_eq!(found[0].1, ExistingStep::Attach { id: "s-9".into(), state: StepState::Running });
 
         // Two pending steps (no start time yet): the first in a newest-first listing wins.
-        let listed = vec![
-            status("s-11", "r1 x", StepState::Pending, None),
-            status("s-10", "r1 x", StepState::Pending, None),
-        ];
+        let listed =
+            vec![status("s-11", "r1 x", StepState::Pending, None), status("s-10", "r1 x", StepState::Pending, None)];
         let found = find_steps_by_name(&listed, &["r1 x".to_string()]);
-        assert_eq!(
-            found[0].1,
-            ExistingStep::Attach {
-                id: "s-11".into(),
-                state: StepState::Pending
-            }
-        );
+        assert_eq!(found[0].1, ExistingStep::Attach { id: "s-11".into(), state: StepState::Pending });
     }
 
     #[tokio::test]
@@ -337,11 +294,7 @@ mod tests {
         })
         .await;
         assert!(result.unwrap_err().is_transient());
-        assert_eq!(
-            calls.load(std::sync::atomic::Ordering::SeqCst),
-            4,
-            "bounded"
-        );
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 4, "bounded");
 
         let calls = std::sync::atomic::AtomicU32::new(0);
         let result: Result<(), _> = retry_transient(&clock, &mut backoff, 4, || async {
@@ -350,11 +303,7 @@ mod tests {
         })
         .await;
         assert!(result.is_err());
-        assert_eq!(
-            calls.load(std::sync::atomic::Ordering::SeqCst),
-            1,
-            "permanent: no retry"
-        );
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "permanent: no retry");
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub struct TestDb {
 impl TestDb {
     pub async fn create(purpose: &str) -> TestDb {
         let name = format!("emr_driver_test_{purpose}_{}", uuid::Uuid::new_v4().simple());
-        let admin = emr_driver::db::connect(&format!("{}/postgres", server_url())).await.expect("connect to the test server");
+        let admin =
+            emr_driver::db::connect(&format!("{}/postgres", server_url())).await.expect("connect to the test server");
         admin.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create the test database");
         TestDb { url: format!("{}/{name}", server_url()), name }
     }
