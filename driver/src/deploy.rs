@@ -39,6 +39,8 @@ pub enum DeployError {
     },
     #[error("{path} is too large for the job package (zip64 is not supported); keep data out of pyspark_jobs/")]
     TooLarge { path: String },
+    #[error("could not write the job package {PYSPARK_JOBS_ZIP} ({entry}): {reason}")]
+    Package { entry: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -47,7 +49,7 @@ impl ExitStatus for DeployError {
     fn exit_code(&self) -> ExitCode {
         match self {
             DeployError::Store(e) => e.exit_code(),
-            DeployError::Write { .. } => ExitCode::Internal,
+            DeployError::Write { .. } | DeployError::Package { .. } => ExitCode::Internal,
             _ => ExitCode::BadInput,
         }
     }
@@ -199,78 +201,33 @@ pub fn build_package_zip(package_dir: &Path) -> Result<Vec<u8>, DeployError> {
     write_stored_zip(&entries)
 }
 
-/// MS-DOS date of 1980-01-01 00:00, the zip format's epoch.
-const ZIP_DOS_DATE: u16 = (1 << 5) | 1;
-const ZIP_DOS_TIME: u16 = 0;
-/// Bit 11: names are UTF-8.
-const ZIP_FLAGS: u16 = 1 << 11;
-const ZIP_VERSION: u16 = 20;
-
-/// Writes a zip archive of `(name, bytes)` entries, stored without compression.
+/// Writes a zip archive of `(name, bytes)` entries, stored without compression, every entry
+/// dated 1980-01-01 00:00 (the zip format's epoch) with fixed permissions, so the bytes depend
+/// on the names and contents alone. Names ending in `/` are folder entries.
 pub fn write_stored_zip(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, DeployError> {
-    let mut out = Vec::new();
-    let mut central = Vec::new();
+    use std::io::Write;
+    use zip::write::SimpleFileOptions;
+
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default())
+        // No zip64 extra fields: Python 3.9's zipimport reads plain archives only.
+        .large_file(false);
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let failed = |entry: &str, reason: String| DeployError::Package { entry: entry.to_string(), reason };
     for (name, data) in entries {
-        let too_large = || DeployError::TooLarge { path: name.clone() };
-        let size = u32::try_from(data.len()).map_err(|_| too_large())?;
-        let offset = u32::try_from(out.len()).map_err(|_| too_large())?;
-        let mut crc = flate2::Crc::new();
-        crc.update(data);
-        let crc = crc.sum();
-        let name_len = u16::try_from(name.len()).map_err(|_| too_large())?;
-
-        // Local file header.
-        put32(&mut out, 0x0403_4b50);
-        for v in [ZIP_VERSION, ZIP_FLAGS, 0, ZIP_DOS_TIME, ZIP_DOS_DATE] {
-            put16(&mut out, v);
+        if u32::try_from(data.len()).is_err() {
+            return Err(DeployError::TooLarge { path: name.clone() });
         }
-        for v in [crc, size, size] {
-            put32(&mut out, v);
+        if let Some(folder) = name.strip_suffix('/') {
+            writer.add_directory(folder, options.unix_permissions(0o755)).map_err(|e| failed(name, e.to_string()))?;
+        } else {
+            writer.start_file(name.as_str(), options.unix_permissions(0o644)).map_err(|e| failed(name, e.to_string()))?;
+            writer.write_all(data).map_err(|e| failed(name, e.to_string()))?;
         }
-        put16(&mut out, name_len);
-        put16(&mut out, 0);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(data);
-
-        // Central directory record.
-        put32(&mut central, 0x0201_4b50);
-        for v in [ZIP_VERSION, ZIP_VERSION, ZIP_FLAGS, 0, ZIP_DOS_TIME, ZIP_DOS_DATE] {
-            put16(&mut central, v);
-        }
-        for v in [crc, size, size] {
-            put32(&mut central, v);
-        }
-        for v in [name_len, 0, 0, 0, 0] {
-            put16(&mut central, v);
-        }
-        // External attributes: Unix mode in the high half; MS-DOS directory bit for folders.
-        let attributes = if name.ends_with('/') { (0o040755 << 16) | 0x10 } else { 0o100644 << 16 };
-        put32(&mut central, attributes);
-        put32(&mut central, offset);
-        central.extend_from_slice(name.as_bytes());
     }
-    let too_large = || DeployError::TooLarge { path: PYSPARK_JOBS_ZIP.to_string() };
-    let count = u16::try_from(entries.len()).map_err(|_| too_large())?;
-    let central_offset = u32::try_from(out.len()).map_err(|_| too_large())?;
-    let central_size = u32::try_from(central.len()).map_err(|_| too_large())?;
-    out.extend_from_slice(&central);
-    // End of central directory.
-    put32(&mut out, 0x0605_4b50);
-    for v in [0, 0, count, count] {
-        put16(&mut out, v);
-    }
-    put32(&mut out, central_size);
-    put32(&mut out, central_offset);
-    put16(&mut out, 0);
-    Ok(out)
-}
-
-fn put16(out: &mut Vec<u8>, v: u16) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-fn put32(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(&v.to_le_bytes());
+    let cursor = writer.finish().map_err(|e| failed("central directory", e.to_string()))?;
+    Ok(cursor.into_inner())
 }
 
 /// An artifact with the URI it has (or will have) in the raw bucket.
