@@ -42,6 +42,16 @@ pub struct Global {
     /// More detail on stderr (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Log lines on stderr: `text` (UTC timestamps; colour only on a terminal and without
+    /// `NO_COLOR`) or `json` (one JSON object per line, for log collectors).
+    #[arg(long, global = true, value_enum, env = "EMR_DRIVER_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -84,7 +94,7 @@ pub enum Command {
 /// the process exit code.
 pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.global.verbose);
+    init_tracing(cli.global.verbose, cli.global.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -127,7 +137,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, format: LogFormat) {
     let default = match verbose {
         0 => "warn,emr_driver=info",
         1 => "info,emr_driver=debug",
@@ -136,11 +146,35 @@ fn init_tracing(verbose: u8) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EMR_DRIVER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // Logs go to stderr so that `--output json` keeps stdout for data only.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .without_time()
-        .try_init();
+        .with_timer(tracing_subscriber::fmt::time::ChronoUtc::rfc_3339());
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.with_ansi(use_colour(std::env::var_os("NO_COLOR"), stderr_is_terminal())).try_init(),
+    };
+}
+
+fn stderr_is_terminal() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
+/// Colour only on a terminal, and never when `NO_COLOR` is set to anything non-empty
+/// (<https://no-color.org>).
+fn use_colour(no_color: Option<std::ffi::OsString>, terminal: bool) -> bool {
+    terminal && !matches!(no_color, Some(v) if !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::use_colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(None, true));
+        assert!(use_colour(Some("".into()), true));
+        assert!(!use_colour(Some("1".into()), true));
+        assert!(!use_colour(None, false));
+    }
 }
