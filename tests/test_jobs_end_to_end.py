@@ -1,4 +1,5 @@
-"""All four Spark jobs through `spark-submit`, on the full-size shared data.
+"""All four Spark jobs through `spark-submit`, on full-size data (generated, and the shared
+real files when present: see tests/conftest.py).
 
 Runs the jobs the way an EMR step does (`spark-submit --py-files pyspark_jobs.zip
 run_job.py <job> ...`, the entry script alone in its folder) on a local Spark, then checks
@@ -30,20 +31,11 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = Path(os.environ.get("SHARED_DATA_DIR", REPO_ROOT.parent / "shared" / "data"))
 RUN = "2021-10-31"
 MISSPELLINGS = {"Pensylvania": "Pennsylvania", "Lousiana": "Louisiana",
                 "Massachussets": "Massachusetts"}  # fmt: skip
 EXPORT_HEADER = ["invoice_number", "stock_code", "detail", "quantity", "invoice_date",
                  "unit_price", "customer_id", "country"]  # fmt: skip
-
-
-def require_data() -> None:
-    if not DATA_DIR.is_dir():
-        pytest.skip(
-            f"shared data folder {DATA_DIR} is absent: set SHARED_DATA_DIR to the folder "
-            "holding movie_review.csv.gz, log_reviews.csv.gz and user_purchase.csv.gz"
-        )
 
 
 def read_gzip_csv(path: Path) -> list[list[str]]:
@@ -106,52 +98,57 @@ def metrics(lake: Path, job: str) -> dict:
     return json.loads(part.read_text())
 
 
-def expected_positive_reviews() -> tuple[int, set[str]]:
+def expected_positive_reviews(data: Path) -> tuple[int, set[str]]:
     positive, customers = 0, set()
-    for cid, text, _ in read_gzip_csv(DATA_DIR / "movie_review.csv.gz")[1:]:
+    for cid, text, _ in read_gzip_csv(data / "movie_review.csv.gz")[1:]:
         words = re.findall(r"[^\W_]+", text)
         positive += any(w.lower() == "good" for w in words)
         customers.add(cid)
     return positive, customers
 
 
-def expected_reviews_per_state() -> Counter:
+def expected_reviews_per_state(data: Path) -> Counter:
     counts: Counter = Counter()
-    for _, document in read_gzip_csv(DATA_DIR / "log_reviews.csv.gz")[1:]:
+    for _, document in read_gzip_csv(data / "log_reviews.csv.gz")[1:]:
         location = ET.fromstring(document).findtext("log/location").strip()
         counts[MISSPELLINGS.get(location, location)] += 1
     return counts
 
 
-def expected_spend() -> dict[str, Decimal]:
+def expected_spend(data: Path) -> dict[str, Decimal]:
     spend: dict[str, Decimal] = defaultdict(Decimal)
-    rows = read_gzip_csv(DATA_DIR / "user_purchase.csv.gz")
+    rows = read_gzip_csv(data / "user_purchase.csv.gz")
     for row in (dict(zip(rows[0], values)) for values in rows[1:]):
         if row["CustomerID"]:
             spend[row["CustomerID"]] += Decimal(row["Quantity"]) * Decimal(row["UnitPrice"])
     return spend
 
 
-def test_all_jobs_on_the_full_data(tmp_path):
-    require_data()
+def data_rows(path: Path) -> int:
+    """Records in a gzip CSV, header excluded (the csv module: records, not lines)."""
+    return len(read_gzip_csv(path)) - 1
+
+
+def test_all_jobs_on_the_full_data(tmp_path, full_size_clean):
+    data = full_size_clean
     lake, work = tmp_path / "lake", tmp_path / "work"
     (work / "entry").mkdir(parents=True)
     build_zip(work / "pyspark_jobs.zip")
     shutil.copy(REPO_ROOT / "pyspark_jobs" / "run_job.py", work / "entry" / "run_job.py")
     staging = lake / "staging"
     purchases = staging / "user_purchase" / f"dt={RUN}"
-    export_purchases(DATA_DIR / "user_purchase.csv.gz", purchases / "user_purchase.csv.gz")
+    export_purchases(data / "user_purchase.csv.gz", purchases / "user_purchase.csv.gz")
     part = f"dt={RUN}"
 
     def metrics_uri(job):
         return str(staging / "_metrics" / part / job)
 
     steps = [
-        ("classify_reviews", "--input", str(DATA_DIR / "movie_review.csv.gz"),
+        ("classify_reviews", "--input", str(data / "movie_review.csv.gz"),
          "--output", str(staging / "classified_movie_review" / part),
          "--rejects", str(staging / "rejects" / "movie_review" / part),
          "--metrics", metrics_uri("classify_reviews")),
-        ("parse_logs", "--input", str(DATA_DIR / "log_reviews.csv.gz"),
+        ("parse_logs", "--input", str(data / "log_reviews.csv.gz"),
          "--output", str(staging / "review_logs" / part),
          "--rejects", str(staging / "rejects" / "log_reviews" / part),
          "--metrics", metrics_uri("parse_logs")),
@@ -180,11 +177,12 @@ def test_all_jobs_on_the_full_data(tmp_path):
     reviews = found["classify_reviews"]["sources"]["movie_review"]
     logs = found["parse_logs"]["sources"]["log_reviews"]
     purchase_counts = found["build_fact"]["sources"]["user_purchase"]
-    assert reviews["rows_in"] == 100_000 and logs["rows_in"] == 100_000
-    assert purchase_counts["rows_in"] == 541_908
+    assert reviews["rows_in"] == data_rows(data / "movie_review.csv.gz") == 100_000
+    assert logs["rows_in"] == data_rows(data / "log_reviews.csv.gz") == 100_000
+    assert purchase_counts["rows_in"] == data_rows(data / "user_purchase.csv.gz") == 541_908
 
     # The `good` rule, against an independent implementation.
-    positive, _ = expected_positive_reviews()
+    positive, _ = expected_positive_reviews(data)
     assert found["classify_reviews"]["checks"]["positive_reviews"] == positive
 
     # The fact: SUM(review_count) = classified reviews; SUM(review_score) = positives.
@@ -206,13 +204,13 @@ def test_all_jobs_on_the_full_data(tmp_path):
     per_state: Counter = Counter()
     for row in fact:
         per_state[locations[row["id_dim_location"]]["location"]] += int(row["review_count"])
-    assert per_state == expected_reviews_per_state()
+    assert per_state == expected_reviews_per_state(data)
     assert not set(MISSPELLINGS) & set(per_state)
     pennsylvania = next(r for r in locations.values() if r["location"] == "Pennsylvania")
     assert (pennsylvania["state_code"], pennsylvania["region"]) == ("PA", "Northeast")
 
     # amount_spent: each customer's net spend (returns included), 0 without purchases.
-    spend = expected_spend()
+    spend = expected_spend(data)
     per_customer = {r["customerid"]: Decimal(r["amount_spent"]) for r in fact}
     for row in fact:
         assert Decimal(row["amount_spent"]) == per_customer[row["customerid"]]

@@ -1,7 +1,8 @@
 """The nightly run end to end on one machine (issue 6).
 
-Runs `emr-driver run --local` on the full-size data in ../shared/data (100,000 reviews and logs,
-541,908 purchases) against a fresh PostgreSQL database, then checks the warehouse against an
+Runs `emr-driver run --local` on full-size data (100,000 reviews and logs, 541,908 purchases:
+generated with broken records, and the real files of ../shared/data when present, see
+tests/conftest.py) against a fresh PostgreSQL database, then checks the warehouse against an
 independent computation made here from the raw files with the standard library only (csv,
 ElementTree, Decimal): nothing in it reads the project's outputs or imports its code. The same
 date is then run a second time and the warehouse must be identical.
@@ -26,7 +27,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SHARED_DATA_DIR", REPO.parent / "shared" / "data"))
 DRIVER = REPO / "target" / "release" / "emr-driver"
 RUN_DATE = "2021-10-31"
 PG = os.environ.get("E2E_PG_URL", "postgresql://postgres@127.0.0.1:5432")
@@ -130,10 +130,10 @@ def expected_spend(path):
     return spend
 
 
-def expected_fact():
-    reviews = expected_reviews(SHARED / "movie_review.csv.gz")
-    logs = expected_logs(SHARED / "log_reviews.csv.gz")
-    spend = expected_spend(SHARED / "user_purchase.csv.gz")
+def expected_fact(data):
+    reviews = expected_reviews(data / "movie_review.csv.gz")
+    logs = expected_logs(data / "log_reviews.csv.gz")
+    spend = expected_spend(data / "user_purchase.csv.gz")
     fact = defaultdict(lambda: [0, 0])
     for rid, (cid, positive) in reviews.items():
         key = (cid, *logs.get(rid, (None,) * 5))
@@ -198,22 +198,22 @@ def database():
 
 
 @pytest.fixture()
-def raw_dir(tmp_path):
-    if not SHARED.is_dir():
-        pytest.skip(f"the shared data is not at {SHARED} (set SHARED_DATA_DIR)")
+def raw_dir(tmp_path, full_size_adversarial):
     raw = tmp_path / "raw"
     raw.mkdir()
     for name in ("movie_review", "log_reviews", "user_purchase"):
-        os.symlink(SHARED / f"{name}.csv.gz", raw / f"{name}.csv.gz")
+        os.symlink(full_size_adversarial / f"{name}.csv.gz", raw / f"{name}.csv.gz")
     return raw
 
 
-def test_local_run_on_the_full_data_matches_an_independent_computation(database, raw_dir, tmp_path):
+def test_local_run_on_the_full_data_matches_an_independent_computation(
+    database, raw_dir, tmp_path, full_size_adversarial
+):
     assert DRIVER.exists(), "build the driver first: scripts/setup.sh"
     lake = tmp_path / "lake"
     first = run_pipeline(database, lake, raw_dir)
 
-    expected, classified = expected_fact()
+    expected, classified = expected_fact(full_size_adversarial)
     actual = warehouse_fact(database)
     assert sum(count for count, _, _ in actual.values()) == classified
     missing = expected.keys() - actual.keys()

@@ -6,7 +6,7 @@ mod db_common;
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use db_common::{reader, shared_data_dir, TestDb};
+use db_common::{full_size_purchase_files, reader, TestDb};
 use emr_driver::db::export::export_user_purchase;
 use emr_driver::db::user_purchase::{load, uci_to_export, BadRow, LoadOptions};
 use emr_driver::db::DbError;
@@ -51,14 +51,19 @@ async fn table_rows(client: &tokio_postgres::Client) -> Vec<Vec<Option<String>>>
 }
 
 #[tokio::test]
-async fn loads_the_real_file_with_the_right_spend_per_customer_and_exports_it_back() {
-    let path = shared_data_dir().join("user_purchase.csv.gz");
-    assert!(path.exists(), "{} is missing: set SHARED_DATA_DIR to the folder of the shared data", path.display());
+async fn loads_full_size_files_with_the_right_spend_per_customer_and_exports_them_back() {
+    let scratch = tempfile::tempdir().unwrap();
+    for (index, path) in full_size_purchase_files(scratch.path()).iter().enumerate() {
+        load_and_export_full_size(path, index).await;
+    }
+}
+
+async fn load_and_export_full_size(path: &std::path::Path, index: usize) {
 
     // Expected, computed here with the csv crate and integer thousandths.
     let mut expected_spend: BTreeMap<Option<i32>, i128> = BTreeMap::new();
     let mut expected_rows = 0u64;
-    let mut csv = csv::Reader::from_reader(flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap()));
+    let mut csv = csv::Reader::from_reader(flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()));
     let headers = csv.headers().unwrap().clone();
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
     let (quantity, price, customer) = (col("Quantity"), col("UnitPrice"), col("CustomerID"));
@@ -74,9 +79,9 @@ async fn loads_the_real_file_with_the_right_spend_per_customer_and_exports_it_ba
     }
     assert_eq!(expected_rows, 541_908);
 
-    let db = TestDb::create("real_file").await;
+    let db = TestDb::create(&format!("full_size_{index}")).await;
     let mut client = db.client().await;
-    let file = tokio::fs::File::open(&path).await.unwrap();
+    let file = tokio::fs::File::open(path).await.unwrap();
     let report = load(&mut client, file, "user_purchase.csv.gz", LoadOptions::default()).await.unwrap();
     assert_eq!(report.rows_loaded, expected_rows);
     assert_eq!(report.bad_row_count, 0);
@@ -101,7 +106,7 @@ async fn loads_the_real_file_with_the_right_spend_per_customer_and_exports_it_ba
     let exported_bytes = store.get_bytes(&uri).await.unwrap();
     assert_eq!(exported.bytes, exported_bytes.len() as u64);
     let mut converted = Vec::new();
-    let file = tokio::fs::File::open(&path).await.unwrap();
+    let file = tokio::fs::File::open(path).await.unwrap();
     uci_to_export(file, "user_purchase.csv.gz", &mut converted, LoadOptions::default()).await.unwrap();
     assert!(gunzip(&exported_bytes) == converted, "export and direct conversion differ");
 }

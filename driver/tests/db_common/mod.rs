@@ -52,6 +52,26 @@ pub fn shared_data_dir() -> PathBuf {
     }
 }
 
+/// Full-size `user_purchase.csv.gz` files to test on: one made by the project's generator at
+/// the real file's scale (541,908 rows; always, so a fresh clone runs the test) and, when the
+/// shared reference data is there, the real file too. Says on stderr which ones it uses.
+pub fn full_size_purchase_files(scratch: &std::path::Path) -> Vec<PathBuf> {
+    let mut options = emr_driver::generate::Options::new(scratch);
+    options.reviews = 100_000;
+    options.purchases = Some(541_908);
+    options.gzip = true;
+    emr_driver::generate::generate(&options).expect("the generator writes the full-size files");
+    let mut files = vec![scratch.join("user_purchase.csv.gz")];
+    let real = shared_data_dir().join("user_purchase.csv.gz");
+    if real.exists() {
+        eprintln!("full-size purchases: generated, and the real file {}", real.display());
+        files.push(real);
+    } else {
+        eprintln!("full-size purchases: generated only ({} is absent; set SHARED_DATA_DIR)", real.display());
+    }
+    files
+}
+
 /// A reader over an in-memory file.
 pub fn reader(text: &str) -> std::io::Cursor<Vec<u8>> {
     std::io::Cursor::new(text.as_bytes().to_vec())
