@@ -19,6 +19,10 @@ fi
 echo "== ruff (Python lint, Python 3.9 syntax)"
 ruff check .
 
+echo "== rustfmt and clippy (warnings are errors)"
+cargo fmt --all --check
+cargo clippy --release --locked --all-targets -- -D warnings
+
 echo "== Rust tests (cargo nextest; also builds target/release/emr-driver for the Python end-to-end tests)"
 cargo nextest run --workspace --release --locked --no-fail-fast
 test -x target/release/emr-driver
