@@ -204,3 +204,18 @@ def test_the_value_widths_are_the_warehouse_ddl(spark):
     assert warehouse_types.unloadable_reason("device", "\u00e9" * 33) == "value_too_long"
     assert warehouse_types.unloadable_reason("os", "a\x7fb") == "bad_character"
     assert warehouse_types.unloadable_reason("os", "a\ud800") == "bad_character"
+
+
+def test_a_half_written_snapshot_is_not_part_of_the_registry(spark, tmp_path):
+    """A snapshot folder without `_SUCCESS` (its job crashed or is still writing) is ignored."""
+    dimension = job.DIM_DEVICES
+    done = tmp_path / "dims" / "dim_devices" / "dt=2021-10-28"
+    spark.createDataFrame([(0, "Unknown"), (1, "Mobile")], dimension.schema).write.parquet(str(done))
+    half = tmp_path / "dims" / "dim_devices" / "dt=2021-10-29"
+    spark.createDataFrame([(0, "Unknown"), (2, "Phablet")], dimension.schema).write.parquet(str(half))
+    (half / "_SUCCESS").unlink()
+    day = dt.date(2021, 10, 30)
+    run(spark, tmp_path, "2021-10-30", [log(1, day, "Tablet", "Linux", "Ohio", None)])
+    assert snapshot(spark, tmp_path, "dim_devices", "2021-10-30") == [
+        (0, "Unknown"), (1, "Mobile"), (2, "Tablet"),
+    ]  # fmt: skip
