@@ -751,6 +751,8 @@ impl Pipeline {
                 Ok(serde_json::to_value(&report).unwrap_or_default())
             }
             _ => {
+                // Redshift reads the files itself: check first that every write completed.
+                crate::db::warehouse::check_complete(self.store.as_ref(), &load_root).await?;
                 let role = self.plan.config.warehouse.redshift_copy_role_arn.clone();
                 let statements = crate::db::redshift::render_load_sql(&schema, &load_root, &role, self.plan.run_date)?;
                 self.progress.line(&format!("loading {load_root} into Redshift (schema {schema}) with COPY"));

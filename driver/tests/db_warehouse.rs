@@ -543,3 +543,25 @@ async fn a_night_with_odd_values_loads_and_the_next_clean_night_too() {
         .get(0);
     assert_eq!(outside, 2);
 }
+
+/// A load folder whose Spark write did not finish (part files there, no `_SUCCESS`) is never
+/// loaded, even in part: the load is refused, names the folder, and changes nothing.
+#[tokio::test]
+async fn a_half_written_output_is_never_loaded() {
+    let f = fixture("wh_half").await;
+    let mut client = f.db.client().await;
+    write_files(&f.store, &load_root("2021-10-31"), &run_files("2021-10-31", 7, base_dims())).await;
+    load_run(&mut client, &f.store, SCHEMA, &load_root("2021-10-31"), date("2021-10-31")).await.unwrap();
+    let before = warehouse_state(&client).await;
+
+    let root = load_root("2021-11-01");
+    write_files(&f.store, &root, &run_files("2021-11-01", 3, base_dims())).await;
+    let marker = root.join("fact_movie_analytics").join("_SUCCESS");
+    std::fs::remove_file(f._lake.path().join(&marker.bucket).join(&marker.key)).unwrap();
+    emr_driver::db::warehouse::check_complete(&f.store, &root).await.unwrap_err();
+    let err = load_run(&mut client, &f.store, SCHEMA, &root, date("2021-11-01")).await.unwrap_err();
+    assert!(matches!(&err, DbError::IncompleteWrite { table, .. } if table == "fact_movie_analytics"), "{err}");
+    assert!(err.to_string().contains("dt=2021-11-01/fact_movie_analytics"), "{err}");
+    assert_eq!(warehouse_state(&client).await, before, "nothing changed");
+    emr_driver::db::warehouse::check_complete(&f.store, &load_root("2021-10-31")).await.unwrap();
+}
