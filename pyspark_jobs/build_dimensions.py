@@ -254,9 +254,7 @@ def loadable_rows(dimension: Dimension, rows: Sequence[tuple]) -> tuple[list[tup
     with such values, so they only come from a registry an earlier run extended before the
     check existed: they keep their id in the snapshot (ids never change or get reused) but
     stay out of the load file, where they would fail every later night's load."""
-    kept = [
-        row for row in rows if unloadable_reason(dimension.source_column, row[1]) is None
-    ]
+    kept = [row for row in rows if unloadable_reason(dimension.source_column, row[1]) is None]
     return kept, len(rows) - len(kept)
 
 

@@ -48,9 +48,7 @@ def unloadable_reason(column: str, value: object) -> str | None:
 
 
 def _bad_code(code: Column) -> Column:
-    return (
-        (code < 0x20) | code.between(0x7F, 0x9F) | code.between(0xD800, 0xDFFF)
-    )
+    return (code < 0x20) | code.between(0x7F, 0x9F) | code.between(0xD800, 0xDFFF)
 
 
 def referenced_bad_code_point(escaped: Column) -> Column:

@@ -312,8 +312,12 @@ async fn two_loads_and_exports_at_once_each_export_their_own_rows() {
     let mut expected_per_run = Vec::new();
     for ((_, text), (loaded, exported, uri)) in runs.iter().zip(&exports) {
         let expected: Vec<String> = {
-            let mut v: Vec<String> =
-                text.lines().skip(1).filter(|l| !l.is_empty()).map(|l| l.split(',').next().unwrap().to_string()).collect();
+            let mut v: Vec<String> = text
+                .lines()
+                .skip(1)
+                .filter(|l| !l.is_empty())
+                .map(|l| l.split(',').next().unwrap().to_string())
+                .collect();
             v.sort();
             v
         };

@@ -537,7 +537,10 @@ async fn a_night_with_odd_values_loads_and_the_next_clean_night_too() {
     assert_eq!(with_date(fact, "2021-11-01"), sorted(&night2.tables["fact_movie_analytics"]));
     assert_eq!(state["dim_location"], locations, "every member kept with its id");
     let outside: i64 = client
-        .query_one(&format!("SELECT COUNT(*) FROM {SCHEMA}.dim_location WHERE region = 'Unknown' AND id_dim_location <> 0"), &[])
+        .query_one(
+            &format!("SELECT COUNT(*) FROM {SCHEMA}.dim_location WHERE region = 'Unknown' AND id_dim_location <> 0"),
+            &[],
+        )
         .await
         .unwrap()
         .get(0);

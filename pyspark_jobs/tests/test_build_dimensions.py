@@ -170,18 +170,28 @@ def test_a_registry_with_values_the_warehouse_cannot_hold_still_loads(spark, tmp
         folder = tmp_path / "dims" / table / "dt=2021-10-29"
         spark.createDataFrame(rows, dimension.schema).write.parquet(str(folder))
     day = dt.date(2021, 10, 30)
-    run(spark, tmp_path, "2021-10-30", [log(1, day, "Mobile", "Linux", "Atlantis", None),
-                                        log(2, day, "Computer", "Linux", "Ohio", None)])  # fmt: skip
+    rows = [
+        log(1, day, "Mobile", "Linux", "Atlantis", None),
+        log(2, day, "Computer", "Linux", "Ohio", None),
+    ]
+    run(spark, tmp_path, "2021-10-30", rows)
     # The snapshot keeps every member: ids never change and are never handed out again.
     assert snapshot(spark, tmp_path, "dim_devices", "2021-10-30") == [
         (0, "Unknown"), (1, "Mobile"), (2, long_device), (3, "Tab\x01let"), (4, "Computer"),
     ]  # fmt: skip
     devices = read_load_csv(tmp_path / "warehouse_load" / "dt=2021-10-30" / "dim_devices")
-    assert devices == [["id_dim_devices", "device"], ["0", "Unknown"], ["1", "Mobile"], ["4", "Computer"]]
+    assert devices == [
+        ["id_dim_devices", "device"],
+        ["0", "Unknown"],
+        ["1", "Mobile"],
+        ["4", "Computer"],
+    ]
     locations = read_load_csv(tmp_path / "warehouse_load" / "dt=2021-10-30" / "dim_location")
     assert locations[1:] == [
-        ["0", "Unknown", "", "Unknown"], ["1", "Atlantis", "", "Unknown"], ["2", "Ohio", "OH", "Midwest"],
-    ]  # fmt: skip
+        ["0", "Unknown", "", "Unknown"],
+        ["1", "Atlantis", "", "Unknown"],
+        ["2", "Ohio", "OH", "Midwest"],
+    ]
     metrics = read_metrics(tmp_path / "_metrics" / "dt=2021-10-30" / "build_dimensions")
     assert metrics["warnings"] == {"unloadable_members": 2, "locations_outside_us_states": 1}
     assert metrics["checks"]["unloadable_members"]["dim_devices"] == 2
@@ -210,9 +220,13 @@ def test_a_half_written_snapshot_is_not_part_of_the_registry(spark, tmp_path):
     """A snapshot folder without `_SUCCESS` (its job crashed or is still writing) is ignored."""
     dimension = job.DIM_DEVICES
     done = tmp_path / "dims" / "dim_devices" / "dt=2021-10-28"
-    spark.createDataFrame([(0, "Unknown"), (1, "Mobile")], dimension.schema).write.parquet(str(done))
+    spark.createDataFrame([(0, "Unknown"), (1, "Mobile")], dimension.schema).write.parquet(
+        str(done)
+    )
     half = tmp_path / "dims" / "dim_devices" / "dt=2021-10-29"
-    spark.createDataFrame([(0, "Unknown"), (2, "Phablet")], dimension.schema).write.parquet(str(half))
+    spark.createDataFrame([(0, "Unknown"), (2, "Phablet")], dimension.schema).write.parquet(
+        str(half)
+    )
     (half / "_SUCCESS").unlink()
     day = dt.date(2021, 10, 30)
     run(spark, tmp_path, "2021-10-30", [log(1, day, "Tablet", "Linux", "Ohio", None)])

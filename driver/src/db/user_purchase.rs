@@ -115,11 +115,15 @@ where
     tx.batch_execute(&run_table_sql()).await.map_err(query_err("create the run's user_purchase table"))?;
     let report = copy_rows(&tx, RUN_TABLE, reader, source_name, opts).await?;
     let sql = super::export::export_sql_from(RUN_TABLE);
-    let stream = tx.copy_out(sql.as_str()).await.map_err(query_err("export the run's user_purchase (COPY TO STDOUT)"))?;
+    let stream =
+        tx.copy_out(sql.as_str()).await.map_err(query_err("export the run's user_purchase (COPY TO STDOUT)"))?;
     let exported = super::export::export_stream(stream, store, uri).await?;
     if exported.rows != report.rows_loaded {
         return Err(DbError::Invariant {
-            problem: format!("the export of {source_name} holds {} rows but {} were loaded", exported.rows, report.rows_loaded),
+            problem: format!(
+                "the export of {source_name} holds {} rows but {} were loaded",
+                exported.rows, report.rows_loaded
+            ),
         });
     }
     lock_and_create_table(&tx).await?;
