@@ -26,6 +26,7 @@ from pyspark_jobs.errors import InvariantBroken, UnusableInput
 from pyspark_jobs.job_metrics import metrics_document, source_counts, write_metrics
 from pyspark_jobs.lake_io import join_uri, partition_folders, write_load_csv, write_parquet
 from pyspark_jobs.spark_session import job_session
+from pyspark_jobs.warehouse_types import unloadable_reason
 
 JOB = "build_dimensions"
 UNKNOWN = "Unknown"
@@ -173,16 +174,16 @@ def date_dimension_rows(dates: Iterable[dt.date]) -> list[tuple]:
 def location_dimension_rows(registry: Mapping[str, int]) -> list[tuple]:
     """dim_location rows with the USPS code and Census region of recognised states.
 
-    Attributes come from the reference table on every run (ids from the registry), so a
-    correction of the reference reaches every existing member."""
+    A location that is not a US state is a valid member with the state code and region of
+    the Unknown member (`state_code` NULL, `region` 'Unknown'): the warehouse's `region` is
+    NOT NULL. Attributes come from the reference table on every run (ids from the registry),
+    so a correction of the reference reaches every existing member, also one an earlier run
+    wrote without a region."""
     states = {name: (code, region) for name, code, region in reference.US_STATES}
     rows = []
     for value, key in sorted(registry.items(), key=lambda item: item[1]):
-        if key == UNKNOWN_ID:
-            rows.append((key, value, None, UNKNOWN))
-        else:
-            code, region = states.get(value, (None, None))
-            rows.append((key, value, code, region))
+        code, region = states.get(value, (None, UNKNOWN)) if key != UNKNOWN_ID else (None, UNKNOWN)
+        rows.append((key, value, code, region))
     return rows
 
 
@@ -248,11 +249,27 @@ def build_registries(
     return rows, new_members
 
 
-def load(spark: SparkSession, rows: Mapping[str, list[tuple]], args: argparse.Namespace) -> None:
+def loadable_rows(dimension: Dimension, rows: Sequence[tuple]) -> tuple[list[tuple], int]:
+    """(the rows the warehouse can hold, how many it cannot). parse_logs rejects the records
+    with such values, so they only come from a registry an earlier run extended before the
+    check existed: they keep their id in the snapshot (ids never change or get reused) but
+    stay out of the load file, where they would fail every later night's load."""
+    kept = [row for row in rows if unloadable_reason(dimension.source_column, row[1]) is None]
+    return kept, len(rows) - len(kept)
+
+
+def load(
+    spark: SparkSession, rows: Mapping[str, list[tuple]], args: argparse.Namespace
+) -> dict[str, int]:
+    """Writes every snapshot and load file; returns the members left out of each load file."""
+    left_out = {}
     for dimension in DIMENSIONS:
         frame = spark.createDataFrame(rows[dimension.table], dimension.schema).coalesce(1)
         write_parquet(frame, snapshot_uri(args.dims_root, dimension, args.run_date))
-        write_load_csv(frame, join_uri(args.load_root, dimension.table))
+        kept, left_out[dimension.table] = loadable_rows(dimension, rows[dimension.table])
+        loadable = spark.createDataFrame(kept, dimension.schema).coalesce(1)
+        write_load_csv(loadable, join_uri(args.load_root, dimension.table))
+    return left_out
 
 
 def main(argv: Sequence[str]) -> int:
@@ -261,7 +278,7 @@ def main(argv: Sequence[str]) -> int:
     observed_row = observed_values(extract(spark, args)).collect()[0]
     observed = {d.table: list(observed_row[d.table]) for d in DIMENSIONS}
     rows, new_members = build_registries(spark, args.dims_root, observed)
-    load(spark, rows, args)
+    left_out = load(spark, rows, args)
     log_rows = observed_row["rows"]
     write_metrics(
         spark,
@@ -271,8 +288,13 @@ def main(argv: Sequence[str]) -> int:
             args.run_date,
             sources={"review_logs": source_counts(log_rows, {})},
             outputs={table: len(table_rows) for table, table_rows in rows.items()},
-            warnings={},
-            checks={"new_members": new_members},
+            warnings={
+                "unloadable_members": sum(left_out.values()),
+                "locations_outside_us_states": sum(
+                    1 for row in rows[DIM_LOCATION.table] if row[0] != UNKNOWN_ID and row[2] is None
+                ),
+            },
+            checks={"new_members": new_members, "unloadable_members": left_out},
         ),
     )
     return 0

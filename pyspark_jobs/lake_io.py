@@ -39,19 +39,18 @@ def _file_system(spark: SparkSession, uri: str):
 
 
 def partition_folders(spark: SparkSession, root: str) -> list[str]:
-    """The `dt=*` folders directly under `root` that hold a data file, sorted; [] if none."""
+    """The `dt=*` folders directly under `root` whose write completed (Spark's `_SUCCESS`
+    marker is there, written after every part file was committed) and that hold a data file,
+    sorted; [] if none. A folder a crashed or running job left half-written is never read."""
     path, fs = _file_system(spark, root)
     if not fs.exists(path):
         return []
     folders = []
     for child in fs.listStatus(path):
         if child.isDirectory() and child.getPath().getName().startswith("dt="):
-            files = [
-                f
-                for f in fs.listStatus(child.getPath())
-                if f.isFile() and not f.getPath().getName().startswith(("_", "."))
-            ]
-            if files:
+            names = [f.getPath().getName() for f in fs.listStatus(child.getPath()) if f.isFile()]
+            complete = "_SUCCESS" in names
+            if complete and any(not n.startswith(("_", ".")) for n in names):
                 folders.append(child.getPath().toString())
     return sorted(folders)
 

@@ -14,7 +14,8 @@ out with substring searches (no regex) and unescaped in the JVM: all native, no 
 A document that fails is a `bad_xml` reject.
 
 Unusable records go to `rejects/log_reviews` (malformed_row, bad_id, duplicate_key,
-duplicate_identical, bad_xml, bad_date).
+duplicate_identical, bad_xml, bad_date, and bad_character / value_too_long for a value the
+warehouse cannot hold: see warehouse_types).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pyspark_jobs import reference
+from pyspark_jobs import reference, warehouse_types
 from pyspark_jobs.cli_args import parse_job_args
 from pyspark_jobs.csv_input import read_csv_strings
 from pyspark_jobs.job_metrics import metrics_document, write_metrics
@@ -95,6 +96,11 @@ _LOG_ID = INTERNAL_PREFIX + "log_id"
 _USABLE_XML = INTERNAL_PREFIX + "usable_xml"
 _LOG_DATE = INTERNAL_PREFIX + "date"
 _RAW_TEXT = INTERNAL_PREFIX + "raw_"
+_BAD_REFERENCE = INTERNAL_PREFIX + "bad_reference_"
+_PROBLEM = INTERNAL_PREFIX + "value_problem"
+# The text fields of review_logs: none may hold a character the warehouse (or Parquet's UTF-8)
+# cannot hold; the dimension values among them also have a width (warehouse_types).
+TEXT_COLUMNS = ("device", "os", "location", "browser", "ip", "phone_number")
 
 
 def extract(spark: SparkSession, args: argparse.Namespace) -> DataFrame:
@@ -164,6 +170,12 @@ def with_elements(df: DataFrame, document: Column, well_formed: Column) -> DataF
         *[
             unescaped(F.col(_RAW_TEXT + c), well_formed).alias(INTERNAL_PREFIX + c)
             for c in ELEMENTS
+        ],
+        *[
+            warehouse_types.referenced_bad_code_point(F.col(_RAW_TEXT + c)).alias(
+                _BAD_REFERENCE + c
+            )
+            for c in TEXT_COLUMNS
         ],
     )
 
@@ -238,7 +250,60 @@ def tag_logs(raw: DataFrame, detect_duplicates: bool | None = None) -> DataFrame
     df = df.withColumn(INTERNAL_PREFIX + "location", location).withColumn(
         INTERNAL_PREFIX + "browser", browser(F.col(INTERNAL_PREFIX + "browser"), os)
     )
+    df = reject_unloadable_values(df)
     return finish_tagging(df, LOG_ID)
+
+
+def reject_unloadable_values(df: DataFrame) -> DataFrame:
+    """Records with a value the warehouse cannot hold (warehouse_types): rejected with the
+    field and the problem, never cut or cleaned. Checked on the final values (canonical
+    location, derived browser), the ones the dimensions and the warehouse get.
+
+    Two checks (`bad_character`, then `value_too_long`), each one CASE over the fields that
+    names the first field with the problem: every `reject_when` nests the reason columns of
+    the one before, so one per field would grow the plan beyond what the optimizer handles."""
+    # One regex over all the values first: the per-field ones run only when it matches.
+    values = [F.coalesce(F.col(INTERNAL_PREFIX + c), F.lit("")) for c in TEXT_COLUMNS]
+    any_control = F.concat(*values).rlike(warehouse_types.CONTROL_CLASS)
+    character_problem = None
+    for column in TEXT_COLUMNS:
+        reference_code = F.col(_BAD_REFERENCE + column)
+        literal_code = warehouse_types.control_code_point(F.col(INTERNAL_PREFIX + column))
+        by_reference = F.concat(
+            F.lit(f"{ELEMENTS[column]} has a character reference to "),
+            warehouse_types.code_point_text(reference_code),
+            F.lit(" (a control character or a lone surrogate); the value is not stored"),
+        )
+        literal = F.concat(
+            F.lit(f"{ELEMENTS[column]} holds the control character "),
+            warehouse_types.code_point_text(literal_code),
+            F.lit("; the value is not stored"),
+        )
+        character_problem = (F if character_problem is None else character_problem).when(
+            reference_code.isNotNull(), by_reference
+        )
+        character_problem = character_problem.when(any_control & literal_code.isNotNull(), literal)
+    df = df.withColumn(_PROBLEM, character_problem)
+    df = reject_when(
+        df, F.col(_PROBLEM).isNotNull(), warehouse_types.BAD_CHARACTER, F.col(_PROBLEM)
+    )
+    length_problem = None
+    for column, width in warehouse_types.VALUE_BYTES.items():
+        value = F.col(INTERNAL_PREFIX + column)
+        detail = F.concat(
+            F.lit(f"{ELEMENTS[column]} is "),
+            F.octet_length(value).cast("string"),
+            F.lit(f" bytes of UTF-8; the warehouse column holds at most {width}"),
+        )
+        length_problem = (F if length_problem is None else length_problem).when(
+            warehouse_types.too_long(value, column), detail
+        )
+    df = df.withColumn(_PROBLEM, length_problem)
+    df = reject_when(
+        df, F.col(_PROBLEM).isNotNull(), warehouse_types.VALUE_TOO_LONG, F.col(_PROBLEM)
+    )
+    df = df.drop(_PROBLEM)
+    return df.drop(*[_BAD_REFERENCE + c for c in TEXT_COLUMNS])
 
 
 def review_logs(tagged: DataFrame, run_date: dt.date) -> DataFrame:

@@ -461,15 +461,27 @@ impl Pipeline {
         match (&self.options.databases.source_url, file) {
             (Some(url), file) => {
                 let mut client = crate::db::connect(url).await?;
-                if let Some(file) = file {
-                    self.progress.line(&format!("loading {file} into user_purchase"));
+                let report = if let Some(file) = file {
+                    // Loaded and exported in one transaction from a table of this run's own:
+                    // another date loading at the same time never changes this export.
+                    self.progress.line(&format!("loading {file} into user_purchase and exporting it to {export_uri}"));
                     let reader = self.store.reader(&file).await?;
-                    let report = user_purchase::load(&mut client, reader, &file.to_string(), opts).await?;
-                    self.note_bad_purchase_rows(&report);
-                    metrics.insert("loaded".into(), serde_json::to_value(&report).unwrap_or_default());
-                }
-                self.progress.line(&format!("exporting user_purchase to {export_uri}"));
-                let report = crate::db::export::export_user_purchase(&client, self.store.as_ref(), &export_uri).await?;
+                    let (loaded, exported) = user_purchase::load_and_export(
+                        &mut client,
+                        reader,
+                        &file.to_string(),
+                        opts,
+                        self.store.as_ref(),
+                        &export_uri,
+                    )
+                    .await?;
+                    self.note_bad_purchase_rows(&loaded);
+                    metrics.insert("loaded".into(), serde_json::to_value(&loaded).unwrap_or_default());
+                    exported
+                } else {
+                    self.progress.line(&format!("exporting user_purchase to {export_uri}"));
+                    crate::db::export::export_user_purchase(&client, self.store.as_ref(), &export_uri).await?
+                };
                 metrics.insert("exported_rows".into(), report.rows.into());
                 metrics.insert("exported_bytes".into(), report.bytes.into());
             }
@@ -739,6 +751,8 @@ impl Pipeline {
                 Ok(serde_json::to_value(&report).unwrap_or_default())
             }
             _ => {
+                // Redshift reads the files itself: check first that every write completed.
+                crate::db::warehouse::check_complete(self.store.as_ref(), &load_root).await?;
                 let role = self.plan.config.warehouse.redshift_copy_role_arn.clone();
                 let statements = crate::db::redshift::render_load_sql(&schema, &load_root, &role, self.plan.run_date)?;
                 self.progress.line(&format!("loading {load_root} into Redshift (schema {schema}) with COPY"));

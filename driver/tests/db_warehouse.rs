@@ -477,3 +477,94 @@ async fn the_report_on_an_empty_warehouse_says_so_rather_than_failing() {
     assert!(answers[2].rows.is_empty());
     assert_eq!(answers[2].columns, vec!["location", "reviews"]);
 }
+
+/// A night with odd values, as the jobs write them since they check values against the
+/// warehouse's types: a location that is no US state (state_code NULL, region `Unknown`), a
+/// device of exactly 64 bytes of UTF-8 (32 characters), quotes, commas and U+FFFD. It loads;
+/// the next clean night, whose registry still holds those members, loads too. A load file as
+/// the jobs wrote it before the checks (the non-US location without a region) is what failed
+/// every night: it is refused by the warehouse and changes nothing.
+#[tokio::test]
+async fn a_night_with_odd_values_loads_and_the_next_clean_night_too() {
+    let f = fixture("wh_odd").await;
+    let mut client = f.db.client().await;
+    let wide_device = "\u{e9}".repeat(32);
+    let mut odd = base_dims();
+    odd.get_mut("dim_location").unwrap().push("7,Atlantis,,Unknown".into());
+    odd.get_mut("dim_location").unwrap().push("8,\"Puerto Rico, \"\"PR\"\"\",,Unknown".into());
+    odd.get_mut("dim_devices").unwrap().push(format!("4,{wide_device}"));
+    odd.get_mut("dim_os").unwrap().push("6,Beos \u{fffd}".into());
+    let night1 = run_files("2021-10-31", 5, odd.clone());
+
+    // Before the checks, build_dimensions left the region of a non-US location empty.
+    let mut unchecked = night1.clone();
+    let location = unchecked.tables.get_mut("dim_location").unwrap();
+    *location.iter_mut().find(|l| l.starts_with("7,")).unwrap() = "7,Atlantis,,".into();
+    write_files(&f.store, &load_root("2021-10-31-unchecked"), &unchecked).await;
+    let err = load_run(&mut client, &f.store, SCHEMA, &load_root("2021-10-31-unchecked"), date("2021-10-31"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("region"), "{err}");
+    let created: Option<String> =
+        client.query_one(&format!("SELECT to_regclass('{SCHEMA}.dim_location')::text"), &[]).await.unwrap().get(0);
+    assert_eq!(created, None, "the failed load rolled everything back, the tables too");
+
+    write_files(&f.store, &load_root("2021-10-31"), &night1).await;
+    load_run(&mut client, &f.store, SCHEMA, &load_root("2021-10-31"), date("2021-10-31")).await.unwrap();
+    let devices = table_lines(&client, "dim_devices").await;
+    assert!(devices.contains(&format!("4,{wide_device}")), "stored whole: {devices:?}");
+    let locations = table_lines(&client, "dim_location").await;
+    assert!(locations.contains(&"7,Atlantis,,Unknown".to_string()), "{locations:?}");
+    assert!(locations.contains(&"8,Puerto Rico, \"PR\",,Unknown".to_string()), "{locations:?}");
+
+    // The next night is clean; its dimension files are the registry, odd members included.
+    let mut clean = odd.clone();
+    clean.get_mut("dim_date").unwrap().push("20211101,2021-11-01,1,11,2021,Fall".into());
+    let base_ids = base_dims();
+    let night2 = run_files("2021-11-01", 11, base_ids.clone());
+    let night2 = LoadFiles {
+        tables: clean
+            .iter()
+            .map(|(t, l)| (*t, l.clone()))
+            .chain([("fact_movie_analytics", night2.tables["fact_movie_analytics"].clone())])
+            .collect(),
+    };
+    write_files(&f.store, &load_root("2021-11-01"), &night2).await;
+    load_run(&mut client, &f.store, SCHEMA, &load_root("2021-11-01"), date("2021-11-01")).await.unwrap();
+    let state = warehouse_state(&client).await;
+    let fact = &state["fact_movie_analytics"];
+    assert_eq!(with_date(fact, "2021-10-31"), sorted(&night1.tables["fact_movie_analytics"]));
+    assert_eq!(with_date(fact, "2021-11-01"), sorted(&night2.tables["fact_movie_analytics"]));
+    assert_eq!(state["dim_location"], locations, "every member kept with its id");
+    let outside: i64 = client
+        .query_one(
+            &format!("SELECT COUNT(*) FROM {SCHEMA}.dim_location WHERE region = 'Unknown' AND id_dim_location <> 0"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(outside, 2);
+}
+
+/// A load folder whose Spark write did not finish (part files there, no `_SUCCESS`) is never
+/// loaded, even in part: the load is refused, names the folder, and changes nothing.
+#[tokio::test]
+async fn a_half_written_output_is_never_loaded() {
+    let f = fixture("wh_half").await;
+    let mut client = f.db.client().await;
+    write_files(&f.store, &load_root("2021-10-31"), &run_files("2021-10-31", 7, base_dims())).await;
+    load_run(&mut client, &f.store, SCHEMA, &load_root("2021-10-31"), date("2021-10-31")).await.unwrap();
+    let before = warehouse_state(&client).await;
+
+    let root = load_root("2021-11-01");
+    write_files(&f.store, &root, &run_files("2021-11-01", 3, base_dims())).await;
+    let marker = root.join("fact_movie_analytics").join("_SUCCESS");
+    std::fs::remove_file(f._lake.path().join(&marker.bucket).join(&marker.key)).unwrap();
+    emr_driver::db::warehouse::check_complete(&f.store, &root).await.unwrap_err();
+    let err = load_run(&mut client, &f.store, SCHEMA, &root, date("2021-11-01")).await.unwrap_err();
+    assert!(matches!(&err, DbError::IncompleteWrite { table, .. } if table == "fact_movie_analytics"), "{err}");
+    assert!(err.to_string().contains("dt=2021-11-01/fact_movie_analytics"), "{err}");
+    assert_eq!(warehouse_state(&client).await, before, "nothing changed");
+    emr_driver::db::warehouse::check_complete(&f.store, &load_root("2021-10-31")).await.unwrap();
+}

@@ -86,7 +86,7 @@ def test_keys_are_stable_across_two_days_and_a_rerun(spark, tmp_path):
     ]  # fmt: skip
     assert snapshot(spark, tmp_path, "dim_location", "2021-10-30") == [
         (0, "Unknown", None, "Unknown"),
-        (1, "Atlantis", None, None),
+        (1, "Atlantis", None, "Unknown"),
         (2, "Kansas", "KS", "Midwest"),
     ]
     assert snapshot(spark, tmp_path, "dim_date", "2021-10-30") == [
@@ -106,7 +106,7 @@ def test_keys_are_stable_across_two_days_and_a_rerun(spark, tmp_path):
     ]  # fmt: skip
     assert snapshot(spark, tmp_path, "dim_location", "2021-10-31") == [
         (0, "Unknown", None, "Unknown"),
-        (1, "Atlantis", None, None),
+        (1, "Atlantis", None, "Unknown"),
         (2, "Kansas", "KS", "Midwest"),
         (3, "Alabama", "AL", "South"),
     ]
@@ -142,11 +142,12 @@ def test_load_csv_is_what_copy_expects(spark, tmp_path):
     raw = gzip.decompress(
         next((tmp_path / "warehouse_load/dt=2021-12-01/dim_location").glob("part-*")).read_bytes()
     ).decode()
-    # NULL is an empty unquoted field: state_code and region of an unrecognised location.
+    # NULL is an empty unquoted field: the state_code of an unrecognised location, whose
+    # region is Unknown (the warehouse's region is NOT NULL).
     assert raw.splitlines() == [
         "id_dim_location,location,state_code,region",
         "0,Unknown,,Unknown",
-        "1,Guam,,",
+        "1,Guam,,Unknown",
     ]
     dates = read_load_csv(tmp_path / "warehouse_load" / "dt=2021-12-01" / "dim_date")
     assert dates == [
@@ -154,3 +155,81 @@ def test_load_csv_is_what_copy_expects(spark, tmp_path):
         ["0", "", "", "", "", "Unknown"],
         ["20211201", "2021-12-01", "1", "12", "2021", "Winter"],
     ]
+
+
+def test_a_registry_with_values_the_warehouse_cannot_hold_still_loads(spark, tmp_path):
+    """An earlier run (before the checks) left a device too long for the warehouse, one with a
+    control character, and a non-US location without a region in the registry."""
+    long_device = "D" * 70
+    old = {
+        "dim_devices": [(0, "Unknown"), (1, "Mobile"), (2, long_device), (3, "Tab\x01let")],
+        "dim_location": [(0, "Unknown", None, "Unknown"), (1, "Atlantis", None, None)],
+    }
+    for table, rows in old.items():
+        dimension = next(d for d in job.DIMENSIONS if d.table == table)
+        folder = tmp_path / "dims" / table / "dt=2021-10-29"
+        spark.createDataFrame(rows, dimension.schema).write.parquet(str(folder))
+    day = dt.date(2021, 10, 30)
+    rows = [
+        log(1, day, "Mobile", "Linux", "Atlantis", None),
+        log(2, day, "Computer", "Linux", "Ohio", None),
+    ]
+    run(spark, tmp_path, "2021-10-30", rows)
+    # The snapshot keeps every member: ids never change and are never handed out again.
+    assert snapshot(spark, tmp_path, "dim_devices", "2021-10-30") == [
+        (0, "Unknown"), (1, "Mobile"), (2, long_device), (3, "Tab\x01let"), (4, "Computer"),
+    ]  # fmt: skip
+    devices = read_load_csv(tmp_path / "warehouse_load" / "dt=2021-10-30" / "dim_devices")
+    assert devices == [
+        ["id_dim_devices", "device"],
+        ["0", "Unknown"],
+        ["1", "Mobile"],
+        ["4", "Computer"],
+    ]
+    locations = read_load_csv(tmp_path / "warehouse_load" / "dt=2021-10-30" / "dim_location")
+    assert locations[1:] == [
+        ["0", "Unknown", "", "Unknown"],
+        ["1", "Atlantis", "", "Unknown"],
+        ["2", "Ohio", "OH", "Midwest"],
+    ]
+    metrics = read_metrics(tmp_path / "_metrics" / "dt=2021-10-30" / "build_dimensions")
+    assert metrics["warnings"] == {"unloadable_members": 2, "locations_outside_us_states": 1}
+    assert metrics["checks"]["unloadable_members"]["dim_devices"] == 2
+
+
+def test_the_value_widths_are_the_warehouse_ddl(spark):
+    """warehouse_types.VALUE_BYTES is what sql/warehouse/tables.sql declares."""
+    import re
+
+    from pyspark_jobs import warehouse_types
+
+    ddl = (Path(__file__).resolve().parents[2] / "sql" / "warehouse" / "tables.sql").read_text()
+    declared = {
+        name: int(width)
+        for name, width in re.findall(r"^\s*(\w+)\s+varchar\((\d+)\)", ddl, re.MULTILINE)
+    }
+    for column, width in warehouse_types.VALUE_BYTES.items():
+        assert declared[column] == width, column
+    assert warehouse_types.unloadable_reason("device", "M" * 64) is None
+    assert warehouse_types.unloadable_reason("device", "\u00e9" * 33) == "value_too_long"
+    assert warehouse_types.unloadable_reason("os", "a\x7fb") == "bad_character"
+    assert warehouse_types.unloadable_reason("os", "a\ud800") == "bad_character"
+
+
+def test_a_half_written_snapshot_is_not_part_of_the_registry(spark, tmp_path):
+    """A snapshot folder without `_SUCCESS` (its job crashed or is still writing) is ignored."""
+    dimension = job.DIM_DEVICES
+    done = tmp_path / "dims" / "dim_devices" / "dt=2021-10-28"
+    spark.createDataFrame([(0, "Unknown"), (1, "Mobile")], dimension.schema).write.parquet(
+        str(done)
+    )
+    half = tmp_path / "dims" / "dim_devices" / "dt=2021-10-29"
+    spark.createDataFrame([(0, "Unknown"), (2, "Phablet")], dimension.schema).write.parquet(
+        str(half)
+    )
+    (half / "_SUCCESS").unlink()
+    day = dt.date(2021, 10, 30)
+    run(spark, tmp_path, "2021-10-30", [log(1, day, "Tablet", "Linux", "Ohio", None)])
+    assert snapshot(spark, tmp_path, "dim_devices", "2021-10-30") == [
+        (0, "Unknown"), (1, "Mobile"), (2, "Tablet"),
+    ]  # fmt: skip

@@ -295,3 +295,81 @@ def test_a_repeated_element_is_named_in_the_reject(spark):
     assert list(logs) == [2]
     assert rejects["1"]["reason"] == "bad_xml"
     assert rejects["1"]["detail"] == "element <os> appears more than once"
+
+
+def with_value(element: str, text: str) -> str:
+    """VALID with the text of `element` replaced (added when VALID lacks the element)."""
+    fields = {
+        "logDate": "04-25-2021",
+        "device": "Mobile",
+        "location": "Kansas",
+        "os": "Apple iOS",
+        "ipAddress": "9.200.232.57",
+        "phoneNumber": "821-540-5777",
+    }
+    fields[element] = text
+    return doc(*[el(name, value) for name, value in fields.items()])
+
+
+@pytest.mark.parametrize(
+    ("element", "text", "reason", "detail"),
+    [
+        (
+            "device",
+            "M" * 65,
+            "value_too_long",
+            "device is 65 bytes of UTF-8; the warehouse column holds at most 64",
+        ),
+        # 33 characters, 66 bytes: Redshift counts bytes.
+        ("location", "\u00e9" * 33, "value_too_long", "location is 66 bytes"),
+        ("browser", "B" * 65, "value_too_long", "browser is 65 bytes"),
+        ("os", "Linux&#1;", "bad_character", "os has a character reference to U+0001"),
+        ("device", "Mo&#x7f;bile", "bad_character", "reference to U+007F"),
+        ("device", "&#x0085;", "bad_character", "reference to U+0085"),
+        ("device", "Mobile&#9;", "bad_character", "reference to U+0009"),
+        (
+            "location",
+            "Kan&#xD800;sas",
+            "bad_character",
+            "location has a character reference to U+D800",
+        ),
+        (
+            "ipAddress",
+            "9.200.&#56320;",
+            "bad_character",
+            "ipAddress has a character reference to U+DC00",
+        ),
+        (
+            "phoneNumber",
+            "821\t540",
+            "bad_character",
+            "phoneNumber holds the control character U+0009",
+        ),
+        ("device", "Mob\u0085ile", "bad_character", "device holds the control character U+0085"),
+        ("device", "Mobile\n", "bad_character", "device holds the control character U+000A"),
+    ],
+)
+def test_values_the_warehouse_cannot_hold_are_rejected_with_a_reason(
+    spark, element, text, reason, detail
+):
+    logs, rejects = parse(spark, [("1", with_value(element, text)), ("2", VALID)])
+    assert list(logs) == [2]
+    assert rejects["1"]["reason"] == reason
+    assert detail in rejects["1"]["detail"], rejects["1"]["detail"]
+    assert text in rejects["1"]["raw_record"] or "\\" in rejects["1"]["raw_record"]
+
+
+def test_values_the_warehouse_can_hold_are_kept_whole(spark):
+    fits = "\u00e9" * 32  # 64 bytes exactly
+    rows = [
+        ("1", with_value("device", "M" * 64)),
+        ("2", with_value("location", fits)),
+        ("3", with_value("device", "Mob&#233;le &#x1F600;")),
+        ("4", with_value("location", "Atlantis")),
+    ]
+    logs, rejects = parse(spark, rows)
+    assert rejects == {}
+    assert logs[1]["device"] == "M" * 64
+    assert logs[2]["location"] == fits
+    assert logs[3]["device"] == "Mob\u00e9le \U0001f600"
+    assert logs[4]["location"] == "Atlantis"  # not a US state: kept, counted as a warning

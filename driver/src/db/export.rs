@@ -21,7 +21,12 @@ pub struct ExportReport {
 
 /// The COPY statement of the export format (docs/architecture.md).
 pub fn export_sql() -> String {
-    format!("COPY (SELECT {} FROM user_purchase) TO STDOUT WITH (FORMAT csv, HEADER true)", COLUMNS.join(", "))
+    export_sql_from("user_purchase")
+}
+
+/// The export format's COPY of `table` (a table with the columns of `user_purchase`).
+pub fn export_sql_from(table: &str) -> String {
+    format!("COPY (SELECT {} FROM {table}) TO STDOUT WITH (FORMAT csv, HEADER true)", COLUMNS.join(", "))
 }
 
 /// Exports `user_purchase` to `uri` (gzip CSV with a header). Nothing is held in memory but
@@ -32,8 +37,18 @@ pub async fn export_user_purchase(
     store: &dyn ObjectStore,
     uri: &ObjectUri,
 ) -> Result<ExportReport, DbError> {
+    // One statement reads one snapshot; TRUNCATE's lock makes it wait for a reload in progress.
     let sql = export_sql();
     let stream = client.copy_out(sql.as_str()).await.map_err(query_err("export user_purchase (COPY TO STDOUT)"))?;
+    export_stream(stream, store, uri).await
+}
+
+/// Streams a `COPY ... TO STDOUT` of the export format into `uri`, gzip, counting the rows.
+pub async fn export_stream(
+    stream: tokio_postgres::CopyOutStream,
+    store: &dyn ObjectStore,
+    uri: &ObjectUri,
+) -> Result<ExportReport, DbError> {
     let counter = Arc::new(Mutex::new(RecordCounter::default()));
     let server_error: Arc<Mutex<Option<tokio_postgres::Error>>> = Arc::default();
     let counting = {

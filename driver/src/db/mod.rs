@@ -68,6 +68,8 @@ pub enum DbError {
     BadIdentifier { name: String },
     #[error("no part files under {folder}; did the job that writes `{table}` run for this date? nothing was loaded")]
     NoPartFiles { folder: String, table: String },
+    #[error("{folder} has part files but no _SUCCESS marker: the job writing `{table}` crashed or is still running, so its output is incomplete; nothing was loaded (rerun the date)")]
+    IncompleteWrite { folder: String, table: String },
     #[error("{file}: {problem}; the warehouse was not changed")]
     BadLoadFile { file: String, problem: String },
     #[error("{table}: {problem}; dimension ids never change, so this load was refused and nothing was changed (rebuild the dimension from the warehouse's ids)")]
@@ -99,6 +101,7 @@ impl ExitStatus for DbError {
             | DbError::Read { .. }
             | DbError::BadIdentifier { .. }
             | DbError::NoPartFiles { .. }
+            | DbError::IncompleteWrite { .. }
             | DbError::BadLoadFile { .. }
             | DbError::DimIdConflict { .. }
             | DbError::BadFact { .. }

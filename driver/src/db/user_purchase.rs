@@ -61,6 +61,14 @@ pub struct LoadReport {
     pub bad_row_count: u64,
 }
 
+/// The key of the transaction-scoped advisory lock taken before `CREATE TABLE IF NOT EXISTS
+/// user_purchase` and the replacement of its content: two sessions creating the table at once
+/// on a fresh database would otherwise race (one fails on the catalog's unique index).
+pub const TABLE_LOCK_KEY: i64 = 0x7573_6572_5f70_7572; // "user_pur"
+
+/// The session-private table a run loads its file into (see [`load_and_export`]).
+pub const RUN_TABLE: &str = "run_user_purchase";
+
 /// Loads the UCI file into `user_purchase`, replacing its content, in one transaction:
 /// create the table if missing, TRUNCATE, COPY, commit. Any bad row rolls everything back
 /// unless `opts.skip_bad_rows`. Gzip input is recognised by its magic bytes.
@@ -75,17 +83,93 @@ where
 {
     let reader = maybe_gunzip(Box::pin(reader), source_name).await?;
     let tx = client.transaction().await.map_err(query_err("start a transaction"))?;
-    tx.batch_execute(CREATE_TABLE_SQL).await.map_err(query_err("create the user_purchase table"))?;
+    lock_and_create_table(&tx).await?;
     tx.batch_execute("TRUNCATE user_purchase").await.map_err(query_err("empty user_purchase"))?;
-    let copy = format!("COPY user_purchase ({}) FROM STDIN (FORMAT csv)", COLUMNS.join(", "));
-    let sink = tx.copy_in::<_, Bytes>(copy.as_str()).await.map_err(query_err("start COPY into user_purchase"))?;
+    let report = copy_rows(&tx, "user_purchase", reader, source_name, opts).await?;
+    tx.commit().await.map_err(query_err("commit the user_purchase load"))?;
+    Ok(report)
+}
+
+/// What a run does with a delivered `user_purchase.csv`, in one transaction on one session:
+/// COPY the file into a session-private temp table ([`RUN_TABLE`], dropped at commit), export
+/// that table to `uri`, then replace the content of the shared `user_purchase` with it and
+/// commit. The export is exactly the rows this run loaded, whatever another run (another date,
+/// another session) loads at the same time: no run ever exports a table another run is
+/// truncating or reloading. The shared table is touched only at the end, under
+/// [`TABLE_LOCK_KEY`] and TRUNCATE's lock, so concurrent runs replace it one after the other
+/// (the last to commit wins) and never create it twice. Nothing is committed unless the export
+/// was written.
+pub async fn load_and_export<R>(
+    client: &mut tokio_postgres::Client,
+    reader: R,
+    source_name: &str,
+    opts: LoadOptions,
+    store: &dyn ObjectStore,
+    uri: &ObjectUri,
+) -> Result<(LoadReport, super::export::ExportReport), DbError>
+where
+    R: AsyncRead + Send + 'static,
+{
+    let reader = maybe_gunzip(Box::pin(reader), source_name).await?;
+    let tx = client.transaction().await.map_err(query_err("start a transaction"))?;
+    tx.batch_execute(&run_table_sql()).await.map_err(query_err("create the run's user_purchase table"))?;
+    let report = copy_rows(&tx, RUN_TABLE, reader, source_name, opts).await?;
+    let sql = super::export::export_sql_from(RUN_TABLE);
+    let stream =
+        tx.copy_out(sql.as_str()).await.map_err(query_err("export the run's user_purchase (COPY TO STDOUT)"))?;
+    let exported = super::export::export_stream(stream, store, uri).await?;
+    if exported.rows != report.rows_loaded {
+        return Err(DbError::Invariant {
+            problem: format!(
+                "the export of {source_name} holds {} rows but {} were loaded",
+                exported.rows, report.rows_loaded
+            ),
+        });
+    }
+    lock_and_create_table(&tx).await?;
+    let columns = COLUMNS.join(", ");
+    tx.batch_execute(&format!(
+        "TRUNCATE user_purchase; INSERT INTO user_purchase ({columns}) SELECT {columns} FROM {RUN_TABLE}"
+    ))
+    .await
+    .map_err(query_err("replace user_purchase with the run's rows"))?;
+    tx.commit().await.map_err(query_err("commit the user_purchase load"))?;
+    Ok((report, exported))
+}
+
+/// The DDL of [`RUN_TABLE`]: the columns of `user_purchase`, as a temp table.
+fn run_table_sql() -> String {
+    let create = "CREATE TABLE IF NOT EXISTS user_purchase (";
+    assert!(CREATE_TABLE_SQL.contains(create), "sql/user_purchase.sql creates user_purchase");
+    let body = &CREATE_TABLE_SQL[CREATE_TABLE_SQL.find(create).expect("checked") + create.len()..];
+    let body = body.trim_end().trim_end_matches(';').trim_end().trim_end_matches(')');
+    format!("CREATE TEMP TABLE {RUN_TABLE} ({body}) ON COMMIT DROP")
+}
+
+async fn lock_and_create_table(tx: &tokio_postgres::Transaction<'_>) -> Result<(), DbError> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&TABLE_LOCK_KEY])
+        .await
+        .map_err(query_err("lock user_purchase for its replacement"))?;
+    tx.batch_execute(CREATE_TABLE_SQL).await.map_err(query_err("create the user_purchase table"))
+}
+
+/// Parses the file and COPYs its good rows into `table`; checks the count. Nothing commits.
+async fn copy_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    table: &str,
+    reader: ObjectReader,
+    source_name: &str,
+    opts: LoadOptions,
+) -> Result<LoadReport, DbError> {
+    let copy = format!("COPY {table} ({}) FROM STDIN (FORMAT csv)", COLUMNS.join(", "));
+    let sink = tx.copy_in::<_, Bytes>(copy.as_str()).await.map_err(query_err(format!("start COPY into {table}")))?;
     futures::pin_mut!(sink);
 
     let (mut chunks, parser) = spawn_parser(reader, source_name, false, !opts.skip_bad_rows);
     let mut stream_failed = false;
     while let Some(chunk) = chunks.recv().await {
         match chunk {
-            Ok(bytes) => sink.send(bytes).await.map_err(query_err("COPY rows into user_purchase"))?,
+            Ok(bytes) => sink.send(bytes).await.map_err(query_err(format!("COPY rows into {table}")))?,
             Err(_) => {
                 stream_failed = true;
                 break;
@@ -98,14 +182,13 @@ where
         // Bad rows and no --skip-bad-rows: dropping the transaction rolls back.
         return Err(bad_rows_error(source_name, &summary));
     }
-    let copied = sink.as_mut().finish().await.map_err(query_err("finish COPY into user_purchase"))?;
+    let copied = sink.as_mut().finish().await.map_err(query_err(format!("finish COPY into {table}")))?;
     if copied != summary.rows_ok {
         // A bug, never bad input: nothing is committed.
         return Err(DbError::Invariant {
             problem: format!("COPY stored {copied} rows of {source_name} but the parser passed {}", summary.rows_ok),
         });
     }
-    tx.commit().await.map_err(query_err("commit the user_purchase load"))?;
     Ok(LoadReport { rows_loaded: copied, bad_rows: summary.bad_rows, bad_row_count: summary.bad_row_count })
 }
 

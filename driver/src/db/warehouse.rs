@@ -251,24 +251,44 @@ pub async fn load_run(
     Ok(WarehouseReport { run_date, tables, fact_rows_replaced })
 }
 
+/// Checks that every table's load folder under `load_root` is a complete Spark write (its
+/// `_SUCCESS` marker and at least one part file), without reading any file: what a Redshift
+/// load, which reads the files itself, must know before its COPY.
+pub async fn check_complete(store: &dyn ObjectStore, load_root: &ObjectUri) -> Result<(), DbError> {
+    for table in DIMENSIONS.iter().map(|d| d.table).chain([FACT_TABLE]) {
+        part_files(store, load_root, table).await?;
+    }
+    Ok(())
+}
+
 /// The Spark part files of one table, in name order (`_SUCCESS`, `.crc` and other files
-/// skipped). None is an error: the job that writes the table did not run.
+/// skipped). None is an error: the job that writes the table did not run. A folder without
+/// Spark's `_SUCCESS` marker (written once every part file is committed) is a write that
+/// crashed or is still running: refused, never loaded in part.
 async fn part_files(store: &dyn ObjectStore, load_root: &ObjectUri, table: &str) -> Result<Vec<ObjectUri>, DbError> {
     let folder = load_root.join(table);
     let prefix = folder.join("");
-    let files: Vec<ObjectUri> = store
+    // Only direct children: a nested folder is not part of this table.
+    let children: Vec<ObjectUri> = store
         .list(&prefix)
         .await?
         .into_iter()
         .map(|meta| meta.uri)
+        .filter(|uri| uri.key[prefix.key.len()..] == *uri.file_name())
+        .collect();
+    let files: Vec<ObjectUri> = children
+        .iter()
         .filter(|uri| {
             let name = uri.file_name();
-            // Only direct children: a nested folder is not part of this table.
-            uri.key[prefix.key.len()..] == *name && name.starts_with("part-") && !name.ends_with(".crc")
+            name.starts_with("part-") && !name.ends_with(".crc")
         })
+        .cloned()
         .collect();
     if files.is_empty() {
         return Err(DbError::NoPartFiles { folder: folder.to_string(), table: table.to_string() });
+    }
+    if !children.iter().any(|uri| uri.file_name() == "_SUCCESS") {
+        return Err(DbError::IncompleteWrite { folder: folder.to_string(), table: table.to_string() });
     }
     Ok(files)
 }
