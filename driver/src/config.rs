@@ -717,9 +717,7 @@ pub const NOT_SHOWN: &str = "(value not shown)";
 pub fn looks_secret(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     ["password", "passwd", "secret", "token", "credential", "private"].iter().any(|w| lower.contains(w))
-        || lower
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .any(|part| part.ends_with("key") || part == "keytab")
+        || lower.split(|c: char| !c.is_ascii_alphanumeric()).any(|part| part.ends_with("key") || part == "keytab")
 }
 
 /// Masks the user info of a URL-like value (`http://user:secret@host` → `http://***@host`),

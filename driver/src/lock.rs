@@ -266,7 +266,12 @@ impl RunLock {
 
     /// The heartbeat: pushes the expiry `ttl` from now, only if the lock is still the version
     /// this process wrote.
-    pub async fn refresh(&mut self, store: &dyn ObjectStore, ttl: Duration, clock: &dyn Clock) -> Result<(), LockError> {
+    pub async fn refresh(
+        &mut self,
+        store: &dyn ObjectStore,
+        ttl: Duration,
+        clock: &dyn Clock,
+    ) -> Result<(), LockError> {
         let mut record = self.record.clone();
         let now = clock.now();
         record.heartbeat_at = Some(now);

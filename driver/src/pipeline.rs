@@ -214,7 +214,9 @@ impl Pipeline {
     fn lock_timing(&self) -> (Duration, Option<Duration>) {
         match self.options.lock_heartbeat {
             Some(every) => (crate::lock::HEARTBEAT_TTL.max(every * 3), Some(every)),
-            None => (self.options.poll.deadline.unwrap_or(Duration::from_secs(6 * 3600)) + Duration::from_secs(1800), None),
+            None => {
+                (self.options.poll.deadline.unwrap_or(Duration::from_secs(6 * 3600)) + Duration::from_secs(1800), None)
+            }
         }
     }
 

@@ -182,9 +182,8 @@ async fn the_background_heartbeat_keeps_the_lock_alive_past_its_first_expiry() {
     let clock = FakeClock::new();
     let uri = lock_uri("staging", "2021-10-31");
     let ttl = Duration::from_secs(600);
-    let lock = RunLock::acquire(store.as_ref(), &uri, &LockRequest { ttl, ..request("run-a", false) }, &clock)
-        .await
-        .unwrap();
+    let lock =
+        RunLock::acquire(store.as_ref(), &uri, &LockRequest { ttl, ..request("run-a", false) }, &clock).await.unwrap();
     let first_expiry = lock.record().expires_at;
     let held = lock.keep_alive(Arc::clone(&store), Arc::new(clock.clone()), Duration::from_secs(60), ttl);
     // The fake clock moves as the heartbeat sleeps: wait (bounded) for beats past the expiry.
@@ -215,7 +214,8 @@ async fn a_heartbeat_that_finds_its_lock_taken_over_reports_it_lost() {
     let lock = RunLock::acquire(store.as_ref(), &uri, &request("run-a", false), &clock).await.unwrap();
     // Someone replaced the object behind the holder's back.
     store.put_bytes(&uri, Bytes::from_static(b"{}")).await.unwrap();
-    let held = lock.keep_alive(Arc::clone(&store), Arc::new(clock.clone()), Duration::from_secs(60), Duration::from_secs(600));
+    let held =
+        lock.keep_alive(Arc::clone(&store), Arc::new(clock.clone()), Duration::from_secs(60), Duration::from_secs(600));
     let mut lost = held.lost();
     let reason = loop {
         if let Some(reason) = lost.borrow_and_update().clone() {

@@ -466,8 +466,12 @@ async fn a_run_refused_by_the_lock_ingests_nothing() {
     let incoming = ObjectUri::parse(&incoming).unwrap();
     let before = world.store.get_bytes(&incoming).await.unwrap();
     let lock_uri = ObjectUri::parse(&world.plan().uris.lock).unwrap();
-    let request =
-        LockRequest { owner: "nightly".into(), run_id: "first-run".into(), ttl: Duration::from_secs(3600), break_stale: false };
+    let request = LockRequest {
+        owner: "nightly".into(),
+        run_id: "first-run".into(),
+        ttl: Duration::from_secs(3600),
+        break_stale: false,
+    };
     let _held = RunLock::acquire(&world.store, &lock_uri, &request, world.clock.as_ref()).await.unwrap();
 
     let folder = raw_dir(&[MOVIES, LOGS]);
@@ -497,8 +501,8 @@ async fn with_a_raw_dir_a_missing_file_is_exit_6_and_never_taken_from_an_earlier
 #[tokio::test]
 async fn with_a_raw_dir_a_stale_user_purchase_of_an_earlier_ingest_is_not_used() {
     let world = World::new().await;
-    let stale = ObjectUri::parse(&format!("s3://{}/incoming/dt={DATE}/user_purchase.csv", world.config.buckets.raw))
-        .unwrap();
+    let stale =
+        ObjectUri::parse(&format!("s3://{}/incoming/dt={DATE}/user_purchase.csv", world.config.buckets.raw)).unwrap();
     assert!(world.store.head(&stale).await.unwrap().is_some());
     // The folder has no user_purchase and no database is given: the run must not fall back on
     // the earlier ingest's file.
@@ -543,9 +547,8 @@ fn reviews(n: usize) -> String {
 #[tokio::test]
 async fn rows_in_is_checked_against_the_records_counted_at_ingest() {
     // The fake jobs report rows_in 5 for both inputs.
-    let logs: String = std::iter::once("id_review,log\n".to_string())
-        .chain((0..5).map(|i| format!("{i},<reviewlog/>\n")))
-        .collect();
+    let logs: String =
+        std::iter::once("id_review,log\n".to_string()).chain((0..5).map(|i| format!("{i},<reviewlog/>\n"))).collect();
     let world = World::new().await;
     let matching = reviews(5);
     let folder = raw_dir(&[("movie_review.csv", &matching), ("log_reviews.csv", &logs), PURCHASES]);

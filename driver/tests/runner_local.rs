@@ -186,10 +186,8 @@ async fn a_step_gets_no_database_url_and_no_aws_keys_from_the_driver() {
     let lake = tempfile::tempdir().unwrap();
     let out = lake.path().join("env.txt");
     let runner = runner(lake.path(), 1, SystemClock::shared());
-    let ids = runner
-        .submit(&[bash("env", &format!("env > {}", out.display()), ActionOnFailure::Continue)])
-        .await
-        .unwrap();
+    let ids =
+        runner.submit(&[bash("env", &format!("env > {}", out.display()), ActionOnFailure::Continue)]).await.unwrap();
     assert_eq!(wait(&runner, &ids).await[0].state, StepState::Completed);
     let env = std::fs::read_to_string(&out).unwrap();
     assert!(!env.contains("hunter2") && !env.contains("DATABASE_URL"), "{env}");

@@ -538,9 +538,26 @@ fn group_sentinel(pgid: i32, step_id: &str) -> Option<std::io::PipeWriter> {
 
 /// Variables a step process gets from the driver's environment, by exact name.
 const STEP_ENV_NAMES: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP",
-    "JAVA_HOME", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "PYTHONPATH", "PYTHONHASHSEED", "PYTHONUNBUFFERED",
-    "PYTHONIOENCODING", "VIRTUAL_ENV",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TMP",
+    "TEMP",
+    "JAVA_HOME",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "PYTHONPATH",
+    "PYTHONHASHSEED",
+    "PYTHONUNBUFFERED",
+    "PYTHONIOENCODING",
+    "VIRTUAL_ENV",
 ];
 
 /// ... and by prefix: locale, Spark, PySpark and Hadoop settings.

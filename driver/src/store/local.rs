@@ -74,7 +74,12 @@ impl LocalStore {
         let path = self.checked_path(uri)?;
         let etag = etag.to_string();
         let task = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
-            let guard = match std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(Self::cas_path(&path)) {
+            let guard = match std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(Self::cas_path(&path))
+            {
                 Ok(file) => file,
                 // No folder: no object, so nothing to match.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
