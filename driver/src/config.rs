@@ -482,9 +482,11 @@ impl Layers {
                 };
                 let Some(kind) = kind else {
                     let known: Vec<&str> = KEYS.iter().filter(|(s, _, _)| *s == section).map(|(_, k, _)| *k).collect();
+                    // The value of a key nobody knows is never echoed: it may be a password
+                    // put under a misspelt name.
                     self.problems.push(Problem {
                         key: path,
-                        value: display_value(&value),
+                        value: NOT_SHOWN.to_string(),
                         origin,
                         fix: format!("unknown key; the keys of [{section}] are {}", known.join(", ")),
                     });
@@ -494,7 +496,10 @@ impl Layers {
                     Ok(coerced) => {
                         table.insert(key, coerced);
                     }
-                    Err(fix) => self.problems.push(Problem { key: path, value: display_value(&value), origin, fix }),
+                    Err(fix) => {
+                        let shown = if looks_secret(&key) { NOT_SHOWN.to_string() } else { display_value(&value) };
+                        self.problems.push(Problem { key: path, value: shown, origin, fix })
+                    }
                 }
             }
         }
@@ -633,8 +638,15 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
         }
     }
     let log_uri = &config.emr.log_uri;
-    if !log_uri.starts_with("s3://") || log_uri.trim_start_matches("s3://").split('/').next().unwrap_or("").is_empty() {
-        bad("emr.log_uri", log_uri, "must be an s3:// URI such as s3://<raw bucket>/emr-logs/".into());
+    let log_bucket = log_uri.strip_prefix("s3://").map(|rest| rest.split('/').next().unwrap_or(""));
+    match log_bucket {
+        Some(bucket) if !bucket.is_empty() => {
+            // Locally the bucket is a folder of the lake: `..` would escape it.
+            if let Err(fix) = check_bucket_name(bucket) {
+                bad("emr.log_uri", log_uri, format!("its bucket {bucket:?} {fix}"));
+            }
+        }
+        _ => bad("emr.log_uri", log_uri, "must be an s3:// URI such as s3://<raw bucket>/emr-logs/".into()),
     }
     for (key, value) in [
         ("emr.service_role", &config.emr.service_role),
@@ -690,10 +702,22 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
     }
     for (key, value) in &config.spark {
         if key.trim().is_empty() || key.contains(char::is_whitespace) || key.contains('=') {
-            bad(&format!("spark.{key}"), value, "a Spark property name has no spaces or '='".into());
+            let shown = if looks_secret(key) { NOT_SHOWN } else { value.as_str() };
+            bad(&format!("spark.{key}"), shown, "a Spark property name has no spaces or '='".into());
         }
     }
     problems
+}
+
+/// What a problem shows instead of a value that may be a secret.
+pub const NOT_SHOWN: &str = "(value not shown)";
+
+/// Whether a setting's name looks like it holds a secret (password, secret, token, key,
+/// credential...): its value is masked wherever the driver echoes settings.
+pub fn looks_secret(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    ["password", "passwd", "secret", "token", "credential", "private"].iter().any(|w| lower.contains(w))
+        || lower.split(|c: char| !c.is_ascii_alphanumeric()).any(|part| part.ends_with("key") || part == "keytab")
 }
 
 /// Masks the user info of a URL-like value (`http://user:secret@host` → `http://***@host`),

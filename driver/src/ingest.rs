@@ -12,6 +12,47 @@ use crate::store::{ObjectStore, ObjectUri, StoreError};
 /// ingesting the same content again uploads nothing.
 pub const SHA256_METADATA: &str = "sha256";
 
+/// The object metadata key holding the number of CSV records (after the header) the driver
+/// counted in an ingested file, with the `csv` crate (RFC 4180: a quoted field may hold
+/// commas, doubled quotes and newlines, so records, not lines). A reader independent of the
+/// jobs' Spark CSV reader: the run compares it with the jobs' `rows_in`.
+pub const RECORDS_METADATA: &str = "records";
+
+/// The CSV records (after the header line) of a file, gzipped or not; blank lines are not
+/// records (as for Spark's reader).
+pub fn count_records(read: impl std::io::Read, gz: bool) -> std::io::Result<u64> {
+    let read: Box<dyn std::io::Read> =
+        if gz { Box::new(flate2::read::MultiGzDecoder::new(read)) } else { Box::new(read) };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .quote(b'"')
+        .double_quote(true)
+        .from_reader(std::io::BufReader::with_capacity(1 << 16, read));
+    let mut record = csv::ByteRecord::new();
+    let mut count = 0u64;
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => count += 1,
+            Ok(false) => return Ok(count),
+            Err(e) => match e.into_kind() {
+                csv::ErrorKind::Io(io) => return Err(io),
+                other => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{other:?}"))),
+            },
+        }
+    }
+}
+
+async fn file_records(path: &Path, gz: bool) -> Result<u64, IngestError> {
+    let shown = path.display().to_string();
+    let owned = path.to_path_buf();
+    let counted = tokio::task::spawn_blocking(move || count_records(std::fs::File::open(owned)?, gz))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r);
+    counted.map_err(|source| StoreError::Local { op: "count the records of", uri: shown, source }.into())
+}
+
 /// The vendor files a run reads, in the order they are listed to people.
 pub const INPUTS: [InputSpec; 3] = [preflight::MOVIE_REVIEW, preflight::LOG_REVIEWS, preflight::USER_PURCHASE];
 
@@ -78,7 +119,7 @@ pub async fn ingest(
     incoming: &ObjectUri,
     files: &[PathBuf],
 ) -> Result<BTreeMap<&'static str, ObjectUri>, IngestError> {
-    let mut planned: BTreeMap<&'static str, (PathBuf, ObjectUri, ObjectUri)> = BTreeMap::new();
+    let mut planned: BTreeMap<&'static str, (PathBuf, ObjectUri, ObjectUri, bool)> = BTreeMap::new();
     for path in files {
         let (spec, gz) =
             input_for(path).ok_or_else(|| IngestError::UnknownFile { path: path.display().to_string() })?;
@@ -87,20 +128,26 @@ pub async fn ingest(
         } else {
             (spec.name.to_string(), format!("{}.gz", spec.name))
         };
-        if planned.insert(spec.name, (path.clone(), incoming.join(&name), incoming.join(&twin))).is_some() {
+        if planned.insert(spec.name, (path.clone(), incoming.join(&name), incoming.join(&twin), gz)).is_some() {
             return Err(IngestError::Duplicate { path: path.display().to_string() });
         }
         check_local_file(path, &spec, gz).await?;
     }
     let mut uploaded = BTreeMap::new();
-    for (input, (path, target, twin)) in planned {
+    for (input, (path, target, twin, gz)) in planned {
         store.delete(&twin).await?;
         let sha256 = file_sha256(&path).await?;
-        let same = store.head(&target).await?.is_some_and(|m| m.metadata.get(SHA256_METADATA) == Some(&sha256));
+        let same = store.head(&target).await?.is_some_and(|m| {
+            m.metadata.get(SHA256_METADATA) == Some(&sha256) && m.metadata.contains_key(RECORDS_METADATA)
+        });
         if same {
             tracing::info!("{} is already in {} (same sha256)", path.display(), target);
         } else {
-            let metadata = BTreeMap::from([(SHA256_METADATA.to_string(), sha256)]);
+            let records = file_records(&path, gz).await?;
+            let metadata = BTreeMap::from([
+                (SHA256_METADATA.to_string(), sha256),
+                (RECORDS_METADATA.to_string(), records.to_string()),
+            ]);
             store.put_file(&target, &path, &metadata).await?;
             tracing::info!("ingested {} as {}", path.display(), target);
         }
@@ -173,6 +220,32 @@ mod tests {
             preflight::locate(&store, &incoming, &preflight::LOG_REVIEWS).await.unwrap(),
             incoming.join("log_reviews.csv")
         );
+    }
+
+    #[test]
+    fn counts_records_not_lines() {
+        // 4 physical lines after the header, 2 records: a quoted review holds a newline and a
+        // doubled quote; a blank line is no record.
+        let text = "cid,review_str,id_review\n1,\"good\nreally \"\"good\"\"\",1\n\n2,\"bad, sadly\",2\n";
+        assert_eq!(text.lines().count() - 1, 4);
+        assert_eq!(count_records(text.as_bytes(), false).unwrap(), 2);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+        assert_eq!(count_records(&gz.finish().unwrap()[..], true).unwrap(), 2);
+        assert_eq!(count_records("cid,review_str,id_review\n".as_bytes(), false).unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn ingest_records_the_record_count_with_the_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("movie_review.csv");
+        std::fs::write(&file, "cid,review_str,id_review\n1,\"a\nb\",1\n2,c,2\n").unwrap();
+        let store = LocalStore::new(dir.path().join("lake"));
+        let incoming = ObjectUri::parse("s3://raw/incoming/dt=2021-10-31").unwrap();
+        let done = ingest(&store, &incoming, &[file]).await.unwrap();
+        let meta = store.head(&done["movie_review.csv"]).await.unwrap().unwrap().metadata;
+        assert_eq!(meta.get(RECORDS_METADATA).map(String::as_str), Some("2"));
+        assert_eq!(meta.get(SHA256_METADATA).map(String::len), Some(64));
     }
 
     #[tokio::test]

@@ -53,6 +53,8 @@ pub enum PipelineError {
     BadMetrics { job: String, uri: String, reason: String },
     #[error("input {input} does not balance: rows_in {rows_in} != rows_out {rows_out} + rejected {rows_rejected}; a job lost records, which is a bug")]
     Unbalanced { input: String, rows_in: u64, rows_out: u64, rows_rejected: u64 },
+    #[error("input {input} ({uri}) has {counted} CSV records (counted by the driver at ingest) but its job read rows_in {rows_in}; the job lost or invented records, which is a bug: the warehouse was not loaded")]
+    Miscounted { input: String, uri: String, counted: u64, rows_in: u64 },
 }
 
 impl ExitStatus for PipelineError {
@@ -62,7 +64,9 @@ impl ExitStatus for PipelineError {
             PipelineError::Cancelled { .. } | PipelineError::Interrupted { .. } => ExitCode::Cancelled,
             PipelineError::TimedOut { .. } => ExitCode::TimedOut,
             PipelineError::NoPurchaseSource => ExitCode::BadInput,
-            PipelineError::BadMetrics { .. } | PipelineError::Unbalanced { .. } => ExitCode::Internal,
+            PipelineError::BadMetrics { .. } | PipelineError::Unbalanced { .. } | PipelineError::Miscounted { .. } => {
+                ExitCode::Internal
+            }
         }
     }
 }
@@ -107,6 +111,11 @@ pub struct RunOptions {
     pub diagnose: DiagnoseOptions,
     /// How long cancelled steps get to settle before the cluster is terminated.
     pub settle: Duration,
+    /// Refresh the locks this often in the background (`None`: no heartbeat, the lock holds
+    /// for the whole deadline; tests with a fake clock).
+    pub lock_heartbeat: Option<Duration>,
+    /// Ingest the vendor files of this folder under the lock first; the run reads exactly them.
+    pub raw_dir: Option<std::path::PathBuf>,
 }
 
 /// Lines for people (stderr) about the driver's own work; the poll observer shows the steps.
@@ -114,6 +123,12 @@ pub trait Progress: Send + Sync {
     fn line(&self, text: &str);
     /// A driver step changed state (for `--output json` events).
     fn stage(&self, _key: &str, _state: &str) {}
+}
+
+/// The run lock while the run holds it: with a heartbeat task, or without one.
+enum Held {
+    Beating(crate::lock::HeldLock),
+    Still(RunLock),
 }
 
 /// Everything `run` needs, resolved at the edge.
@@ -156,34 +171,98 @@ impl Pipeline {
     /// Runs the date. Returns the manifest (also written to the staging bucket) and how the
     /// run ended.
     pub async fn run(mut self) -> (RunManifest, Result<()>) {
-        // Read-only checks first: they also bind the run id to the input files' digests.
-        let purchases_from_file = match self.preflight().await {
-            Ok(file) => file,
-            Err(e) => {
-                let mut manifest = self.new_manifest();
-                manifest.state = RunState::Failed;
-                manifest.ended_at = Some(self.clock.now());
-                manifest.error = Some(e.chain().join(": "));
-                return (manifest, Err(e));
-            }
-        };
-        let mut manifest = self.new_manifest();
+        // One deadline for the whole run: every wait gets what is left of it.
+        let deadline_at = self.options.poll.deadline.map(|d| self.clock.monotonic() + d);
+        let manifest = self.new_manifest();
+        let (lock_ttl, heartbeat) = self.lock_timing();
         let lock_request = LockRequest {
             owner: self.options.owner.clone(),
             run_id: self.plan.run_id.clone(),
-            ttl: self.options.poll.deadline.unwrap_or(Duration::from_secs(6 * 3600)) + Duration::from_secs(1800),
+            ttl: lock_ttl,
             break_stale: self.options.break_stale_lock,
         };
         let lock_uri = match ObjectUri::parse(&self.plan.uris.lock) {
             Ok(uri) => uri,
             Err(e) => return (manifest, Err(e.into())),
         };
+        // The lock comes first: a run refused because another run holds the date changes
+        // nothing, not the inputs (ingest), not the manifest the other run is writing.
         let lock = match RunLock::acquire(self.store.as_ref(), &lock_uri, &lock_request, self.clock.as_ref()).await {
             Ok(lock) => lock,
-            // Another run holds the date: touch nothing, not even the manifest it is writing.
             Err(e) => return (manifest, Err(e.into())),
         };
-        let result = self.execute(&mut manifest, purchases_from_file).await;
+        let held = self.keep_alive(lock, heartbeat);
+        let (manifest, result) = self.run_locked(deadline_at).await;
+        let lock = match held {
+            Held::Beating(held) => held.stop().await,
+            Held::Still(lock) => lock,
+        };
+        let released = lock.release(self.store.as_ref()).await;
+        let result = match (result, released) {
+            (Ok(()), Err(e @ crate::lock::LockError::Lost { .. })) => Err(e.into()),
+            (result, Err(e)) => {
+                self.progress.line(&format!("warning: could not release the run lock: {e}"));
+                result
+            }
+            (result, Ok(())) => result,
+        };
+        (manifest, result)
+    }
+
+    /// How long the locks hold without a heartbeat, and how often the heartbeat beats (none:
+    /// the lock holds for the whole deadline and half an hour more).
+    fn lock_timing(&self) -> (Duration, Option<Duration>) {
+        match self.options.lock_heartbeat {
+            Some(every) => (crate::lock::HEARTBEAT_TTL.max(every * 3), Some(every)),
+            None => {
+                (self.options.poll.deadline.unwrap_or(Duration::from_secs(6 * 3600)) + Duration::from_secs(1800), None)
+            }
+        }
+    }
+
+    /// Starts the lock's heartbeat; a heartbeat that finds the lock taken over stops the run
+    /// as a signal would (its steps are cancelled).
+    fn keep_alive(&mut self, lock: RunLock, heartbeat: Option<Duration>) -> Held {
+        let Some(every) = heartbeat else { return Held::Still(lock) };
+        let (ttl, _) = self.lock_timing();
+        let held = lock.keep_alive(Arc::clone(&self.store), Arc::clone(&self.clock), every, ttl);
+        let mut lost = held.lost();
+        let signals = self.shutdown.clone();
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let reason = tokio::select! {
+                signal = shutdown_requested(signals) => signal,
+                reason = async {
+                    loop {
+                        if let Some(reason) = lost.borrow().clone() {
+                            return format!("lock lost: {reason}");
+                        }
+                        if lost.changed().await.is_err() {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                } => reason,
+            };
+            let _ = tx.send(Some(reason));
+        });
+        self.shutdown = rx;
+        Held::Beating(held)
+    }
+
+    /// Everything the run does while it holds the date's lock.
+    async fn run_locked(&mut self, deadline_at: Option<Duration>) -> (RunManifest, Result<()>) {
+        if let Some(dir) = self.options.raw_dir.clone() {
+            if let Err(e) = self.ingest_exactly(&dir).await {
+                return self.failed_before_start(e);
+            }
+        }
+        // Read-only checks first: they also bind the run id to the input files' digests.
+        let purchases_from_file = match self.preflight().await {
+            Ok(file) => file,
+            Err(e) => return self.failed_before_start(e),
+        };
+        let mut manifest = self.new_manifest();
+        let result = self.execute(&mut manifest, purchases_from_file, deadline_at).await;
         manifest.ended_at = Some(self.clock.now());
         manifest.state = match &result {
             Ok(()) => RunState::Succeeded,
@@ -197,11 +276,47 @@ impl Pipeline {
             manifest.error = Some(e.chain().join(": "));
         }
         let written = self.write_manifest(&manifest).await;
-        if let Err(e) = lock.release(self.store.as_ref()).await {
-            self.progress.line(&format!("warning: could not release the run lock: {e}"));
-        }
         let result = result.and(written);
         (manifest, result)
+    }
+
+    fn failed_before_start(&self, e: Error) -> (RunManifest, Result<()>) {
+        let mut manifest = self.new_manifest();
+        manifest.state = RunState::Failed;
+        manifest.ended_at = Some(self.clock.now());
+        manifest.error = Some(e.chain().join(": "));
+        (manifest, Err(e))
+    }
+
+    /// `--raw-dir`: the run reads exactly the files of that folder. They are ingested under
+    /// the lock, and the date's incoming files of inputs the folder does not hold are removed,
+    /// so that nothing of an earlier ingest (a stale user_purchase.csv) is used.
+    async fn ingest_exactly(&self, dir: &std::path::Path) -> Result<()> {
+        let incoming = ObjectUri::parse(&self.plan.uris.movie_review_input)?.parent();
+        let files = crate::ingest::files_in_dir(dir)?;
+        for spec in [&preflight::MOVIE_REVIEW, &preflight::LOG_REVIEWS] {
+            if !files.iter().any(|f| crate::ingest::input_for(f).is_some_and(|(s, _)| s.name == spec.name)) {
+                return Err(preflight::PreflightError::Unusable {
+                    uri: dir.join(spec.name).display().to_string(),
+                    problem: preflight::Problem::Missing,
+                }
+                .into());
+            }
+        }
+        self.progress.line(&format!("ingesting {} file(s) from {} into {incoming}", files.len(), dir.display()));
+        let ingested = crate::ingest::ingest(self.store.as_ref(), &incoming, &files).await?;
+        for spec in crate::ingest::INPUTS {
+            if !ingested.contains_key(spec.name) {
+                for name in [spec.name.to_string(), format!("{}.gz", spec.name)] {
+                    let stale = incoming.join(&name);
+                    if self.store.head(&stale).await?.is_some() {
+                        self.progress.line(&format!("removing {stale}: not among the files of {}", dir.display()));
+                        self.store.delete(&stale).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn new_manifest(&self) -> RunManifest {
@@ -254,7 +369,12 @@ impl Pipeline {
                 .is_some_and(|s| s.state == StepState::Completed.as_str())
     }
 
-    async fn execute(&mut self, manifest: &mut RunManifest, purchases_from_file: Option<ObjectUri>) -> Result<()> {
+    async fn execute(
+        &mut self,
+        manifest: &mut RunManifest,
+        purchases_from_file: Option<ObjectUri>,
+        deadline_at: Option<Duration>,
+    ) -> Result<()> {
         let previous = self.previous_manifest().await;
         self.write_manifest(manifest).await?;
 
@@ -276,7 +396,7 @@ impl Pipeline {
             // snapshots: two dates doing that at once (a parallel backfill) could give two
             // values the same id, so that one wave holds a lock shared by all dates.
             let registry_lock = if wave.contains(&"build_dimensions") {
-                match self.acquire_dimension_registry().await {
+                match self.acquire_dimension_registry(deadline_at).await {
                     Ok(lock) => Some(lock),
                     Err(e) => {
                         self.finish_runner(&provided).await;
@@ -286,8 +406,12 @@ impl Pipeline {
             } else {
                 None
             };
-            let outcome = self.run_wave(manifest, &provided, &previous, wave).await;
-            if let Some(lock) = registry_lock {
+            let outcome = self.run_wave(manifest, &provided, &previous, wave, deadline_at).await;
+            if let Some(held) = registry_lock {
+                let lock = match held {
+                    Held::Beating(held) => held.stop().await,
+                    Held::Still(lock) => lock,
+                };
                 if let Err(e) = lock.release(self.store.as_ref()).await {
                     self.progress.line(&format!("warning: could not release the dimension registry lock: {e}"));
                 }
@@ -299,27 +423,41 @@ impl Pipeline {
             }
         }
         self.check_balances(manifest)?;
+        if let Err(e) = self.check_counts(manifest).await {
+            self.finish_runner(&provided).await;
+            return Err(e);
+        }
         self.finish_runner(&provided).await;
         self.load_warehouse(manifest).await
     }
 
     /// The lock around the dimension registry, shared by every run date: waits (polling) while
     /// another date's build_dimensions holds it, up to the run's deadline.
-    async fn acquire_dimension_registry(&self) -> Result<RunLock> {
+    async fn acquire_dimension_registry(&self, deadline_at: Option<Duration>) -> Result<Held> {
         let uri = ObjectUri::new(self.plan.config.buckets.staging.clone(), "_locks/dimension-registry.json");
+        let (ttl, heartbeat) = match self.options.lock_heartbeat {
+            Some(every) => (crate::lock::HEARTBEAT_TTL.max(every * 3), Some(every)),
+            None => (Duration::from_secs(3 * 3600), None),
+        };
         let request = LockRequest {
             owner: self.options.owner.clone(),
             run_id: self.plan.run_id.clone(),
-            ttl: Duration::from_secs(3 * 3600),
+            ttl,
             break_stale: self.options.break_stale_lock,
         };
-        let started = self.clock.monotonic();
-        let deadline = self.options.poll.deadline.unwrap_or(Duration::from_secs(6 * 3600));
+        let deadline_at = deadline_at.unwrap_or(self.clock.monotonic() + Duration::from_secs(6 * 3600));
         let mut told = false;
         loop {
             match RunLock::acquire(self.store.as_ref(), &uri, &request, self.clock.as_ref()).await {
-                Ok(lock) => return Ok(lock),
-                Err(crate::lock::LockError::Held { held, .. }) if self.clock.monotonic() - started < deadline => {
+                Ok(lock) => {
+                    return Ok(match heartbeat {
+                        Some(every) => {
+                            Held::Beating(lock.keep_alive(Arc::clone(&self.store), Arc::clone(&self.clock), every, ttl))
+                        }
+                        None => Held::Still(lock),
+                    })
+                }
+                Err(crate::lock::LockError::Held { held, .. }) if self.clock.monotonic() < deadline_at => {
                     if !told {
                         self.progress
                             .line(&format!("waiting for run {} to finish building the dimensions", held.run_id));
@@ -534,8 +672,14 @@ impl Pipeline {
         provided: &ProvidedRunner,
         previous: &Option<RunManifest>,
         wave: &[&str],
+        deadline_at: Option<Duration>,
     ) -> Result<()> {
         let runner = provided.runner.as_ref();
+        // What is left of the run's one deadline.
+        let poll = PollOptions {
+            deadline: deadline_at.map(|at| at.saturating_sub(self.clock.monotonic())),
+            ..self.options.poll.clone()
+        };
         let names: Vec<String> = wave
             .iter()
             .map(|key| self.plan.step(key).map(|s| s.config.name.clone()))
@@ -591,7 +735,7 @@ impl Pipeline {
             runner,
             &step_ids,
             self.clock.as_ref(),
-            &self.options.poll,
+            &poll,
             self.observer.as_ref(),
             shutdown_requested(self.shutdown.clone()),
             self.options.settle,
@@ -701,6 +845,42 @@ impl Pipeline {
                     rows_rejected: counts.rows_rejected,
                 }
                 .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares each job's `rows_in` with the record count the driver made at ingest (an
+    /// independent reader: the `csv` crate, not Spark). Inputs put in the bucket by something
+    /// else than `ingest` carry no count and are not compared (said on the progress lines).
+    async fn check_counts(&self, manifest: &RunManifest) -> Result<()> {
+        let inputs = [
+            (preflight::MOVIE_REVIEW.name, "movie_review", &self.plan.uris.movie_review_input),
+            (preflight::LOG_REVIEWS.name, "log_reviews", &self.plan.uris.log_reviews_input),
+        ];
+        for (file, source, uri) in inputs {
+            let Some(counts) = manifest.sources.get(source) else { continue };
+            let object = ObjectUri::parse(uri)?;
+            let counted = self
+                .store
+                .head(&object)
+                .await?
+                .and_then(|m| m.metadata.get(crate::ingest::RECORDS_METADATA).and_then(|n| n.parse::<u64>().ok()));
+            match counted {
+                Some(counted) if counted != counts.rows_in => {
+                    return Err(PipelineError::Miscounted {
+                        input: file.to_string(),
+                        uri: uri.clone(),
+                        counted,
+                        rows_in: counts.rows_in,
+                    }
+                    .into())
+                }
+                Some(_) => {}
+                None => self.progress.line(&format!(
+                    "{file}: no record count from ingest at {uri}; rows_in {} is not checked independently",
+                    counts.rows_in
+                )),
             }
         }
         Ok(())

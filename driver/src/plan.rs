@@ -312,7 +312,22 @@ impl Plan {
 
     /// The exact requests and resolved URIs, for `render` and `--dry-run`. Holds no secret:
     /// credentials never enter the plan, and an endpoint URL's user info is masked.
+    /// `[spark]` settings whose names look secret are masked wherever they appear (the
+    /// `--conf` arguments of the steps, the cluster's configurations).
     pub fn to_json(&self) -> Value {
+        let mut plan = self.to_json_unmasked();
+        let secrets: Vec<&str> = self
+            .config
+            .spark
+            .iter()
+            .filter(|(key, value)| crate::config::looks_secret(key) && !value.is_empty())
+            .map(|(_, value)| value.as_str())
+            .collect();
+        mask_values(&mut plan, &secrets);
+        plan
+    }
+
+    fn to_json_unmasked(&self) -> Value {
         json!({
             "run_id": self.run_id,
             "run_date": self.date(),
@@ -329,6 +344,22 @@ impl Plan {
             "cluster_id": self.cluster_id,
             "cluster_request": self.cluster,
         })
+    }
+}
+
+/// Replaces every occurrence of the `secrets` in the strings of `value` with `***`.
+fn mask_values(value: &mut Value, secrets: &[&str]) {
+    match value {
+        Value::String(text) => {
+            for secret in secrets {
+                if text.contains(secret) {
+                    *text = text.replace(secret, "***");
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_values(v, secrets)),
+        Value::Object(map) => map.values_mut().for_each(|v| mask_values(v, secrets)),
+        _ => {}
     }
 }
 

@@ -186,3 +186,26 @@ fn a_new_spark_property_can_come_from_the_environment() {
     assert_eq!(config.spark["spark.executor.cores"], "4");
     assert_eq!(config.spark["spark.sql.shuffle.partitions"], "16");
 }
+
+#[test]
+fn an_unknown_key_is_named_but_its_value_never_shown() {
+    let err = load(&[("EMR_DRIVER_AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI")], &["emr.db_password=hunter2"]).unwrap_err();
+    let message = problems_text(err);
+    assert!(message.contains("aws.secret_access_key") && message.contains("emr.db_password"), "{message}");
+    assert!(!message.contains("wJalrXUtnFEMI") && !message.contains("hunter2"), "{message}");
+    assert!(message.contains("(value not shown)"), "{message}");
+}
+
+#[test]
+fn a_log_uri_bucket_that_would_leave_the_lake_is_refused() {
+    for bad in ["s3://../emr-logs/", "s3://./x/", "s3://UPPER/x/"] {
+        let err = load(&[], &[&format!("emr.log_uri={bad}")]).unwrap_err();
+        assert_eq!(err.exit_code(), ExitCode::BadInput);
+        let message = problems_text(err);
+        assert!(message.contains("emr.log_uri") && message.contains("S3 bucket names"), "{bad}: {message}");
+    }
+    for bad in ["..", "a/b", "ab"] {
+        let err = load(&[], &[&format!("buckets.raw={bad}")]).unwrap_err();
+        assert!(problems_text(err).contains("buckets.raw"), "{bad}");
+    }
+}

@@ -251,6 +251,8 @@ impl World {
                     ..Default::default()
                 },
                 settle: Duration::from_secs(10),
+                lock_heartbeat: None,
+                raw_dir: None,
             },
             shutdown,
         }
@@ -443,4 +445,131 @@ async fn build_dimensions_waits_for_another_date_holding_the_dimension_registry(
     assert_eq!(runner.submitted(), 4);
     assert_eq!(manifest.state, RunState::Succeeded);
     assert!(world.store.head(&registry).await.unwrap().is_none(), "the registry lock was not released");
+}
+
+/// A `--raw-dir` folder with these files.
+fn raw_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in files {
+        std::fs::write(dir.path().join(name), body).unwrap();
+    }
+    dir
+}
+
+const MOVIES: (&str, &str) = ("movie_review.csv", "cid,review_str,id_review\n7,fine,7\n");
+const LOGS: (&str, &str) = ("log_reviews.csv", "id_review,log\n7,<reviewlog/>\n");
+
+#[tokio::test]
+async fn a_run_refused_by_the_lock_ingests_nothing() {
+    let world = World::new().await;
+    let incoming = format!("s3://{}/incoming/dt={DATE}/movie_review.csv", world.config.buckets.raw);
+    let incoming = ObjectUri::parse(&incoming).unwrap();
+    let before = world.store.get_bytes(&incoming).await.unwrap();
+    let lock_uri = ObjectUri::parse(&world.plan().uris.lock).unwrap();
+    let request = LockRequest {
+        owner: "nightly".into(),
+        run_id: "first-run".into(),
+        ttl: Duration::from_secs(3600),
+        break_stale: false,
+    };
+    let _held = RunLock::acquire(&world.store, &lock_uri, &request, world.clock.as_ref()).await.unwrap();
+
+    let folder = raw_dir(&[MOVIES, LOGS]);
+    let mut pipeline = world.pipeline(FakeRunner::new(world.store.clone(), &[]), watch::channel(None).1);
+    pipeline.options.raw_dir = Some(folder.path().to_path_buf());
+    let (_, result) = pipeline.run().await;
+    assert_eq!(result.unwrap_err().exit_code(), ExitCode::LockHeld);
+    // The first run's inputs are untouched.
+    assert_eq!(world.store.get_bytes(&incoming).await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn with_a_raw_dir_a_missing_file_is_exit_6_and_never_taken_from_an_earlier_ingest() {
+    let world = World::new().await;
+    let folder = raw_dir(&[MOVIES]);
+    let mut pipeline = world.pipeline(FakeRunner::new(world.store.clone(), &[]), watch::channel(None).1);
+    pipeline.options.raw_dir = Some(folder.path().to_path_buf());
+    let (_, result) = pipeline.run().await;
+    let err = result.unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::BadInput);
+    let message = err.to_string();
+    assert!(message.contains(&folder.path().join("log_reviews.csv").display().to_string()), "{message}");
+    let lock = ObjectUri::parse(&world.plan().uris.lock).unwrap();
+    assert!(world.store.head(&lock).await.unwrap().is_none(), "the lock was not released");
+}
+
+#[tokio::test]
+async fn with_a_raw_dir_a_stale_user_purchase_of_an_earlier_ingest_is_not_used() {
+    let world = World::new().await;
+    let stale =
+        ObjectUri::parse(&format!("s3://{}/incoming/dt={DATE}/user_purchase.csv", world.config.buckets.raw)).unwrap();
+    assert!(world.store.head(&stale).await.unwrap().is_some());
+    // The folder has no user_purchase and no database is given: the run must not fall back on
+    // the earlier ingest's file.
+    let folder = raw_dir(&[MOVIES, LOGS]);
+    let runner = FakeRunner::new(world.store.clone(), &[]);
+    let mut pipeline = world.pipeline(runner.clone(), watch::channel(None).1);
+    pipeline.options.raw_dir = Some(folder.path().to_path_buf());
+    let (_, result) = pipeline.run().await;
+    let err = result.unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::BadInput);
+    assert!(err.to_string().contains("no source for user_purchase"), "{err}");
+    assert!(world.store.head(&stale).await.unwrap().is_none(), "the stale user_purchase.csv is still there");
+    assert_eq!(runner.submitted(), 0);
+}
+
+#[tokio::test]
+async fn with_a_raw_dir_both_variants_of_one_input_are_an_error() {
+    let world = World::new().await;
+    let folder = raw_dir(&[MOVIES, LOGS, ("log_reviews.csv.gz", "x")]);
+    let mut pipeline = world.pipeline(FakeRunner::new(world.store.clone(), &[]), watch::channel(None).1);
+    pipeline.options.raw_dir = Some(folder.path().to_path_buf());
+    let (_, result) = pipeline.run().await;
+    let err = result.unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::BadInput);
+    assert!(err.to_string().contains("log_reviews"), "{err}");
+}
+
+const PURCHASES: (&str, &str) = (
+    "user_purchase.csv",
+    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\r\n536365,85123A,X,6,12/1/2010 8:26,2.55,1,United Kingdom\r\n",
+);
+
+/// `n` movie reviews, each with a quoted newline: 2n lines, n records.
+fn reviews(n: usize) -> String {
+    let mut text = "cid,review_str,id_review\n".to_string();
+    for i in 0..n {
+        text.push_str(&format!("{i},\"good\nmovie\",{i}\n"));
+    }
+    text
+}
+
+#[tokio::test]
+async fn rows_in_is_checked_against_the_records_counted_at_ingest() {
+    // The fake jobs report rows_in 5 for both inputs.
+    let logs: String =
+        std::iter::once("id_review,log\n".to_string()).chain((0..5).map(|i| format!("{i},<reviewlog/>\n"))).collect();
+    let world = World::new().await;
+    let matching = reviews(5);
+    let folder = raw_dir(&[("movie_review.csv", &matching), ("log_reviews.csv", &logs), PURCHASES]);
+    let mut pipeline = world.pipeline(FakeRunner::new(world.store.clone(), &[]), watch::channel(None).1);
+    pipeline.options.raw_dir = Some(folder.path().to_path_buf());
+    let (manifest, result) = pipeline.run().await;
+    result.unwrap();
+    assert_eq!(manifest.sources["movie_review"].rows_in, 5);
+
+    // 4 records in 8 lines: the job's rows_in 5 disagrees with the driver's count.
+    let world = World::new().await;
+    let short = reviews(4);
+    let folder = raw_dir(&[("movie_review.csv", &short), ("log_reviews.csv", &logs), PURCHASES]);
+    let mut pipeline = world.pipeline(FakeRunner::new(world.store.clone(), &[]), watch::channel(None).1);
+    pipeline.options.raw_dir = Some(folder.path().to_path_buf());
+    let (manifest, result) = pipeline.run().await;
+    let err = result.unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::Internal);
+    let message = err.to_string();
+    assert!(message.contains("has 4 CSV records") && message.contains("rows_in 5"), "{message}");
+    assert_eq!(manifest.state, RunState::Failed);
+    let load = manifest.steps.iter().find(|s| s.key == "load_warehouse").unwrap();
+    assert_eq!(load.state, "PENDING", "the warehouse load ran after a miscount");
 }

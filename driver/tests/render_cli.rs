@@ -83,3 +83,24 @@ fn missing_artifacts_say_where_to_run_from() {
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
     assert!(stderr.contains("pyspark_jobs") && stderr.contains("--project-root"), "{stderr}");
 }
+
+#[test]
+fn render_masks_spark_settings_whose_names_look_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let out = driver(dir.path())
+        .args(["render", "--date", "2021-10-31", "--target", "emr"])
+        .args(["--set", "spark.spark.hadoop.fs.s3a.secret.key=wJalrXUtnFEMI"])
+        .args(["--set", "spark.spark.datasource.password=hunter2"])
+        .args(["--set", "spark.spark.sql.shuffle.partitions=7"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.contains("wJalrXUtnFEMI") && !text.contains("hunter2"), "{text}");
+    assert!(text.contains("spark.hadoop.fs.s3a.secret.key=***"), "{text}");
+    // Settings that are no secret are shown as they are.
+    assert!(text.contains("spark.sql.shuffle.partitions=7"), "{text}");
+}

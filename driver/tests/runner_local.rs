@@ -178,6 +178,25 @@ load(0)
 }
 
 #[tokio::test]
+async fn a_step_gets_no_database_url_and_no_aws_keys_from_the_driver() {
+    // nextest runs each test in its own process: this environment is this test's alone.
+    std::env::set_var("DATABASE_URL", "postgres://etl:hunter2@db/movies");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI");
+    std::env::set_var("SPARK_LOCAL_IP", "127.0.0.1");
+    let lake = tempfile::tempdir().unwrap();
+    let out = lake.path().join("env.txt");
+    let runner = runner(lake.path(), 1, SystemClock::shared());
+    let ids =
+        runner.submit(&[bash("env", &format!("env > {}", out.display()), ActionOnFailure::Continue)]).await.unwrap();
+    assert_eq!(wait(&runner, &ids).await[0].state, StepState::Completed);
+    let env = std::fs::read_to_string(&out).unwrap();
+    assert!(!env.contains("hunter2") && !env.contains("DATABASE_URL"), "{env}");
+    assert!(!env.contains("wJalrXUtnFEMI") && !env.contains("AWS_"), "{env}");
+    assert!(env.lines().any(|l| l == "SPARK_LOCAL_IP=127.0.0.1"), "{env}");
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+}
+
+#[tokio::test]
 async fn cancelling_a_running_step_kills_its_whole_process_group() {
     let lake = tempfile::tempdir().unwrap();
     let runner = runner(lake.path(), 1, SystemClock::shared());

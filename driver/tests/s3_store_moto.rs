@@ -127,6 +127,28 @@ async fn put_if_absent_has_one_winner() {
 }
 
 #[tokio::test]
+async fn put_and_delete_if_match_send_if_match_and_lose_on_a_changed_etag() {
+    let moto = MotoServer::start();
+    let (store, _log) = setup(&moto).await;
+    let lock = uri("s3://raw/_locks/dt=2021-10-31.json");
+    assert_eq!(store.get_versioned(&lock).await.unwrap(), None);
+    // If-Match on a missing object: 404, so no winner.
+    assert_eq!(store.put_if_match(&lock, Bytes::from_static(b"x"), "\"abc\"").await.unwrap(), None);
+    assert!(store.put_if_absent(&lock, Bytes::from_static(b"first")).await.unwrap());
+    let v1 = store.get_versioned(&lock).await.unwrap().unwrap();
+    assert_eq!(v1.body, Bytes::from_static(b"first"));
+    assert!(!v1.etag.is_empty());
+    let tag = store.put_if_match(&lock, Bytes::from_static(b"second"), &v1.etag).await.unwrap().unwrap();
+    // The first version's ETag no longer matches (412): neither a swap nor a delete with it.
+    assert_eq!(store.put_if_match(&lock, Bytes::from_static(b"third"), &v1.etag).await.unwrap(), None);
+    assert!(!store.delete_if_match(&lock, &v1.etag).await.unwrap());
+    let v2 = store.get_versioned(&lock).await.unwrap().unwrap();
+    assert_eq!((v2.body.clone(), v2.etag.clone()), (Bytes::from_static(b"second"), tag));
+    assert!(store.delete_if_match(&lock, &v2.etag).await.unwrap());
+    assert_eq!(store.get_versioned(&lock).await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn large_files_go_multipart_with_metadata_and_small_ones_in_one_put() {
     let moto = MotoServer::start();
     let (store, log) = setup(&moto).await;

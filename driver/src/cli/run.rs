@@ -14,7 +14,6 @@ use crate::error::{ExitCode, Result};
 use crate::pipeline::{shutdown_on_signals, Databases, Pipeline, Progress, RunOptions, RunnerProvider};
 use crate::plan::{open_store, Plan};
 use crate::poll::{JsonEvents, PollObserver, PollOptions, TextProgress};
-use crate::store::ObjectUri;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,7 +25,9 @@ pub struct Args {
     #[arg(long, conflicts_with = "target")]
     pub local: bool,
     /// Local folder with the date's vendor files (movie_review.csv, log_reviews.csv and,
-    /// optionally, user_purchase.csv; each may be .csv.gz): ingested into the raw bucket first.
+    /// optionally, user_purchase.csv; each may be .csv.gz): ingested into the raw bucket once
+    /// the run holds the date's lock. The run reads exactly these files: the date's incoming
+    /// files of inputs not in the folder are removed.
     #[arg(long)]
     pub raw_dir: Option<PathBuf>,
     /// PostgreSQL holding user_purchase (and, locally, the warehouse). With a
@@ -36,7 +37,8 @@ pub struct Args {
     /// The warehouse database, when it is not the --database-url one (Redshift in AWS).
     #[arg(long, env = "WAREHOUSE_URL", hide_env_values = true)]
     pub warehouse_url: Option<String>,
-    /// Replace an expired lock left by a run that died.
+    /// Accepted for compatibility, no longer needed: a lock whose run died is taken over by
+    /// itself. Still replaces a lock object that is not a lock record.
     #[arg(long)]
     pub break_stale_lock: bool,
     /// Run every step again, even those an earlier attempt of this run completed.
@@ -72,19 +74,6 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
     }
     let clock: Arc<dyn Clock> = SystemClock::shared();
     let store = open_store(&plan.config).await;
-    let raw_dir = match (&args.raw_dir, args.local) {
-        (Some(dir), _) => Some(dir.clone()),
-        (None, true) => Some(args.plan.project_root.join("sample")),
-        (None, false) => None,
-    };
-    if let Some(dir) = &raw_dir {
-        let incoming = ObjectUri::parse(&plan.uris.movie_review_input)?;
-        let incoming = incoming.parent();
-        let files = crate::ingest::files_in_dir(dir)?;
-        eprintln!("ingesting {} file(s) from {} into {incoming}", files.len(), dir.display());
-        crate::ingest::ingest(store.as_ref(), &incoming, &files).await?;
-    }
-
     let provider: Box<dyn RunnerProvider> = match plan.target {
         Target::Local => Box::new(LocalProvider {
             options: local_runner_options(&plan.config, &args.plan.project_root)?,
@@ -95,7 +84,13 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
             Box::new(EmrProvider { client: crate::aws::emr_client(&sdk) })
         }
     };
-    let options = run_options(&args, &plan);
+    let mut options = run_options(&args, &plan);
+    // The vendor files are ingested by the pipeline once it holds the date's lock.
+    options.raw_dir = match (&args.raw_dir, args.local) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, true) => Some(args.plan.project_root.join("sample")),
+        (None, false) => None,
+    };
     let (observer, progress): (Arc<dyn PollObserver>, Arc<dyn Progress>) = match global.output {
         Output::Text => (Arc::new(TextProgress::stderr()), Arc::new(TextLines)),
         Output::Json => (Arc::new(JsonEvents::stdout()), Arc::new(JsonStages)),
@@ -139,6 +134,8 @@ fn run_options(args: &Args, plan: &Plan) -> RunOptions {
         poll: PollOptions { interval, deadline: Some(deadline), ..PollOptions::default() },
         diagnose,
         settle: Duration::from_secs(120),
+        lock_heartbeat: Some(crate::lock::HEARTBEAT_EVERY),
+        raw_dir: None,
     }
 }
 

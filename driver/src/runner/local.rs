@@ -16,7 +16,7 @@
 //! The table of steps lives in memory: `list_steps` reads it, no I/O.
 
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -381,7 +381,10 @@ pub fn map_uris(arg: &str, lake_root: &Path) -> String {
 }
 
 fn lake_path(lake_root: &Path, uri: &ObjectUri, trailing_slash: bool) -> String {
-    let path = LocalStore::new(lake_root).path_of(uri).display().to_string();
+    // A URI that would leave the lake is passed on unmapped: the step then fails on it instead
+    // of touching files outside the lake.
+    let Ok(path) = LocalStore::new(lake_root).checked_path(uri) else { return uri.to_string() };
+    let path = path.display().to_string();
     if trailing_slash {
         format!("{path}/")
     } else {
@@ -431,6 +434,8 @@ async fn spawn_and_wait(
     let stdout = std::fs::File::create(log_dir.join("stdout")).map_err(io("create stdout"))?;
     let stderr = std::fs::File::create(log_dir.join("stderr")).map_err(io("create stderr"))?;
     let mut command = tokio::process::Command::new(&argv[0]);
+    // Only what Spark and the jobs need: never the driver's database URLs or AWS keys.
+    command.env_clear().envs(step_env(std::env::vars_os()));
     if Path::new(&argv[0]) == inner.options.spark_submit.as_path() {
         command
             .envs(spark_env(&inner.options.spark_submit, std::env::var_os("PATH"), |k| std::env::var_os(k).is_some()));
@@ -442,12 +447,16 @@ async fn spawn_and_wait(
         .stderr(stderr)
         // Its own group, so a cancel reaches spark-submit, its JVM and Python workers at once.
         .process_group(0);
+    die_with_the_driver(&mut command);
     let mut child = command.spawn().map_err(|source| RunnerError::Spawn {
         step_id: id.to_string(),
         program: argv[0].clone(),
         source,
     })?;
     let pgid = child.id().map(|pid| pid as i32);
+    // Held until the step ends: its closing (also when the driver is SIGKILLed) makes the
+    // sentinel kill the step's whole group.
+    let _sentinel = pgid.and_then(|pgid| group_sentinel(pgid, id));
     {
         let mut table = inner.lock();
         if let Some(entry) = table.iter_mut().find(|e| e.id == id) {
@@ -468,6 +477,105 @@ async fn spawn_and_wait(
         (None, Some(signal)) => ProcessEnd::Signalled(signal),
         (None, None) => ProcessEnd::Exited(-1),
     })
+}
+
+/// Makes the step's process die with the driver, even when the driver is SIGKILLed (an OOM
+/// kill): `PR_SET_PDEATHSIG` is set in the child before `exec` and survives the `exec` chain
+/// `spark-submit` → `spark-class` → `java`, so the JVM gets SIGKILL when the driver's thread
+/// that started it dies. It does not reach the JVM's own children (the Python driver of the
+/// job): [`group_sentinel`] covers those.
+fn die_with_the_driver(command: &mut tokio::process::Command) {
+    #[cfg(target_os = "linux")]
+    {
+        let driver = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and only makes two
+        // async-signal-safe system calls (prctl, getppid) and `_exit`.
+        unsafe {
+            command.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL)).map_err(std::io::Error::from)?;
+                // The driver may have died before the prctl: then nobody would send the signal.
+                if nix::unistd::getppid().as_raw() as u32 != driver {
+                    nix::libc::_exit(137);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
+}
+
+/// A sentinel process in the step's process group: `sh` blocked reading a pipe whose only
+/// writer is the driver. When the write end closes (the step ended, or the driver died in any
+/// way, SIGKILL included) the read returns and the sentinel kills the whole group: the JVM,
+/// the job's Python driver and whatever else the step started in it. Returns the write end;
+/// `None` (with a warning) when the sentinel could not start (the step still runs, with only
+/// the parent-death signal).
+fn group_sentinel(pgid: i32, step_id: &str) -> Option<std::io::PipeWriter> {
+    let (reader, writer) = match std::io::pipe() {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::warn!("step {step_id}: no sentinel for its process group: {e}");
+            return None;
+        }
+    };
+    let mut sentinel = std::process::Command::new("sh");
+    sentinel
+        .args(["-c", "read _; kill -KILL 0"])
+        .stdin(reader)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(pgid);
+    match sentinel.spawn() {
+        // Reaped with the rest of the group (the driver is their subreaper).
+        Ok(_child) => Some(writer),
+        Err(e) => {
+            tracing::warn!("step {step_id}: no sentinel for its process group: {e}");
+            None
+        }
+    }
+}
+
+/// Variables a step process gets from the driver's environment, by exact name.
+const STEP_ENV_NAMES: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TMP",
+    "TEMP",
+    "JAVA_HOME",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "PYTHONPATH",
+    "PYTHONHASHSEED",
+    "PYTHONUNBUFFERED",
+    "PYTHONIOENCODING",
+    "VIRTUAL_ENV",
+];
+
+/// ... and by prefix: locale, Spark, PySpark and Hadoop settings.
+const STEP_ENV_PREFIXES: &[&str] = &["LC_", "SPARK_", "PYSPARK_", "HADOOP_"];
+
+/// The part of the driver's environment a step process gets (pure): the names above, nothing
+/// else. `DATABASE_URL`, `WAREHOUSE_URL` (passwords), `AWS_*` keys, `PG*` and the driver's own
+/// `EMR_DRIVER_*` settings stay in the driver: the local lake needs no credentials and the jobs
+/// read none.
+pub fn step_env(
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    vars.into_iter()
+        .filter(|(name, _)| {
+            let Some(name) = name.to_str() else { return false };
+            STEP_ENV_NAMES.contains(&name) || STEP_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+        })
+        .collect()
 }
 
 /// The environment a local `spark-submit` needs when it lives in a virtualenv that is not
@@ -672,6 +780,31 @@ mod tests {
         assert_eq!(env[1], ("PYSPARK_PYTHON".to_string(), bin.join("python3").into_os_string()));
         assert_eq!(env.len(), 2, "a Python the caller chose is kept");
         assert!(spark_env(Path::new("spark-submit"), None, |_| false).is_empty(), "found on PATH: nothing to add");
+    }
+
+    #[test]
+    fn steps_get_only_the_environment_spark_needs() {
+        let os = |s: &str| std::ffi::OsString::from(s);
+        let driver_env = [
+            ("PATH", "/usr/bin"),
+            ("JAVA_HOME", "/usr/lib/jvm/java-17"),
+            ("SPARK_HOME", "/opt/spark"),
+            ("PYSPARK_PYTHON", "/venv/bin/python3"),
+            ("LC_ALL", "C.UTF-8"),
+            ("HADOOP_CONF_DIR", "/etc/hadoop"),
+            ("DATABASE_URL", "postgres://etl:hunter2@db/movies"),
+            ("WAREHOUSE_URL", "postgres://etl:hunter2@dw/movies"),
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+            ("PGPASSWORD", "hunter2"),
+            ("EMR_DRIVER_BUCKETS_RAW", "raw"),
+        ];
+        let kept: Vec<String> = step_env(driver_env.iter().map(|(k, v)| (os(k), os(v))))
+            .into_iter()
+            .map(|(k, _)| k.into_string().unwrap())
+            .collect();
+        assert_eq!(kept, vec!["PATH", "JAVA_HOME", "SPARK_HOME", "PYSPARK_PYTHON", "LC_ALL", "HADOOP_CONF_DIR"]);
     }
 
     #[test]

@@ -7,11 +7,17 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 
-use super::{ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StoreError};
+use super::{ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StoreError, Versioned};
 
 /// User metadata is kept beside the object in a hidden sidecar file, so `head` returns what
 /// `put_file` stored, as S3 does.
 const META_SUFFIX: &str = ".emr-driver-meta.json";
+
+/// The compare-and-swap of an object (`put_if_match`, `delete_if_match`) holds an exclusive
+/// `flock` on this hidden sidecar while it compares and replaces, so two processes cannot both
+/// swap the same version. The sidecar is never deleted: a process holding the lock on a removed
+/// file and another locking a new one would both "own" it.
+const CAS_SUFFIX: &str = ".emr-driver-cas";
 
 #[derive(Debug, Clone)]
 pub struct LocalStore {
@@ -27,7 +33,21 @@ impl LocalStore {
         &self.root
     }
 
-    /// The local path of an object URI.
+    /// The local path of an object URI, refusing one that would leave the lake: a bucket that
+    /// is not one plain folder name (`..`, `.`, empty, with a `/`) or a key with a `..` part.
+    pub fn checked_path(&self, uri: &ObjectUri) -> Result<PathBuf, StoreError> {
+        let outside = |why| Err(StoreError::OutsideLake { uri: uri.to_string(), why });
+        if uri.bucket.is_empty() || uri.bucket == "." || uri.bucket == ".." || uri.bucket.contains(['/', '\\']) {
+            return outside("the bucket is not a folder name");
+        }
+        if uri.key.split('/').any(|part| part == "..") {
+            return outside("the key has a `..` part");
+        }
+        Ok(self.path_of(uri))
+    }
+
+    /// The local path of an object URI (`..` parts of the key dropped; use
+    /// [`LocalStore::checked_path`] to refuse them instead).
     pub fn path_of(&self, uri: &ObjectUri) -> PathBuf {
         let mut path = self.root.join(&uri.bucket);
         for part in uri.key.split('/').filter(|p| !p.is_empty() && *p != "." && *p != "..") {
@@ -40,6 +60,54 @@ impl LocalStore {
         let mut name = path.file_name().unwrap_or_default().to_os_string();
         name.push(META_SUFFIX);
         path.with_file_name(name)
+    }
+
+    fn cas_path(path: &Path) -> PathBuf {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(CAS_SUFFIX);
+        path.with_file_name(name)
+    }
+
+    /// Compares the object's digest with `etag` and, if equal, replaces it with `body` (or
+    /// deletes it when `body` is `None`), under the sidecar's exclusive lock.
+    async fn swap_if_match(&self, uri: &ObjectUri, etag: &str, body: Option<Bytes>) -> Result<bool, StoreError> {
+        let path = self.checked_path(uri)?;
+        let etag = etag.to_string();
+        let task = tokio::task::spawn_blocking(move || -> std::io::Result<bool> {
+            let guard = match std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(Self::cas_path(&path))
+            {
+                Ok(file) => file,
+                // No folder: no object, so nothing to match.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            guard.lock()?;
+            let current = match std::fs::read(&path) {
+                Ok(current) => current,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if etag_of(&current) != etag {
+                return Ok(false);
+            }
+            match body {
+                Some(body) => {
+                    let tmp = temp_path(&path);
+                    std::fs::write(&tmp, &body)?;
+                    std::fs::rename(&tmp, &path)?;
+                }
+                None => std::fs::remove_file(&path)?,
+            }
+            Ok(true)
+            // The lock is released when `guard` closes.
+        });
+        task.await
+            .map_err(|e| local_err("compare-and-swap", uri, std::io::Error::other(e)))?
+            .map_err(|e| local_err("compare-and-swap", uri, e))
     }
 
     async fn meta_of(&self, uri: &ObjectUri, path: &Path) -> Result<Option<ObjectMeta>, StoreError> {
@@ -77,6 +145,12 @@ impl LocalStore {
     }
 }
 
+/// The local version tag of an object: the sha256 of its bytes.
+pub fn etag_of(body: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(body))
+}
+
 fn temp_path(path: &Path) -> PathBuf {
     let mut name = std::ffi::OsString::from(".");
     name.push(path.file_name().unwrap_or_default());
@@ -95,7 +169,7 @@ fn local_err(op: &'static str, uri: &ObjectUri, source: std::io::Error) -> Store
 #[async_trait]
 impl ObjectStore for LocalStore {
     async fn head(&self, uri: &ObjectUri) -> Result<Option<ObjectMeta>, StoreError> {
-        self.meta_of(uri, &self.path_of(uri)).await
+        self.meta_of(uri, &self.checked_path(uri)?).await
     }
 
     async fn list(&self, prefix: &ObjectUri) -> Result<Vec<ObjectMeta>, StoreError> {
@@ -105,7 +179,7 @@ impl ObjectStore for LocalStore {
             Some(i) => &prefix.key[..i],
             None => "",
         };
-        let start = self.path_of(&ObjectUri::new(prefix.bucket.clone(), folder_part));
+        let start = self.checked_path(&ObjectUri::new(prefix.bucket.clone(), folder_part))?;
         if !start.exists() {
             return Ok(Vec::new());
         }
@@ -116,7 +190,10 @@ impl ObjectStore for LocalStore {
                 continue;
             }
             let name = entry.file_name().to_string_lossy();
-            if name.ends_with(META_SUFFIX) || (name.starts_with('.') && name.ends_with(".tmp")) {
+            if name.ends_with(META_SUFFIX)
+                || name.ends_with(CAS_SUFFIX)
+                || (name.starts_with('.') && name.ends_with(".tmp"))
+            {
                 continue;
             }
             let rel = entry.path().strip_prefix(&bucket_dir).unwrap_or(entry.path());
@@ -134,32 +211,50 @@ impl ObjectStore for LocalStore {
     }
 
     async fn get_bytes(&self, uri: &ObjectUri) -> Result<Bytes, StoreError> {
-        tokio::fs::read(self.path_of(uri)).await.map(Bytes::from).map_err(|e| local_err("read", uri, e))
+        tokio::fs::read(self.checked_path(uri)?).await.map(Bytes::from).map_err(|e| local_err("read", uri, e))
     }
 
     async fn reader(&self, uri: &ObjectUri) -> Result<ObjectReader, StoreError> {
-        let file = tokio::fs::File::open(self.path_of(uri)).await.map_err(|e| local_err("open", uri, e))?;
+        let file = tokio::fs::File::open(self.checked_path(uri)?).await.map_err(|e| local_err("open", uri, e))?;
         Ok(Box::pin(tokio::io::BufReader::with_capacity(1 << 16, file)))
     }
 
     async fn put_bytes(&self, uri: &ObjectUri, body: Bytes) -> Result<(), StoreError> {
-        self.write_atomically(uri, &self.path_of(uri), &body).await
+        self.write_atomically(uri, &self.checked_path(uri)?, &body).await
     }
 
     async fn put_if_absent(&self, uri: &ObjectUri, body: Bytes) -> Result<bool, StoreError> {
-        let path = self.path_of(uri);
+        let path = self.checked_path(uri)?;
         self.parent_dir(uri, &path).await?;
-        // create_new is atomic on local file systems: exactly one writer wins.
-        let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await;
-        match file {
-            Ok(mut file) => {
-                file.write_all(&body).await.map_err(|e| local_err("write", uri, e))?;
-                file.flush().await.map_err(|e| local_err("write", uri, e))?;
-                Ok(true)
-            }
+        // The whole body goes to a temporary file first, then a hard link creates the object:
+        // `link` fails if the name exists (atomic, exactly one creator wins) and a reader never
+        // sees an empty or half-written object.
+        let tmp = temp_path(&path);
+        tokio::fs::write(&tmp, &body).await.map_err(|e| local_err("write", uri, e))?;
+        let linked = tokio::fs::hard_link(&tmp, &path).await;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        match linked {
+            Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(local_err("create", uri, e)),
         }
+    }
+
+    async fn get_versioned(&self, uri: &ObjectUri) -> Result<Option<Versioned>, StoreError> {
+        match tokio::fs::read(self.checked_path(uri)?).await {
+            Ok(body) => Ok(Some(Versioned { etag: etag_of(&body), body: Bytes::from(body) })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(local_err("read", uri, e)),
+        }
+    }
+
+    async fn put_if_match(&self, uri: &ObjectUri, body: Bytes, etag: &str) -> Result<Option<String>, StoreError> {
+        let new_etag = etag_of(&body);
+        Ok(self.swap_if_match(uri, etag, Some(body)).await?.then_some(new_etag))
+    }
+
+    async fn delete_if_match(&self, uri: &ObjectUri, etag: &str) -> Result<bool, StoreError> {
+        self.swap_if_match(uri, etag, None).await
     }
 
     async fn put_file(
@@ -168,7 +263,7 @@ impl ObjectStore for LocalStore {
         path: &Path,
         metadata: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
-        let target = self.path_of(uri);
+        let target = self.checked_path(uri)?;
         self.parent_dir(uri, &target).await?;
         let tmp = temp_path(&target);
         tokio::fs::copy(path, &tmp).await.map_err(|e| local_err("copy a file to", uri, e))?;
@@ -184,7 +279,7 @@ impl ObjectStore for LocalStore {
     }
 
     async fn put_stream(&self, uri: &ObjectUri, mut body: ObjectReader) -> Result<u64, StoreError> {
-        let target = self.path_of(uri);
+        let target = self.checked_path(uri)?;
         self.parent_dir(uri, &target).await?;
         let tmp = temp_path(&target);
         let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| local_err("create", uri, e))?;
@@ -196,7 +291,7 @@ impl ObjectStore for LocalStore {
     }
 
     async fn delete(&self, uri: &ObjectUri) -> Result<(), StoreError> {
-        let path = self.path_of(uri);
+        let path = self.checked_path(uri)?;
         for p in [Self::meta_path(&path), path] {
             match tokio::fs::remove_file(&p).await {
                 Ok(()) => {}
@@ -249,6 +344,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn put_and_delete_if_match_compare_the_version() {
+        let (dir, store) = store();
+        let lock = ObjectUri::parse("s3://staging/_locks/dt=2021-10-31.json").unwrap();
+        assert_eq!(store.get_versioned(&lock).await.unwrap(), None);
+        assert_eq!(store.put_if_match(&lock, Bytes::from_static(b"x"), "nothing").await.unwrap(), None);
+        assert!(store.put_if_absent(&lock, Bytes::from_static(b"1")).await.unwrap());
+        let v1 = store.get_versioned(&lock).await.unwrap().unwrap();
+        assert_eq!(v1.body, Bytes::from_static(b"1"));
+        let tag = store.put_if_match(&lock, Bytes::from_static(b"2"), &v1.etag).await.unwrap();
+        // The old version no longer matches: neither a second swap nor a delete with it wins.
+        assert_eq!(store.put_if_match(&lock, Bytes::from_static(b"3"), &v1.etag).await.unwrap(), None);
+        assert!(!store.delete_if_match(&lock, &v1.etag).await.unwrap());
+        let v2 = store.get_versioned(&lock).await.unwrap().unwrap();
+        assert_eq!(v2.body, Bytes::from_static(b"2"));
+        assert_eq!(tag.as_deref(), Some(v2.etag.as_str()));
+        assert!(store.delete_if_match(&lock, &v2.etag).await.unwrap());
+        assert_eq!(store.get_versioned(&lock).await.unwrap(), None);
+        // The sidecars stay hidden.
+        assert!(store.list(&ObjectUri::parse("s3://staging/").unwrap()).await.unwrap().is_empty());
+        drop(dir);
+    }
+
+    #[tokio::test]
     async fn put_file_keeps_metadata_and_hides_it_from_listings() {
         let (dir, store) = store();
         let src = dir.path().join("src.txt");
@@ -275,5 +393,22 @@ mod tests {
         let store = LocalStore::new("/lake");
         let uri = ObjectUri::parse("s3://raw/../../etc/passwd").unwrap();
         assert_eq!(store.path_of(&uri), PathBuf::from("/lake/raw/etc/passwd"));
+        assert!(matches!(store.checked_path(&uri), Err(StoreError::OutsideLake { .. })));
+    }
+
+    #[tokio::test]
+    async fn the_store_refuses_buckets_and_keys_that_leave_the_lake() {
+        let (dir, store) = store();
+        let outside = dir.path().join("outside.txt");
+        for bad in ["s3://../outside.txt", "s3://raw/a/../../../outside.txt", "s3://./x"] {
+            let uri = ObjectUri::parse(bad).unwrap();
+            let err = store.put_bytes(&uri, Bytes::from_static(b"x")).await.unwrap_err();
+            assert!(matches!(err, StoreError::OutsideLake { .. }), "{bad}: {err}");
+            assert!(err.to_string().contains("leave the local lake"), "{err}");
+            assert!(matches!(store.get_bytes(&uri).await, Err(StoreError::OutsideLake { .. })), "{bad}");
+            assert!(matches!(store.head(&uri).await, Err(StoreError::OutsideLake { .. })), "{bad}");
+        }
+        assert!(!outside.exists());
+        assert!(!dir.path().parent().unwrap().join("outside.txt").exists());
     }
 }

@@ -83,6 +83,22 @@ pub struct ObjectMeta {
     pub metadata: std::collections::BTreeMap<String, String>,
 }
 
+/// An object's bytes and its version tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub body: Bytes,
+    pub etag: String,
+}
+
+/// The error of a store that cannot do conditional writes (test doubles that do not need them).
+fn unsupported(op: &'static str, uri: &ObjectUri) -> StoreError {
+    StoreError::Local {
+        op,
+        uri: uri.to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::Unsupported, "this store has no conditional writes"),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("`{uri}` is not an object URI; write it as s3://<bucket>/<key>")]
@@ -91,6 +107,8 @@ pub enum StoreError {
     NotFound { uri: String },
     #[error("{uri} already exists")]
     AlreadyExists { uri: String },
+    #[error("{uri} would leave the local lake ({why}); bucket names are S3 names and keys have no `..` parts")]
+    OutsideLake { uri: String, why: &'static str },
     #[error("could not {op} {uri} in the local lake: {source}")]
     Local {
         op: &'static str,
@@ -113,7 +131,9 @@ pub enum StoreError {
 impl ExitStatus for StoreError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            StoreError::BadUri { .. } | StoreError::NotFound { .. } => ExitCode::BadInput,
+            StoreError::BadUri { .. } | StoreError::NotFound { .. } | StoreError::OutsideLake { .. } => {
+                ExitCode::BadInput
+            }
             StoreError::AlreadyExists { .. } => ExitCode::Internal,
             StoreError::Local { .. } => ExitCode::BadInput,
             StoreError::S3 { .. } => ExitCode::Aws,
@@ -142,6 +162,26 @@ pub trait ObjectStore: Send + Sync {
     /// Writes a small object only if none exists at `uri`; `Ok(false)` when one does.
     /// Used for the run lock.
     async fn put_if_absent(&self, uri: &ObjectUri, body: Bytes) -> Result<bool, StoreError>;
+
+    /// The whole small object with its version tag (the S3 ETag; locally a digest of the
+    /// content), or `None` when it does not exist. The tag is what [`ObjectStore::put_if_match`]
+    /// and [`ObjectStore::delete_if_match`] compare against.
+    async fn get_versioned(&self, uri: &ObjectUri) -> Result<Option<Versioned>, StoreError> {
+        Err(unsupported("read with a version tag", uri))
+    }
+
+    /// Compare-and-swap: replaces the object only if its version tag is still `etag`, returning
+    /// the new tag; `Ok(None)` when it changed or is gone (someone else wrote it first). On S3
+    /// this is a `PutObject` with `If-Match`. Used for the run locks (heartbeat, takeover).
+    async fn put_if_match(&self, uri: &ObjectUri, _body: Bytes, _etag: &str) -> Result<Option<String>, StoreError> {
+        Err(unsupported("replace conditionally", uri))
+    }
+
+    /// Deletes the object only if its version tag is still `etag`; `Ok(false)` when it changed
+    /// or is gone. On S3 a `DeleteObject` with `If-Match`.
+    async fn delete_if_match(&self, uri: &ObjectUri, _etag: &str) -> Result<bool, StoreError> {
+        Err(unsupported("delete conditionally", uri))
+    }
 
     /// Uploads a local file (multipart with bounded concurrency when large), with user
     /// metadata.

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StoreError};
+use super::{ObjectMeta, ObjectReader, ObjectStore, ObjectUri, StoreError, Versioned};
 use crate::aws::classify;
 
 /// S3's smallest part size (all parts but the last).
@@ -330,6 +330,52 @@ impl ObjectStore for S3Store {
             Ok(_) => Ok(true),
             Err(e) if matches!(status_of(&e), Some(412) | Some(409)) => Ok(false),
             Err(e) => Err(s3_err("create", uri, &e)),
+        }
+    }
+
+    async fn get_versioned(&self, uri: &ObjectUri) -> Result<Option<Versioned>, StoreError> {
+        let out = match self.get(uri).await {
+            Ok(out) => out,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let etag = out.e_tag().unwrap_or_default().to_string();
+        let body = out.body.collect().await.map_err(|e| StoreError::S3 {
+            op: "read",
+            uri: uri.to_string(),
+            message: e.to_string(),
+            hint: String::new(),
+            transient: true,
+        })?;
+        Ok(Some(Versioned { body: body.into_bytes(), etag }))
+    }
+
+    async fn put_if_match(&self, uri: &ObjectUri, body: Bytes, etag: &str) -> Result<Option<String>, StoreError> {
+        // 412: the object changed; 404: it is gone; 409: another conditional write to the key
+        // is in flight. In every case someone else's write won.
+        let result = self
+            .client
+            .put_object()
+            .bucket(&uri.bucket)
+            .key(&uri.key)
+            .if_match(etag)
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Some(out.e_tag().unwrap_or_default().to_string())),
+            Err(e) if matches!(status_of(&e), Some(412) | Some(409) | Some(404)) => Ok(None),
+            Err(e) => Err(s3_err("replace", uri, &e)),
+        }
+    }
+
+    async fn delete_if_match(&self, uri: &ObjectUri, etag: &str) -> Result<bool, StoreError> {
+        // Conditional deletes work on general purpose buckets since September 2025.
+        let result = self.client.delete_object().bucket(&uri.bucket).key(&uri.key).if_match(etag).send().await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(status_of(&e), Some(412) | Some(409) | Some(404)) => Ok(false),
+            Err(e) => Err(s3_err("delete", uri, &e)),
         }
     }
 
