@@ -141,10 +141,9 @@ pub fn process_alive(pid: u32, started: Option<u64>) -> bool {
     if raw <= 0 {
         return false;
     }
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
-        Err(nix::errno::Errno::ESRCH) => return false,
-        // EPERM: it exists, under another user.
-        _ => {}
+    // ESRCH: no such process. EPERM would mean it exists, under another user.
+    if let Err(nix::errno::Errno::ESRCH) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+        return false;
     }
     match proc_stat(pid) {
         Some((true, _)) => false,

@@ -144,7 +144,7 @@ fn two_takers_of_one_dead_lock_never_both_win() {
                     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                     let store = LocalStore::new(root);
                     barrier.wait();
-                    runtime.block_on(RunLock::acquire(&store, &uri, &request(name, false), &clock))
+                    runtime.block_on(RunLock::acquire(&store, &uri, &request(name, false), &clock)).map_err(Box::new)
                 })
             })
             .collect();
@@ -152,7 +152,7 @@ fn two_takers_of_one_dead_lock_never_both_win() {
         let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
         assert_eq!(winners.len(), 1, "round {round}: {results:?}");
         let loser = results.iter().find_map(|r| r.as_ref().err()).unwrap();
-        assert!(matches!(loser, LockError::Held { .. }), "round {round}: {loser}");
+        assert!(matches!(**loser, LockError::Held { .. }), "round {round}: {loser}");
         let holder = runtime.block_on(on_disk(&store, &uri));
         assert_eq!(holder.run_id, winners[0].record().run_id, "round {round}");
         runtime.block_on(winners[0].clone().release(&store)).unwrap();

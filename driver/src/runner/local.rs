@@ -511,8 +511,8 @@ fn die_with_the_driver(command: &mut tokio::process::Command) {
 /// the job's Python driver and whatever else the step started in it. Returns the write end;
 /// `None` (with a warning) when the sentinel could not start (the step still runs, with only
 /// the parent-death signal).
-fn group_sentinel(pgid: i32, step_id: &str) -> Option<std::io::PipeWriter> {
-    let (reader, writer) = match std::io::pipe() {
+fn group_sentinel(pgid: i32, step_id: &str) -> Option<std::os::fd::OwnedFd> {
+    let (reader, writer) = match cloexec_pipe() {
         Ok(pair) => pair,
         Err(e) => {
             tracing::warn!("step {step_id}: no sentinel for its process group: {e}");
@@ -576,6 +576,18 @@ pub fn step_env(
             STEP_ENV_NAMES.contains(&name) || STEP_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
         })
         .collect()
+}
+
+/// A pipe whose two ends close on `exec`, so no step process inherits the write end.
+fn cloexec_pipe() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as nix::libc::c_int; 2];
+    // SAFETY: pipe2 writes two new descriptors on success; each is owned exactly once below.
+    if unsafe { nix::libc::pipe2(fds.as_mut_ptr(), nix::libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and belong to nobody else.
+    Ok(unsafe { (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// The environment a local `spark-submit` needs when it lives in a virtualenv that is not

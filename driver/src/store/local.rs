@@ -85,7 +85,10 @@ impl LocalStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(e),
             };
-            guard.lock()?;
+            // SAFETY: flock on a descriptor `guard` owns; the lock goes when the file closes.
+            if unsafe { nix::libc::flock(std::os::fd::AsRawFd::as_raw_fd(&guard), nix::libc::LOCK_EX) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             let current = match std::fs::read(&path) {
                 Ok(current) => current,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
