@@ -17,8 +17,6 @@ use crate::deploy::{ArtifactSet, DeployError, PlannedArtifact};
 use crate::error::{ExitCode, ExitStatus};
 use crate::render::{render_step, step_template, RenderError, STEP_TEMPLATES};
 use crate::step::StepConfig;
-use crate::store::local::LocalStore;
-use crate::store::s3::S3Store;
 use crate::store::ObjectStore;
 
 /// EMR limits step names to 256 characters.
@@ -347,15 +345,10 @@ pub fn load_plan(
 }
 
 /// The object store of the target: the lake folder (`local.lake_dir`) for `local`, S3 (over
-/// the standard AWS chain and `aws.*` settings) for `emr`.
+/// the standard AWS chain and `aws.*` settings) otherwise. Commands take it from their
+/// [`crate::backend::Backend`], which also holds the runner and the AWS configuration.
 pub async fn open_store(config: &Config) -> Arc<dyn ObjectStore> {
-    match config.pipeline.target {
-        Target::Local => Arc::new(LocalStore::new(&config.local.lake_dir)),
-        Target::Emr => {
-            let sdk = crate::aws::sdk_config(&crate::aws::AwsSettings::from_config(config)).await;
-            Arc::new(S3Store::new(crate::aws::s3_client(&sdk)))
-        }
-    }
+    crate::backend::Backend::for_config(config, Path::new(".")).await.store
 }
 
 #[cfg(test)]

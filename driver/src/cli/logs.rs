@@ -6,18 +6,18 @@
 //! * Local (`CLUSTER` = `local`): the local runner's logs under `--log-uri` in the lake
 //!   (`--lake`); the FailureDetails lived in the runner's memory, so only the logs speak.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::status::{sdk_config, EmrConnection};
+use crate::backend::Backend;
+use crate::cli::status::EmrConnection;
 use crate::cli::{Global, Output};
-use crate::clock::{Clock, SystemClock};
+use crate::config::Overrides;
 use crate::diagnose::{diagnose, DiagnoseOptions, Diagnosis};
 use crate::error::{Error, ExitCode, Result};
 use crate::runner::emr::{classify, EmrRunner};
 use crate::runner::StepRunner;
 use crate::step::StepStatus;
-use crate::store::local::LocalStore;
 use crate::store::ObjectUri;
 
 /// How long to wait for logs that have not arrived yet.
@@ -45,9 +45,9 @@ pub struct Args {
     /// runner's log prefix for `local`.
     #[arg(long)]
     pub log_uri: Option<String>,
-    /// The lake folder, for `local`.
-    #[arg(long, default_value = ".lake")]
-    pub lake: PathBuf,
+    /// The lake folder, for `local`; default [local] lake_dir.
+    #[arg(long)]
+    pub lake: Option<PathBuf>,
     #[arg(long)]
     pub endpoint_url: Option<String>,
     #[arg(long)]
@@ -57,7 +57,6 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let clock = SystemClock::new();
     let diagnosis = if args.cluster == "local" {
         let log_uri = args.log_uri.as_deref().ok_or_else(|| {
             Error::new(
@@ -66,20 +65,24 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
             )
         })?;
         let prefix = ObjectUri::parse(log_uri)?.join(&args.step).join("");
-        let store = LocalStore::new(&args.lake);
-        diagnose(&store, &args.step, &prefix, None, None, &clock, &args.log_wait.options()).await?
+        let mut sets = vec!["pipeline.target=local".to_string()];
+        sets.extend(args.lake.iter().map(|lake| format!("local.lake_dir={}", lake.display())));
+        let config = crate::backend::config_or_defaults(&global.config, &Overrides::parse_sets(&sets)?)?;
+        let backend = Backend::for_config(&config, Path::new(".")).await;
+        let clock = backend.clock.as_ref();
+        diagnose(backend.store.as_ref(), &args.step, &prefix, None, None, clock, &args.log_wait.options()).await?
     } else {
         let connection = EmrConnection {
             cluster_id: args.cluster.clone(),
             endpoint_url: args.endpoint_url.clone(),
             region: args.region.clone(),
         };
-        let config = sdk_config(&connection).await;
-        let client = aws_sdk_emr::Client::new(&config);
+        let backend = connection.backend(global).await?;
+        let client = backend.emr_client()?;
         let step = describe_step(&client, &args.cluster, &args.step).await?;
         let log_uri = args.log_uri.as_deref().map(ObjectUri::parse).transpose()?;
         let runner = EmrRunner::attach(client, args.cluster.clone()).with_log_uri(log_uri);
-        diagnose_emr_step(&connection, &runner, &step, &args.log_wait, &clock).await?
+        diagnose_emr_step(&backend, &runner, &step, &args.log_wait).await?
     };
     match global.output {
         Output::Json => println!("{}", serde_json::to_string(&diagnosis).expect("diagnosis serialises")),
@@ -110,11 +113,10 @@ async fn describe_step(client: &aws_sdk_emr::Client, cluster: &str, step: &str) 
 /// Diagnoses one EMR step: its logs under the cluster's LogUri (read from the cluster when the
 /// runner does not know it), read from S3.
 pub(super) async fn diagnose_emr_step(
-    connection: &EmrConnection,
+    backend: &Backend,
     runner: &EmrRunner,
     step: &StepStatus,
     wait: &LogWait,
-    clock: &dyn Clock,
 ) -> Result<Diagnosis> {
     let runner = if runner.log_prefix(&step.id).is_some() {
         runner.clone()
@@ -131,9 +133,8 @@ pub(super) async fn diagnose_emr_step(
             ),
         )
     })?;
-    let config = sdk_config(connection).await;
-    let store = crate::store::s3::S3Store::new(crate::aws::s3_client(&config));
     let cluster_prefix = runner.cluster_log_prefix();
-    Ok(diagnose(&store, &step.id, &step_prefix, cluster_prefix.as_ref(), step.failure.as_ref(), clock, &wait.options())
+    let (store, clock) = (backend.store.as_ref(), backend.clock.as_ref());
+    Ok(diagnose(store, &step.id, &step_prefix, cluster_prefix.as_ref(), step.failure.as_ref(), clock, &wait.options())
         .await?)
 }

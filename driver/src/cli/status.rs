@@ -2,7 +2,11 @@
 //! table for people or one JSON array for machines. Also the EMR connection options shared by
 //! `wait` and `logs`.
 
+use std::path::Path;
+
+use crate::backend::Backend;
 use crate::cli::{Global, Output};
+use crate::config::{Overrides, Target};
 use crate::error::{ExitCode, Result};
 use crate::runner::emr::EmrRunner;
 use crate::runner::StepRunner;
@@ -23,21 +27,28 @@ pub struct EmrConnection {
     pub region: Option<String>,
 }
 
-/// The AWS configuration through the standard chain (profiles, env, SSO, instance roles),
-/// with the endpoint and region overrides.
-pub(super) async fn sdk_config(connection: &EmrConnection) -> aws_config::SdkConfig {
-    let settings = crate::aws::AwsSettings {
-        region: connection.region.clone(),
-        profile: None,
-        endpoint_url: connection.endpoint_url.clone().filter(|e| !e.is_empty()),
-    };
-    crate::aws::sdk_config(&settings).await
+impl EmrConnection {
+    /// The backend these commands reach EMR through: the config file (its `[aws]` region,
+    /// profile and endpoint; without a readable file, the standard AWS chain alone), with
+    /// `--region` and `--endpoint-url` on top.
+    pub(super) async fn backend(&self, global: &Global) -> Result<Backend> {
+        let mut overrides = Overrides::default().set("pipeline.target", Target::Emr.as_str());
+        if let Some(region) = self.region.as_ref().filter(|r| !r.is_empty()) {
+            overrides = overrides.set("aws.region", region.clone());
+        }
+        if let Some(url) = self.endpoint_url.as_ref().filter(|e| !e.is_empty()) {
+            overrides = overrides.set("aws.endpoint_url", url.clone());
+        }
+        let config = crate::backend::config_or_defaults(&global.config, &overrides)?;
+        Ok(Backend::for_config(&config, Path::new(".")).await)
+    }
 }
 
-/// An EMR runner attached to the cluster: these commands never terminate it.
-pub(super) async fn attached_runner(connection: &EmrConnection) -> EmrRunner {
-    let config = sdk_config(connection).await;
-    EmrRunner::attach(aws_sdk_emr::Client::new(&config), connection.cluster_id.clone())
+/// An EMR runner attached to the cluster: these commands never terminate it. Its log URI is
+/// read from the cluster when a diagnosis needs it (the cluster may log elsewhere than the
+/// configuration says).
+pub(super) fn attached_runner(backend: &Backend, connection: &EmrConnection) -> Result<EmrRunner> {
+    Ok(EmrRunner::attach(backend.emr_client()?, connection.cluster_id.clone()))
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,7 +60,8 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let runner = attached_runner(&args.connection).await;
+    let backend = args.connection.backend(global).await?;
+    let runner = attached_runner(&backend, &args.connection)?;
     let steps = runner.list_steps(&args.step_ids).await?;
     let steps: Vec<StepStatus> = if args.step_ids.is_empty() {
         steps
