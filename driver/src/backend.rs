@@ -22,6 +22,7 @@ use crate::plan::Plan;
 use crate::poll::PollOptions;
 use crate::runner::emr::{CreatedCluster, EmrRunner};
 use crate::runner::local::{LocalRunner, LocalRunnerOptions};
+use crate::runner::serverless::{ensure_application, ReadyApplication, ServerlessRunner};
 use crate::runner::StepRunner;
 use crate::store::local::LocalStore;
 use crate::store::s3::S3Store;
@@ -29,6 +30,13 @@ use crate::store::{ObjectStore, ObjectUri};
 
 /// How long cancelled steps get to settle before the cluster is terminated.
 pub const SETTLE: Duration = Duration::from_secs(120);
+
+/// How long a stopped EMR Serverless application gets to start.
+pub const APPLICATION_START_WAIT: Duration = Duration::from_secs(10 * 60);
+
+/// The EMR Serverless poll lists the job runs created in this last stretch of time: the run's
+/// own (its deadline is hours) and those of an earlier attempt it attaches to.
+pub const LOOKBACK: Duration = Duration::from_secs(24 * 3600);
 
 /// The timing of one target: how often to poll (and the run's deadline), how long to wait for
 /// the logs of a failed step, how long cancelled steps get to settle.
@@ -60,7 +68,8 @@ impl TargetOptions {
                 },
                 settle: SETTLE,
             },
-            Target::Emr => TargetOptions {
+            // EMR Serverless polls, diagnoses and settles as EMR does.
+            Target::Emr | Target::EmrServerless => TargetOptions {
                 poll: PollOptions {
                     interval: Duration::from_secs(emr.poll_interval_seconds.max(1) as u64),
                     deadline: Some(deadline),
@@ -95,7 +104,9 @@ impl Backend {
     pub async fn for_config(config: &Config, project_root: &Path) -> Backend {
         let sdk = match config.pipeline.target {
             Target::Local => None,
-            Target::Emr => Some(crate::aws::sdk_config(&crate::aws::AwsSettings::from_config(config)).await),
+            Target::Emr | Target::EmrServerless => {
+                Some(crate::aws::sdk_config(&crate::aws::AwsSettings::from_config(config)).await)
+            }
         };
         let store: Arc<dyn ObjectStore> = match &sdk {
             None => Arc::new(LocalStore::new(&config.local.lake_dir)),
@@ -136,6 +147,35 @@ impl Backend {
         Ok(crate::aws::emr_client(self.sdk_or_err("EMR")?))
     }
 
+    pub fn serverless_client(&self) -> Result<aws_sdk_emrserverless::Client> {
+        Ok(aws_sdk_emrserverless::Client::new(self.sdk_or_err("EMR Serverless")?))
+    }
+
+    /// The application to run job runs on (configured, found, or created, and started), and
+    /// a runner on it that lists the job runs created since [`LOOKBACK`] ago.
+    pub async fn serverless_runner(
+        &self,
+        application_id: Option<&str>,
+        run_id: &str,
+        config_hash: &str,
+    ) -> Result<(ServerlessRunner, ReadyApplication)> {
+        let client = self.serverless_client()?;
+        let request = crate::serverless::create_application_request(&self.config, run_id, config_hash);
+        let configured = application_id.or(self.config.application_id());
+        let ready = ensure_application(
+            &client,
+            configured,
+            &request,
+            self.clock.as_ref(),
+            self.options.poll.interval,
+            APPLICATION_START_WAIT,
+        )
+        .await?;
+        let context = crate::serverless::JobRunContext::new(&self.config, run_id, config_hash);
+        let since = self.clock.now() - chrono::Duration::from_std(LOOKBACK).expect("a day fits");
+        Ok((ServerlessRunner::new(client, ready.id.clone(), context, since), ready))
+    }
+
     /// `[emr] log_uri`, parsed.
     fn log_uri(&self) -> Option<ObjectUri> {
         ObjectUri::parse(&self.config.emr.log_uri).ok()
@@ -149,18 +189,32 @@ impl Backend {
                 clock: Arc::clone(&self.clock),
             }),
             Target::Emr => Box::new(EmrProvider { client: self.emr_client()? }),
+            Target::EmrServerless => Box::new(ServerlessProvider { backend: self.clone_for_provider() }),
         })
     }
 
-    /// A runner for steps outside a run (`submit`, `status`, `wait`): the local Spark, or the
-    /// given EMR cluster, attached (never terminated).
-    pub fn attached_runner(&self, cluster_id: Option<&str>) -> Result<Arc<dyn StepRunner>> {
+    fn clone_for_provider(&self) -> Backend {
+        Backend {
+            config: self.config.clone(),
+            target: self.target,
+            store: Arc::clone(&self.store),
+            clock: Arc::clone(&self.clock),
+            options: self.options.clone(),
+            sdk: self.sdk.clone(),
+            project_root: self.project_root.clone(),
+        }
+    }
+
+    /// A runner for steps outside a run (`submit`, `status`, `wait`): the local Spark, the
+    /// given EMR cluster, attached (never terminated), or the EMR Serverless application
+    /// (`id`, else the configured or the driver's own, started if stopped).
+    pub async fn attached_runner(&self, id: Option<&str>, run_id: &str, config_hash: &str) -> Result<Arc<dyn StepRunner>> {
         Ok(match self.target {
-            Target::Local => Arc::new(LocalRunner::new(
-                local_runner_options(&self.config, &self.project_root)?,
-                Arc::clone(&self.clock),
-            )),
-            Target::Emr => Arc::new(self.emr_runner(cluster_id.or(self.config.cluster_id()))?),
+            Target::Local => {
+                Arc::new(LocalRunner::new(local_runner_options(&self.config, &self.project_root)?, Arc::clone(&self.clock)))
+            }
+            Target::Emr => Arc::new(self.emr_runner(id.or(self.config.cluster_id()))?),
+            Target::EmrServerless => Arc::new(self.serverless_runner(id, run_id, config_hash).await?.0),
         })
     }
 
@@ -247,11 +301,11 @@ impl RunnerProvider for EmrProvider {
     async fn provide(&self, plan: &Plan) -> Result<ProvidedRunner> {
         let log_uri = ObjectUri::parse(&plan.config.emr.log_uri).ok();
         let (runner, cluster) = if let Some(id) = &plan.cluster_id {
-            (EmrRunner::attach(self.client.clone(), id.clone()), ClusterRef { id: id.clone(), created_by_run: false })
+            (EmrRunner::attach(self.client.clone(), id.clone()), ClusterRef { id: id.clone(), created_by_run: false, kind: None })
         } else if let Some(id) = find_cluster_for_run(&self.client, &plan.run_id).await? {
             tracing::info!("reusing cluster {id}, created by an earlier attempt of run {}", plan.run_id);
             let created = CreatedCluster::adopted_from_earlier_attempt(id.clone());
-            (EmrRunner::created_by_this_run(self.client.clone(), created), ClusterRef { id, created_by_run: true })
+            (EmrRunner::created_by_this_run(self.client.clone(), created), ClusterRef { id, created_by_run: true, kind: None })
         } else {
             let request = plan.cluster.as_ref().expect("an EMR plan without a cluster id has a cluster request");
             let created = create_cluster(&self.client, request).await?;
@@ -260,8 +314,32 @@ impl RunnerProvider for EmrProvider {
                 "created cluster {id} (terminates itself after {} idle minutes)",
                 plan.config.emr.idle_timeout_minutes
             );
-            (EmrRunner::created_by_this_run(self.client.clone(), created), ClusterRef { id, created_by_run: true })
+            (EmrRunner::created_by_this_run(self.client.clone(), created), ClusterRef { id, created_by_run: true, kind: None })
         };
         Ok(ProvidedRunner { runner: Arc::new(runner.with_log_uri(log_uri)), kind: "emr", cluster: Some(cluster) })
+    }
+}
+
+/// Job runs on EMR Serverless: the configured application, else the one the driver created
+/// earlier (by name), else a new one (`CreateApplication` as the plan shows it); started and
+/// waited for when stopped. The run never deletes it.
+pub struct ServerlessProvider {
+    backend: Backend,
+}
+
+#[async_trait]
+impl RunnerProvider for ServerlessProvider {
+    async fn provide(&self, plan: &Plan) -> Result<ProvidedRunner> {
+        let (runner, ready) =
+            self.backend.serverless_runner(plan.config.application_id(), &plan.run_id, &plan.config_hash).await?;
+        Ok(ProvidedRunner {
+            runner: Arc::new(runner),
+            kind: "emr-serverless",
+            cluster: Some(ClusterRef {
+                id: ready.id,
+                created_by_run: ready.created_by_run,
+                kind: Some("application".into()),
+            }),
+        })
     }
 }

@@ -46,6 +46,8 @@ pub enum PlanError {
         "no step `{key}` in the pipeline; the steps are classify_reviews, parse_logs, build_dimensions, build_fact"
     )]
     UnknownStep { key: String },
+    #[error(transparent)]
+    Serverless(#[from] crate::serverless::ServerlessError),
 }
 
 impl ExitStatus for PlanError {
@@ -156,6 +158,18 @@ pub struct Plan {
     pub cluster_id: Option<String>,
     /// The cluster to create when the target is EMR and no cluster id is given.
     pub cluster: Option<ClusterRequest>,
+    /// The EMR Serverless requests, when that is the target.
+    pub serverless: Option<ServerlessPlan>,
+}
+
+/// What an EMR Serverless run sends: a `CreateApplication` when no application is configured
+/// (and none the driver created earlier exists), and one `StartJobRun` per step, in DAG order
+/// (first attempts; a rerun after a failed attempt ends the client token in `-2`...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerlessPlan {
+    pub application_id: Option<String>,
+    pub create_application: Option<crate::serverless::CreateApplicationRequest>,
+    pub job_runs: Vec<crate::serverless::StartJobRunRequest>,
 }
 
 /// Parses a run date, `YYYY-MM-DD`.
@@ -216,6 +230,7 @@ impl Plan {
             artifacts: plan_artifacts,
             steps: Vec::new(),
             cluster: None,
+            serverless: None,
         };
         for (key, depends_on) in STEP_DEPENDENCIES {
             let template = step_template(key).expect("every step has an embedded template");
@@ -233,7 +248,26 @@ impl Plan {
         if plan.target == Target::Emr && plan.cluster_id.is_none() {
             plan.cluster = Some(ClusterRequest::render(&plan.cluster_vars())?);
         }
+        plan.serverless = plan.serverless_plan()?;
         Ok(plan)
+    }
+
+    /// The EMR Serverless requests of the rendered steps (when that is the target).
+    fn serverless_plan(&self) -> Result<Option<ServerlessPlan>, PlanError> {
+        if self.target != Target::EmrServerless {
+            return Ok(None);
+        }
+        let context = crate::serverless::JobRunContext::new(&self.config, &self.run_id, &self.config_hash);
+        let job_runs = self
+            .steps
+            .iter()
+            .map(|s| crate::serverless::start_job_run_request(&s.config, &context, 1))
+            .collect::<Result<Vec<_>, _>>()?;
+        let application_id = self.config.application_id().map(str::to_string);
+        let create_application = application_id.is_none().then(|| {
+            crate::serverless::create_application_request(&self.config, &self.run_id, &self.config_hash)
+        });
+        Ok(Some(ServerlessPlan { application_id, create_application, job_runs }))
     }
 
     /// Points the plan at the vendor files actually found for the date (`.csv` or `.csv.gz`,
@@ -258,6 +292,7 @@ impl Plan {
         if self.cluster.is_some() {
             self.cluster = Some(ClusterRequest::render(&self.cluster_vars())?);
         }
+        self.serverless = self.serverless_plan()?;
         Ok(())
     }
 
@@ -311,7 +346,7 @@ impl Plan {
     /// The exact requests and resolved URIs, for `render` and `--dry-run`. Holds no secret:
     /// credentials never enter the plan, and an endpoint URL's user info is masked.
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut doc = json!({
             "run_id": self.run_id,
             "run_date": self.date(),
             "target": self.target,
@@ -326,7 +361,11 @@ impl Plan {
             "steps": self.steps,
             "cluster_id": self.cluster_id,
             "cluster_request": self.cluster,
-        })
+        });
+        if let Some(serverless) = &self.serverless {
+            doc["serverless"] = json!(serverless);
+        }
+        doc
     }
 }
 

@@ -37,9 +37,10 @@ impl LogWait {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The cluster (j-...), or `local` for a step of the local runner.
+    /// The cluster (j-...), an EMR Serverless application id, or `local` for a step of the
+    /// local runner.
     pub cluster: String,
-    /// The step (s-...).
+    /// The step (s-...), or the job run id.
     pub step: String,
     /// The log URI: the cluster's `LogUri` on EMR (default: read from the cluster), the local
     /// runner's log prefix for `local`.
@@ -71,9 +72,26 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         let backend = Backend::for_config(&config, Path::new(".")).await;
         let clock = backend.clock.as_ref();
         diagnose(backend.store.as_ref(), &args.step, &prefix, None, None, clock, &args.log_wait.options()).await?
+    } else if !args.cluster.starts_with("j-") {
+        // An EMR Serverless application id ([0-9a-z]+) and a job run id.
+        let connection = EmrConnection {
+            cluster_id: None,
+            application_id: Some(args.cluster.clone()),
+            endpoint_url: args.endpoint_url.clone(),
+            region: args.region.clone(),
+        };
+        let backend = connection.backend(global).await?;
+        let client = backend.serverless_client()?;
+        let job = crate::runner::serverless::describe_job_run(&client, &args.cluster, &args.step).await?;
+        // The log location the job run was given, unless --log-uri says otherwise.
+        let log_uri = args.log_uri.clone().or(job.log_uri).unwrap_or_else(|| backend.config.serverless_log_uri());
+        let prefix = ObjectUri::parse(&crate::serverless::driver_log_prefix(&log_uri, &args.cluster, &args.step))?;
+        let (store, clock) = (backend.store.as_ref(), backend.clock.as_ref());
+        diagnose(store, &args.step, &prefix, None, job.status.failure.as_ref(), clock, &args.log_wait.options()).await?
     } else {
         let connection = EmrConnection {
-            cluster_id: args.cluster.clone(),
+            cluster_id: Some(args.cluster.clone()),
+            application_id: None,
             endpoint_url: args.endpoint_url.clone(),
             region: args.region.clone(),
         };
@@ -108,6 +126,20 @@ async fn describe_step(client: &aws_sdk_emr::Client, cluster: &str, step: &str) 
         .set_status(step.status().cloned())
         .build();
     Ok(crate::runner::emr::step_status_from_sdk(&summary)?)
+}
+
+/// Diagnoses one EMR Serverless job run: its driver logs under the runner's log location.
+pub(super) async fn diagnose_job_run(
+    backend: &Backend,
+    runner: &crate::runner::serverless::ServerlessRunner,
+    step: &StepStatus,
+    wait: &LogWait,
+) -> Result<Diagnosis> {
+    let prefix = runner.log_prefix(&step.id).ok_or_else(|| {
+        Error::new(ExitCode::BadInput, "the job runs' log location is not an s3:// URI; check [serverless] log_uri")
+    })?;
+    let (store, clock) = (backend.store.as_ref(), backend.clock.as_ref());
+    Ok(diagnose(store, &step.id, &prefix, None, step.failure.as_ref(), clock, &wait.options()).await?)
 }
 
 /// Diagnoses one EMR step: its logs under the cluster's LogUri (read from the cluster when the

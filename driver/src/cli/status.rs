@@ -9,6 +9,7 @@ use crate::cli::{Global, Output};
 use crate::config::{Overrides, Target};
 use crate::error::{ExitCode, Result};
 use crate::runner::emr::EmrRunner;
+use crate::runner::serverless::ServerlessRunner;
 use crate::runner::StepRunner;
 use crate::step::StepStatus;
 
@@ -16,8 +17,12 @@ use crate::step::StepStatus;
 #[derive(Debug, Clone, clap::Args)]
 pub struct EmrConnection {
     /// The cluster (j-...).
-    #[arg(long, env = "EMR_DRIVER_CLUSTER_ID")]
-    pub cluster_id: String,
+    #[arg(long, env = "EMR_DRIVER_CLUSTER_ID", required_unless_present = "application_id")]
+    pub cluster_id: Option<String>,
+    /// An EMR Serverless application instead of a cluster: the steps are its job runs
+    /// (their logs are looked for under [serverless] log_uri).
+    #[arg(long)]
+    pub application_id: Option<String>,
     /// An endpoint override (a moto or LocalStack server); default: the standard AWS
     /// resolution, which honours AWS_ENDPOINT_URL.
     #[arg(long)]
@@ -32,7 +37,8 @@ impl EmrConnection {
     /// profile and endpoint; without a readable file, the standard AWS chain alone), with
     /// `--region` and `--endpoint-url` on top.
     pub(super) async fn backend(&self, global: &Global) -> Result<Backend> {
-        let mut overrides = Overrides::default().set("pipeline.target", Target::Emr.as_str());
+        let target = if self.application_id.is_some() { Target::EmrServerless } else { Target::Emr };
+        let mut overrides = Overrides::default().set("pipeline.target", target.as_str());
         if let Some(region) = self.region.as_ref().filter(|r| !r.is_empty()) {
             overrides = overrides.set("aws.region", region.clone());
         }
@@ -44,11 +50,34 @@ impl EmrConnection {
     }
 }
 
-/// An EMR runner attached to the cluster: these commands never terminate it. Its log URI is
-/// read from the cluster when a diagnosis needs it (the cluster may log elsewhere than the
-/// configuration says).
-pub(super) fn attached_runner(backend: &Backend, connection: &EmrConnection) -> Result<EmrRunner> {
-    Ok(EmrRunner::attach(backend.emr_client()?, connection.cluster_id.clone()))
+/// The steps' runner: an EMR runner attached to the cluster (these commands never terminate
+/// it; its log URI is read from the cluster when a diagnosis needs it, since the cluster may
+/// log elsewhere than the configuration says), or the job runs of the EMR Serverless
+/// application (never started, stopped or deleted here).
+pub(super) fn attached_runner(backend: &Backend, connection: &EmrConnection) -> Result<Attached> {
+    if let Some(application) = &connection.application_id {
+        let context = crate::serverless::JobRunContext::new(&backend.config, "", "");
+        let since = backend.clock.now() - chrono::Duration::from_std(crate::backend::LOOKBACK).expect("a day fits");
+        let runner = ServerlessRunner::new(backend.serverless_client()?, application.clone(), context, since);
+        return Ok(Attached::Serverless(runner));
+    }
+    let cluster = connection.cluster_id.clone().unwrap_or_default();
+    Ok(Attached::Emr(EmrRunner::attach(backend.emr_client()?, cluster)))
+}
+
+/// The runner of `status` / `wait`.
+pub(super) enum Attached {
+    Emr(EmrRunner),
+    Serverless(ServerlessRunner),
+}
+
+impl Attached {
+    pub(super) fn runner(&self) -> &dyn StepRunner {
+        match self {
+            Attached::Emr(runner) => runner,
+            Attached::Serverless(runner) => runner,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,7 +90,8 @@ pub struct Args {
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let backend = args.connection.backend(global).await?;
-    let runner = attached_runner(&backend, &args.connection)?;
+    let attached = attached_runner(&backend, &args.connection)?;
+    let runner = attached.runner();
     let steps = runner.list_steps(&args.step_ids).await?;
     let steps: Vec<StepStatus> = if args.step_ids.is_empty() {
         steps

@@ -82,7 +82,7 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
             "submit on EMR needs a cluster: pass --cluster-id j-... (or set emr.cluster_id)",
         ));
     }
-    let runner = backend.attached_runner(plan.cluster_id.as_deref())?;
+    let runner = backend.attached_runner(plan.cluster_id.as_deref(), &plan.run_id, &plan.config_hash).await?;
     // Listen for Ctrl-C before the step starts, so an early signal cancels it too.
     let shutdown = crate::pipeline::shutdown_on_signals().map_err(|e| Error::new(ExitCode::Internal, e))?;
     let ids = runner.submit(std::slice::from_ref(&step)).await?;
@@ -90,7 +90,7 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
         Output::Text => eprintln!("submitted {} as {} on {}", step.name, ids[0], runner.describe()),
         Output::Json => println!("{}", serde_json::json!({"event": "submitted", "step_id": ids[0], "name": step.name})),
     }
-    if !args.wait && plan.target == Target::Emr {
+    if !args.wait && plan.target != Target::Local {
         if global.output == Output::Text {
             println!("{}", ids[0]);
         }

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use crate::cli::logs::{diagnose_emr_step, LogWait};
-use crate::cli::status::{attached_runner, render_table, EmrConnection};
+use crate::cli::logs::{diagnose_emr_step, diagnose_job_run, LogWait};
+use crate::cli::status::{attached_runner, render_table, Attached, EmrConnection};
 use crate::cli::{Global, Output};
 use crate::error::{ExitCode, Result};
 use crate::poll::{outcome_exit_code, wait_for_steps, JsonEvents, PollObserver, PollOptions, TextProgress};
@@ -36,7 +36,8 @@ pub struct Args {
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let backend = args.connection.backend(global).await?;
-    let runner = attached_runner(&backend, &args.connection)?;
+    let attached = attached_runner(&backend, &args.connection)?;
+    let runner = attached.runner();
     let observer: Box<dyn PollObserver> = match global.output {
         Output::Json => Box::new(JsonEvents::stdout()),
         Output::Text => Box::new(TextProgress::stderr()),
@@ -45,11 +46,15 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let options =
         PollOptions { interval: args.interval.unwrap_or(poll.interval), deadline: Some(args.timeout), ..poll.clone() };
     let clock = backend.clock.as_ref();
-    let steps = wait_for_steps(&runner, &args.step_ids, clock, &options, observer.as_ref()).await?;
+    let steps = wait_for_steps(runner, &args.step_ids, clock, &options, observer.as_ref()).await?;
     let mut diagnoses = Vec::new();
     if !args.no_diagnose {
         for step in steps.iter().filter(|s| matches!(s.state, StepState::Failed | StepState::Interrupted)) {
-            match diagnose_emr_step(&backend, &runner, step, &args.log_wait).await {
+            let diagnosis = match &attached {
+                Attached::Emr(emr) => diagnose_emr_step(&backend, emr, step, &args.log_wait).await,
+                Attached::Serverless(runner) => diagnose_job_run(&backend, runner, step, &args.log_wait).await,
+            };
+            match diagnosis {
                 Ok(diagnosis) => diagnoses.push(diagnosis),
                 Err(e) => eprintln!("could not diagnose step {}: {e}", step.id),
             }
