@@ -208,11 +208,17 @@ impl Backend {
     /// A runner for steps outside a run (`submit`, `status`, `wait`): the local Spark, the
     /// given EMR cluster, attached (never terminated), or the EMR Serverless application
     /// (`id`, else the configured or the driver's own, started if stopped).
-    pub async fn attached_runner(&self, id: Option<&str>, run_id: &str, config_hash: &str) -> Result<Arc<dyn StepRunner>> {
+    pub async fn attached_runner(
+        &self,
+        id: Option<&str>,
+        run_id: &str,
+        config_hash: &str,
+    ) -> Result<Arc<dyn StepRunner>> {
         Ok(match self.target {
-            Target::Local => {
-                Arc::new(LocalRunner::new(local_runner_options(&self.config, &self.project_root)?, Arc::clone(&self.clock)))
-            }
+            Target::Local => Arc::new(LocalRunner::new(
+                local_runner_options(&self.config, &self.project_root)?,
+                Arc::clone(&self.clock),
+            )),
             Target::Emr => Arc::new(self.emr_runner(id.or(self.config.cluster_id()))?),
             Target::EmrServerless => Arc::new(self.serverless_runner(id, run_id, config_hash).await?.0),
         })
@@ -301,11 +307,17 @@ impl RunnerProvider for EmrProvider {
     async fn provide(&self, plan: &Plan) -> Result<ProvidedRunner> {
         let log_uri = ObjectUri::parse(&plan.config.emr.log_uri).ok();
         let (runner, cluster) = if let Some(id) = &plan.cluster_id {
-            (EmrRunner::attach(self.client.clone(), id.clone()), ClusterRef { id: id.clone(), created_by_run: false, kind: None })
+            (
+                EmrRunner::attach(self.client.clone(), id.clone()),
+                ClusterRef { id: id.clone(), created_by_run: false, kind: None },
+            )
         } else if let Some(id) = find_cluster_for_run(&self.client, &plan.run_id).await? {
             tracing::info!("reusing cluster {id}, created by an earlier attempt of run {}", plan.run_id);
             let created = CreatedCluster::adopted_from_earlier_attempt(id.clone());
-            (EmrRunner::created_by_this_run(self.client.clone(), created), ClusterRef { id, created_by_run: true, kind: None })
+            (
+                EmrRunner::created_by_this_run(self.client.clone(), created),
+                ClusterRef { id, created_by_run: true, kind: None },
+            )
         } else {
             let request = plan.cluster.as_ref().expect("an EMR plan without a cluster id has a cluster request");
             let created = create_cluster(&self.client, request).await?;
@@ -314,7 +326,10 @@ impl RunnerProvider for EmrProvider {
                 "created cluster {id} (terminates itself after {} idle minutes)",
                 plan.config.emr.idle_timeout_minutes
             );
-            (EmrRunner::created_by_this_run(self.client.clone(), created), ClusterRef { id, created_by_run: true, kind: None })
+            (
+                EmrRunner::created_by_this_run(self.client.clone(), created),
+                ClusterRef { id, created_by_run: true, kind: None },
+            )
         };
         Ok(ProvidedRunner { runner: Arc::new(runner.with_log_uri(log_uri)), kind: "emr", cluster: Some(cluster) })
     }

@@ -796,7 +796,11 @@ fn validate_serverless(config: &Config, bad: &mut impl FnMut(&str, &str, String)
     }
     if let Some(id) = config.application_id() {
         if !regex_is_match(r"^[0-9a-z]{1,64}$", id) {
-            bad("serverless.application_id", id, "must be an EMR Serverless application id such as 00fabcdexyz12345, or empty to create one".into());
+            bad(
+                "serverless.application_id",
+                id,
+                "must be an EMR Serverless application id such as 00fabcdexyz12345, or empty to create one".into(),
+            );
         }
     }
     for (key, value, prefix) in [
@@ -826,7 +830,11 @@ fn validate_serverless(config: &Config, bad: &mut impl FnMut(&str, &str, String)
     for (key, value) in &config.spark {
         // sparkSubmitParameters is one string the service splits on whitespace.
         if value.contains(char::is_whitespace) {
-            bad(&format!("spark.{key}"), value, "EMR Serverless passes --conf in one space-separated string: a value cannot hold spaces".into());
+            bad(
+                &format!("spark.{key}"),
+                value,
+                "EMR Serverless passes --conf in one space-separated string: a value cannot hold spaces".into(),
+            );
         }
     }
 }

@@ -290,10 +290,12 @@ mod tests {
                 reused: false,
                 metrics: None,
                 failure: None,
+                usage: None,
             }],
             sources: BTreeMap::new(),
             manifest_uri: "s3://staging/_runs/2021-10-31-abcdef012345.json".into(),
             error: None,
+            usage: None,
         }
     }
 

@@ -728,7 +728,9 @@ impl Pipeline {
         match provided.runner.total_usage().await {
             Ok(Some(total)) => manifest.usage = Some(total),
             Ok(None) => {}
-            Err(e) => self.progress.line(&format!("warning: could not read what {} used: {e}", provided.runner.describe())),
+            Err(e) => {
+                self.progress.line(&format!("warning: could not read what {} used: {e}", provided.runner.describe()))
+            }
         }
         if self.options.keep_cluster {
             return;

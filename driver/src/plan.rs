@@ -264,9 +264,9 @@ impl Plan {
             .map(|s| crate::serverless::start_job_run_request(&s.config, &context, 1))
             .collect::<Result<Vec<_>, _>>()?;
         let application_id = self.config.application_id().map(str::to_string);
-        let create_application = application_id.is_none().then(|| {
-            crate::serverless::create_application_request(&self.config, &self.run_id, &self.config_hash)
-        });
+        let create_application = application_id
+            .is_none()
+            .then(|| crate::serverless::create_application_request(&self.config, &self.run_id, &self.config_hash));
         Ok(Some(ServerlessPlan { application_id, create_application, job_runs }))
     }
 

@@ -231,7 +231,10 @@ pub fn start_job_run_request(
         }
         let takes_value = OPTIONS_WITH_VALUE.contains(&arg.as_str());
         let value = if takes_value {
-            Some(args.get(i + 1).ok_or_else(|| ServerlessError::MissingValue { name: name.clone(), option: arg.clone() })?)
+            Some(
+                args.get(i + 1)
+                    .ok_or_else(|| ServerlessError::MissingValue { name: name.clone(), option: arg.clone() })?,
+            )
         } else {
             None
         };
@@ -289,8 +292,9 @@ pub fn create_application_request(config: &Config, run_id: &str, config_hash: &s
         value.split(',').map(str::trim).filter(|v| !v.is_empty()).map(str::to_string).collect()
     };
     let sl = &config.serverless;
-    let network = (non_empty(&sl.subnet_ids).is_some() || non_empty(&sl.security_group_ids).is_some())
-        .then(|| NetworkConfiguration { subnet_ids: list(&sl.subnet_ids), security_group_ids: list(&sl.security_group_ids) });
+    let network = (non_empty(&sl.subnet_ids).is_some() || non_empty(&sl.security_group_ids).is_some()).then(|| {
+        NetworkConfiguration { subnet_ids: list(&sl.subnet_ids), security_group_ids: list(&sl.security_group_ids) }
+    });
     let mut tags = tags(config, run_id, config_hash);
     // The application outlives the run that created it: it is found again by name.
     tags.remove(TAG_RUN_ID);
@@ -298,7 +302,10 @@ pub fn create_application_request(config: &Config, run_id: &str, config_hash: &s
         name: application_name(config),
         release_label: config.emr.release_label.clone(),
         application_type: "SPARK".into(),
-        client_token: client_token(&format!("{} {}", application_name(config), &config_hash[..12.min(config_hash.len())]), 1),
+        client_token: client_token(
+            &format!("{} {}", application_name(config), &config_hash[..12.min(config_hash.len())]),
+            1,
+        ),
         auto_start_configuration: AutoStartConfig { enabled: true },
         auto_stop_configuration: AutoStopConfig { enabled: true, idle_timeout_minutes: sl.auto_stop_minutes },
         maximum_capacity: MaximumCapacity { cpu: sl.max_cpu.clone(), memory: sl.max_memory.clone() },
@@ -389,7 +396,10 @@ mod tests {
     #[test]
     fn bad_steps_are_refused_with_the_reason() {
         let mut not_spark = step(&["hadoop", "fs", "-ls"]);
-        assert!(matches!(start_job_run_request(&not_spark, &context(), 1), Err(ServerlessError::NotSparkSubmit { .. })));
+        assert!(matches!(
+            start_job_run_request(&not_spark, &context(), 1),
+            Err(ServerlessError::NotSparkSubmit { .. })
+        ));
         not_spark.hadoop_jar_step.args = vec!["spark-submit".into(), "--py-files".into()];
         assert!(matches!(start_job_run_request(&not_spark, &context(), 1), Err(ServerlessError::MissingValue { .. })));
         let no_entry = step(&["spark-submit", "--verbose"]);

@@ -37,8 +37,9 @@ impl EmrConnection {
     /// profile and endpoint; without a readable file, the standard AWS chain alone), with
     /// `--region` and `--endpoint-url` on top.
     pub(super) async fn backend(&self, global: &Global) -> Result<Backend> {
-        let target = if self.application_id.is_some() { Target::EmrServerless } else { Target::Emr };
-        let mut overrides = Overrides::default().set("pipeline.target", target.as_str());
+        // The AWS configuration is the same for job runs; the emr target spares them the
+        // checks of what only starting job runs needs (the runtime role).
+        let mut overrides = Overrides::default().set("pipeline.target", Target::Emr.as_str());
         if let Some(region) = self.region.as_ref().filter(|r| !r.is_empty()) {
             overrides = overrides.set("aws.region", region.clone());
         }

@@ -29,8 +29,7 @@ use super::{CancelOutcome, RunnerError, StepRunner, Termination};
 use crate::clock::Clock;
 use crate::manifest::ResourceUsage;
 use crate::serverless::{
-    driver_log_prefix, start_job_run_request, step_state, CreateApplicationRequest, JobRunContext,
-    StartJobRunRequest,
+    driver_log_prefix, start_job_run_request, step_state, CreateApplicationRequest, JobRunContext, StartJobRunRequest,
 };
 use crate::step::{FailureDetails, StepConfig, StepState, StepStatus};
 use crate::store::ObjectUri;
@@ -90,17 +89,21 @@ impl ServerlessRunner {
         if let Some(since) = since {
             request = request.created_at_after(aws_smithy_types::DateTime::from_secs(since.timestamp()));
         }
-        let out = request.send().await.map_err(|e| classify("ListJobRuns", e))?;
+        let out = match request.send().await {
+            Ok(out) => out,
+            // moto answers so for an application without job runs yet; the service lists
+            // nothing. A missing application fails its StartJobRun with a clear error.
+            Err(e) if e.code() == Some("ResourceNotFoundException") => return Ok((Vec::new(), None)),
+            Err(e) => return Err(classify("ListJobRuns", e)),
+        };
         let steps = out.job_runs().iter().map(status_from_summary).collect::<Result<Vec<_>, _>>()?;
         Ok((steps, out.next_token().map(str::to_string)))
     }
 
     /// How many job runs named `name` FAILED or were CANCELLED (in the newest page).
     fn failed_attempts(listed: &[StepStatus], name: &str) -> u32 {
-        listed
-            .iter()
-            .filter(|s| s.name == name && matches!(s.state, StepState::Failed | StepState::Cancelled))
-            .count() as u32
+        listed.iter().filter(|s| s.name == name && matches!(s.state, StepState::Failed | StepState::Cancelled)).count()
+            as u32
     }
 }
 
@@ -403,7 +406,9 @@ async fn create_application(
         .release_label(&request.release_label)
         .r#type(&request.application_type)
         .client_token(&request.client_token)
-        .auto_start_configuration(sl::AutoStartConfig::builder().enabled(request.auto_start_configuration.enabled).build())
+        .auto_start_configuration(
+            sl::AutoStartConfig::builder().enabled(request.auto_start_configuration.enabled).build(),
+        )
         .auto_stop_configuration(
             sl::AutoStopConfig::builder()
                 .enabled(request.auto_stop_configuration.enabled)
