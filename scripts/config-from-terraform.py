@@ -38,6 +38,16 @@ OUTPUT_TO_CONFIG: dict[str, tuple[str, str]] = {
     "redshift_copy_role_arn": ("warehouse", "redshift_copy_role_arn"),
 }
 
+# Outputs of the EMR Serverless module (terraform/modules/emr_serverless): fed to the
+# [serverless] keys when the environment has them (older applies do not), so
+# `--target emr-serverless` (or EMR_DRIVER_PIPELINE_TARGET=emr-serverless) runs on them.
+OPTIONAL_OUTPUT_TO_CONFIG: dict[str, tuple[str, str]] = {
+    "emr_serverless_application_id": ("serverless", "application_id"),
+    "emr_serverless_runtime_role_arn": ("serverless", "execution_role_arn"),
+    "emr_serverless_security_group_id": ("serverless", "security_group_ids"),
+    "emr_serverless_log_uri": ("serverless", "log_uri"),
+}
+
 # What every deployment of terraform/envs/* implies whatever its outputs: the Spark steps run
 # on EMR and the warehouse is the Redshift cluster.
 ENVIRONMENT_SETTINGS: dict[tuple[str, str], str] = {
@@ -74,6 +84,9 @@ def settings_from_outputs(outputs: Any) -> list[tuple[str, str, str]]:
     settings = [(section, key, value) for (section, key), value in ENVIRONMENT_SETTINGS.items()]
     for name, (section, key) in OUTPUT_TO_CONFIG.items():
         settings.append((section, key, _string_value(name, outputs[name])))
+    for name, (section, key) in OPTIONAL_OUTPUT_TO_CONFIG.items():
+        if name in outputs:
+            settings.append((section, key, _string_value(name, outputs[name])))
     return settings
 
 

@@ -189,3 +189,34 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path):
     result = run_script(str(tmp_path / "absent.json"))
     assert result.returncode == 2
     assert "cannot read" in result.stderr and "absent.json" in result.stderr
+
+
+def test_the_emr_serverless_outputs_feed_the_serverless_section():
+    outputs = json.loads(SAMPLE_OUTPUT)
+    serverless = {
+        "emr_serverless_application_id": "00fabcdexyz12345",
+        "emr_serverless_runtime_role_arn": "arn:aws:iam::111122223333:role/"
+        "movie-analytics-dev-emr-serverless-runtime",
+        "emr_serverless_security_group_id": "sg-0123456789abcdef0",
+        "emr_serverless_log_uri": "s3://movie-analytics-dev-raw/emr-logs/serverless/",
+    }
+    for name, value in serverless.items():
+        outputs[name] = {"sensitive": False, "type": "string", "value": value}
+    result = run_script(stdin=json.dumps(outputs))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(EXPECTED_ENV)
+    assert result.stdout[len(EXPECTED_ENV):] == (
+        "EMR_DRIVER_SERVERLESS_APPLICATION_ID=00fabcdexyz12345\n"
+        "EMR_DRIVER_SERVERLESS_EXECUTION_ROLE_ARN=arn:aws:iam::111122223333:role/"
+        "movie-analytics-dev-emr-serverless-runtime\n"
+        "EMR_DRIVER_SERVERLESS_SECURITY_GROUP_IDS=sg-0123456789abcdef0\n"
+        "EMR_DRIVER_SERVERLESS_LOG_URI=s3://movie-analytics-dev-raw/emr-logs/serverless/\n"
+    )
+    overlay = tomllib.loads(run_script("--format", "toml", stdin=json.dumps(outputs)).stdout)
+    with (REPO / "config" / "pipeline.toml").open("rb") as source:
+        config = tomllib.load(source)
+    assert set(overlay["serverless"]) <= set(config["serverless"])
+    # And every one of them is an output of terraform/envs/dev.
+    text = (REPO / "terraform" / "envs" / "dev" / "outputs.tf").read_text(encoding="utf-8")
+    for name in serverless:
+        assert f'output "{name}"' in text, name

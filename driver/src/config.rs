@@ -25,6 +25,9 @@ use crate::error::{ExitCode, ExitStatus};
 pub enum Target {
     Local,
     Emr,
+    /// EMR Serverless: each step is one job run on an application.
+    #[serde(rename = "emr-serverless")]
+    EmrServerless,
 }
 
 impl Target {
@@ -32,6 +35,7 @@ impl Target {
         match self {
             Target::Local => "local",
             Target::Emr => "emr",
+            Target::EmrServerless => "emr-serverless",
         }
     }
 }
@@ -51,6 +55,9 @@ pub struct Config {
     pub emr: EmrSection,
     pub local: LocalSection,
     pub warehouse: WarehouseSection,
+    /// EMR Serverless (`pipeline.target = "emr-serverless"`); every key has a default.
+    #[serde(default)]
+    pub serverless: ServerlessSection,
     /// Passed to every Spark step as `--conf key=value`, in key order.
     #[serde(default)]
     pub spark: BTreeMap<String, String>,
@@ -131,6 +138,44 @@ pub struct WarehouseSection {
     pub redshift_copy_role_arn: String,
 }
 
+/// `[serverless]`: the EMR Serverless application the job runs go to, or what the driver
+/// creates when none is given (release label: `emr.release_label`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerlessSection {
+    /// An existing application (e.g. Terraform's); empty: the driver finds the application
+    /// named `<pipeline.name>` it created earlier, or creates it.
+    pub application_id: String,
+    /// The job runtime role (`StartJobRun` executionRoleArn).
+    pub execution_role_arn: String,
+    /// Private subnets and security groups of an application the driver creates
+    /// (comma-separated; empty: no VPC access).
+    pub subnet_ids: String,
+    pub security_group_ids: String,
+    /// Maximum capacity of a created application, e.g. "64 vCPU" and "256 GB".
+    pub max_cpu: String,
+    pub max_memory: String,
+    /// A created application stops itself after this many idle minutes.
+    pub auto_stop_minutes: i64,
+    /// S3 monitoring location of the job runs (driver logs); empty: `<emr.log_uri>serverless/`.
+    pub log_uri: String,
+}
+
+impl Default for ServerlessSection {
+    fn default() -> Self {
+        ServerlessSection {
+            application_id: String::new(),
+            execution_role_arn: String::new(),
+            subnet_ids: String::new(),
+            security_group_ids: String::new(),
+            max_cpu: "64 vCPU".into(),
+            max_memory: "256 GB".into(),
+            auto_stop_minutes: 15,
+            log_uri: String::new(),
+        }
+    }
+}
+
 /// The type of a configuration value, for coercing environment and flag strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -143,7 +188,7 @@ pub enum Kind {
 /// Every known key but the free-form `[spark]` table. A test keeps it in step with [`Config`].
 pub const KEYS: &[(&str, &str, Kind)] = &[
     ("pipeline", "name", Kind::Text),
-    ("pipeline", "target", Kind::OneOf(&["local", "emr"])),
+    ("pipeline", "target", Kind::OneOf(&["local", "emr", "emr-serverless"])),
     ("pipeline", "input_suffix", Kind::OneOf(&[".csv", ".csv.gz"])),
     ("buckets", "raw", Kind::Text),
     ("buckets", "staging", Kind::Text),
@@ -178,13 +223,32 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("warehouse", "kind", Kind::OneOf(&["postgres", "redshift"])),
     ("warehouse", "schema", Kind::Text),
     ("warehouse", "redshift_copy_role_arn", Kind::Text),
+    ("serverless", "application_id", Kind::Text),
+    ("serverless", "execution_role_arn", Kind::Text),
+    ("serverless", "subnet_ids", Kind::Text),
+    ("serverless", "security_group_ids", Kind::Text),
+    ("serverless", "max_cpu", Kind::Text),
+    ("serverless", "max_memory", Kind::Text),
+    ("serverless", "auto_stop_minutes", Kind::Integer),
+    ("serverless", "log_uri", Kind::Text),
 ];
 
 /// `EMR_DRIVER_*` variables that are not config overrides.
 pub const NON_CONFIG_ENV: &[&str] = &["CONFIG", "LOG"];
 
 /// Keys with a default, which the file may leave out.
-pub const OPTIONAL_KEYS: &[&str] = &["pipeline.input_suffix", "emr.action_on_failure"];
+pub const OPTIONAL_KEYS: &[&str] = &[
+    "pipeline.input_suffix",
+    "emr.action_on_failure",
+    "serverless.application_id",
+    "serverless.execution_role_arn",
+    "serverless.subnet_ids",
+    "serverless.security_group_ids",
+    "serverless.max_cpu",
+    "serverless.max_memory",
+    "serverless.auto_stop_minutes",
+    "serverless.log_uri",
+];
 
 /// The free-form section whose keys are Spark property names.
 pub const SPARK_SECTION: &str = "spark";
@@ -202,6 +266,7 @@ pub const NOT_HASHED: &[&str] = &[
     "emr.keep_cluster",
     "emr.poll_interval_seconds",
     "emr.run_timeout_minutes",
+    "serverless.application_id",
 ];
 
 /// One bad key: its name, the value found, where the value came from, and how to fix it.
@@ -318,6 +383,20 @@ impl Config {
         non_empty(&self.emr.cluster_id)
     }
 
+    /// `serverless.application_id` when set.
+    pub fn application_id(&self) -> Option<&str> {
+        non_empty(&self.serverless.application_id)
+    }
+
+    /// Where the job runs' logs go: `serverless.log_uri`, else `<emr.log_uri>serverless/`.
+    pub fn serverless_log_uri(&self) -> String {
+        match non_empty(&self.serverless.log_uri) {
+            Some(uri) => uri.to_string(),
+            None if self.emr.log_uri.ends_with('/') => format!("{}serverless/", self.emr.log_uri),
+            None => format!("{}/serverless/", self.emr.log_uri),
+        }
+    }
+
     /// `aws.endpoint_url` when set.
     pub fn endpoint_url(&self) -> Option<&str> {
         non_empty(&self.aws.endpoint_url)
@@ -331,6 +410,12 @@ impl Config {
             let (section, key) = path.split_once('.').expect("section.key");
             if let Some(table) = value.get_mut(section).and_then(|s| s.as_object_mut()) {
                 table.remove(key);
+            }
+        }
+        // The [serverless] section shapes only EMR Serverless runs: other targets hash as before.
+        if self.pipeline.target != Target::EmrServerless {
+            if let Some(table) = value.as_object_mut() {
+                table.remove("serverless");
             }
         }
         // serde_json's map is a BTreeMap (no preserve_order feature), so keys come out sorted.
@@ -706,6 +791,9 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
             bad(&format!("spark.{key}"), shown, "a Spark property name has no spaces or '='".into());
         }
     }
+    if config.pipeline.target == Target::EmrServerless {
+        validate_serverless(config, &mut bad);
+    }
     problems
 }
 
@@ -718,6 +806,61 @@ pub fn looks_secret(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     ["password", "passwd", "secret", "token", "credential", "private"].iter().any(|w| lower.contains(w))
         || lower.split(|c: char| !c.is_ascii_alphanumeric()).any(|part| part.ends_with("key") || part == "keytab")
+}
+
+/// `[serverless]`, checked only when the target is `emr-serverless`.
+fn validate_serverless(config: &Config, bad: &mut impl FnMut(&str, &str, String)) {
+    let sl = &config.serverless;
+    if !regex_is_match(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", &sl.execution_role_arn) {
+        bad(
+            "serverless.execution_role_arn",
+            &sl.execution_role_arn,
+            "must be the ARN of the job runtime role, arn:aws:iam::<account>:role/<name> (terraform output emr_serverless_runtime_role_arn)".into(),
+        );
+    }
+    if let Some(id) = config.application_id() {
+        if !regex_is_match(r"^[0-9a-z]{1,64}$", id) {
+            bad(
+                "serverless.application_id",
+                id,
+                "must be an EMR Serverless application id such as 00fabcdexyz12345, or empty to create one".into(),
+            );
+        }
+    }
+    for (key, value, prefix) in [
+        ("serverless.subnet_ids", &sl.subnet_ids, "subnet-"),
+        ("serverless.security_group_ids", &sl.security_group_ids, "sg-"),
+    ] {
+        if value.split(',').map(str::trim).filter(|v| !v.is_empty()).any(|v| !v.starts_with(prefix)) {
+            bad(key, value, format!("must be comma-separated ids starting with {prefix}, or empty"));
+        }
+    }
+    if !regex_is_match(r"^[1-9]\d* ?vCPU$", &sl.max_cpu) {
+        bad("serverless.max_cpu", &sl.max_cpu, "must be a vCPU count such as \"64 vCPU\"".into());
+    }
+    if !regex_is_match(r"^[1-9]\d* ?GB$", &sl.max_memory) {
+        bad("serverless.max_memory", &sl.max_memory, "must be a size in GB such as \"256 GB\"".into());
+    }
+    if !(1..=10080).contains(&sl.auto_stop_minutes) {
+        bad(
+            "serverless.auto_stop_minutes",
+            &sl.auto_stop_minutes.to_string(),
+            "EMR Serverless allows 1 to 10080 idle minutes".into(),
+        );
+    }
+    if !sl.log_uri.is_empty() && !sl.log_uri.starts_with("s3://") {
+        bad("serverless.log_uri", &sl.log_uri, "must be an s3:// URI, or empty for <emr.log_uri>serverless/".into());
+    }
+    for (key, value) in &config.spark {
+        // sparkSubmitParameters is one string the service splits on whitespace.
+        if value.contains(char::is_whitespace) {
+            bad(
+                &format!("spark.{key}"),
+                if looks_secret(key) { NOT_SHOWN } else { value.as_str() },
+                "EMR Serverless passes --conf in one space-separated string: a value cannot hold spaces".into(),
+            );
+        }
+    }
 }
 
 /// Masks the user info of a URL-like value (`http://user:secret@host` → `http://***@host`),

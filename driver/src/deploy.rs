@@ -222,7 +222,9 @@ pub fn write_stored_zip(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, Deploy
         if let Some(folder) = name.strip_suffix('/') {
             writer.add_directory(folder, options.unix_permissions(0o755)).map_err(|e| failed(name, e.to_string()))?;
         } else {
-            writer.start_file(name.as_str(), options.unix_permissions(0o644)).map_err(|e| failed(name, e.to_string()))?;
+            writer
+                .start_file(name.as_str(), options.unix_permissions(0o644))
+                .map_err(|e| failed(name, e.to_string()))?;
             writer.write_all(data).map_err(|e| failed(name, e.to_string()))?;
         }
     }

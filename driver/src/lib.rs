@@ -21,5 +21,6 @@ pub mod poll;
 pub mod preflight;
 pub mod render;
 pub mod runner;
+pub mod serverless;
 pub mod step;
 pub mod store;

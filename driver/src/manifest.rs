@@ -31,6 +31,59 @@ pub struct ClusterRef {
     pub id: String,
     /// True when this run created the cluster (and so may terminate it).
     pub created_by_run: bool,
+    /// `application` for an EMR Serverless application; absent for an EMR cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// What a step or a run used: EMR Serverless reports vCPU-, memory- and storage-hours per job
+/// run (`totalResourceUtilization`), EMR the cluster's normalized instance hours.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResourceUsage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpu_hours: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_gb_hours: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_gb_hours: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalized_instance_hours: Option<i64>,
+}
+
+impl ResourceUsage {
+    /// The sum of two usages (a figure absent from both stays absent).
+    pub fn add(&self, other: &ResourceUsage) -> ResourceUsage {
+        fn sum<T: std::ops::Add<Output = T> + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            }
+        }
+        ResourceUsage {
+            vcpu_hours: sum(self.vcpu_hours, other.vcpu_hours),
+            memory_gb_hours: sum(self.memory_gb_hours, other.memory_gb_hours),
+            storage_gb_hours: sum(self.storage_gb_hours, other.storage_gb_hours),
+            normalized_instance_hours: sum(self.normalized_instance_hours, other.normalized_instance_hours),
+        }
+    }
+
+    /// `3.250 vCPU-h, 13.000 GB-h memory, 0.500 GB-h storage` / `16 normalized instance hours`.
+    pub fn text(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(v) = self.vcpu_hours {
+            parts.push(format!("{v:.3} vCPU-h"));
+        }
+        if let Some(v) = self.memory_gb_hours {
+            parts.push(format!("{v:.3} GB-h memory"));
+        }
+        if let Some(v) = self.storage_gb_hours {
+            parts.push(format!("{v:.3} GB-h storage"));
+        }
+        if let Some(v) = self.normalized_instance_hours {
+            parts.push(format!("{v} normalized instance hours"));
+        }
+        parts.join(", ")
+    }
 }
 
 /// Rows in / out / rejected of one input source.
@@ -70,6 +123,9 @@ pub struct StepRecord {
     pub metrics: Option<Value>,
     /// The probable cause, when the step failed.
     pub failure: Option<String>,
+    /// What the step used, when the runner reports it (EMR Serverless job runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ResourceUsage>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,6 +144,10 @@ pub struct RunManifest {
     pub sources: BTreeMap<String, SourceCounts>,
     pub manifest_uri: String,
     pub error: Option<String>,
+    /// What the run used: the sum of its job runs' usage (EMR Serverless), or the cluster's
+    /// normalized instance hours (EMR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ResourceUsage>,
 }
 
 impl RunManifest {
@@ -123,7 +183,8 @@ impl RunManifest {
         );
         if let Some(cluster) = &self.cluster {
             let how = if cluster.created_by_run { "created by this run" } else { "existing" };
-            let _ = writeln!(out, "cluster {} ({how})", cluster.id);
+            let what = cluster.kind.as_deref().unwrap_or("cluster");
+            let _ = writeln!(out, "{what} {} ({how})", cluster.id);
         }
         let _ = writeln!(out, "{:<22} {:<10} {:>9}  detail", "step", "state", "time");
         for step in &self.steps {
@@ -139,7 +200,14 @@ impl RunManifest {
             } else {
                 step.failure.clone().unwrap_or_default()
             };
-            let _ = writeln!(out, "{:<22} {:<10} {:>9}  {}", step.key, step.state, time, first_line(&detail));
+            let detail = match (&step.usage, detail.is_empty()) {
+                (Some(usage), true) => usage.text(),
+                _ => first_line(&detail).to_string(),
+            };
+            let _ = writeln!(out, "{:<22} {:<10} {:>9}  {}", step.key, step.state, time, detail);
+        }
+        if let Some(usage) = &self.usage {
+            let _ = writeln!(out, "used: {}", usage.text());
         }
         if !self.sources.is_empty() {
             let _ = writeln!(
@@ -222,10 +290,12 @@ mod tests {
                 reused: false,
                 metrics: None,
                 failure: None,
+                usage: None,
             }],
             sources: BTreeMap::new(),
             manifest_uri: "s3://staging/_runs/2021-10-31-abcdef012345.json".into(),
             error: None,
+            usage: None,
         }
     }
 

@@ -344,6 +344,7 @@ impl Pipeline {
             sources: BTreeMap::new(),
             manifest_uri: self.plan.uris.manifest.clone(),
             error: None,
+            usage: None,
         }
     }
 
@@ -387,7 +388,7 @@ impl Pipeline {
         let staged = self.stage_user_purchase(manifest, &previous, purchases_from_file).await;
         self.write_manifest(manifest).await?;
         if let Err(e) = staged {
-            self.finish_runner(&provided).await;
+            self.finish_runner(&provided, manifest).await;
             return Err(e);
         }
 
@@ -399,7 +400,7 @@ impl Pipeline {
                 match self.acquire_dimension_registry(deadline_at).await {
                     Ok(lock) => Some(lock),
                     Err(e) => {
-                        self.finish_runner(&provided).await;
+                        self.finish_runner(&provided, manifest).await;
                         return Err(e);
                     }
                 }
@@ -418,16 +419,16 @@ impl Pipeline {
             }
             self.write_manifest(manifest).await?;
             if let Err(e) = outcome {
-                self.finish_runner(&provided).await;
+                self.finish_runner(&provided, manifest).await;
                 return Err(e);
             }
         }
         self.check_balances(manifest)?;
         if let Err(e) = self.check_counts(manifest).await {
-            self.finish_runner(&provided).await;
+            self.finish_runner(&provided, manifest).await;
             return Err(e);
         }
-        self.finish_runner(&provided).await;
+        self.finish_runner(&provided, manifest).await;
         self.load_warehouse(manifest).await
     }
 
@@ -746,6 +747,7 @@ impl Pipeline {
                 record_status(manifest.step_mut(key).expect("every step is in the manifest"), status);
             }
         }
+        self.record_usage(manifest, runner, &ids, outcome.steps()).await;
         match outcome {
             RunOutcome::Finished { steps } => self.after_wave(manifest, runner, &ids, &steps).await,
             RunOutcome::Cancelled { signal, report, .. } => {
@@ -754,6 +756,32 @@ impl Pipeline {
             RunOutcome::TimedOut { waited_seconds, report, .. } => {
                 Err(PipelineError::TimedOut { waited_seconds, cancelled: describe_cancel(&report) }.into())
             }
+        }
+    }
+
+    /// Records what the ended steps used, when the runner reports it (EMR Serverless job runs),
+    /// and the run's total so far. Not being able to read it is only a warning.
+    async fn record_usage(
+        &self,
+        manifest: &mut RunManifest,
+        runner: &dyn StepRunner,
+        ids: &[(String, String)],
+        steps: &[StepStatus],
+    ) {
+        let ended: Vec<String> = steps.iter().filter(|s| s.state.is_terminal()).map(|s| s.id.clone()).collect();
+        match runner.usage(&ended).await {
+            Ok(usage) if !usage.is_empty() => {
+                for (key, id) in ids {
+                    if let Some(used) = usage.get(id) {
+                        manifest.step_mut(key).expect("every step is in the manifest").usage = Some(used.clone());
+                    }
+                }
+                manifest.usage = manifest.steps.iter().filter_map(|s| s.usage.as_ref()).fold(None, |total, used| {
+                    Some(total.map_or_else(|| used.clone(), |t: crate::manifest::ResourceUsage| t.add(used)))
+                });
+            }
+            Ok(_) => {}
+            Err(e) => self.progress.line(&format!("warning: could not read what the steps used: {e}")),
         }
     }
 
@@ -886,8 +914,16 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Terminates the cluster if this run created it (unless it is to be kept).
-    async fn finish_runner(&self, provided: &ProvidedRunner) {
+    /// Records what the runner used (EMR: the cluster's normalized instance hours), then
+    /// terminates the cluster if this run created it (unless it is to be kept).
+    async fn finish_runner(&self, provided: &ProvidedRunner, manifest: &mut RunManifest) {
+        match provided.runner.total_usage().await {
+            Ok(Some(total)) => manifest.usage = Some(total),
+            Ok(None) => {}
+            Err(e) => {
+                self.progress.line(&format!("warning: could not read what {} used: {e}", provided.runner.describe()))
+            }
+        }
         if self.options.keep_cluster {
             return;
         }
@@ -965,6 +1001,7 @@ fn driver_step(key: &str) -> StepRecord {
         reused: false,
         metrics: None,
         failure: None,
+        usage: None,
     }
 }
 

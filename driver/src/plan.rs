@@ -17,8 +17,6 @@ use crate::deploy::{ArtifactSet, DeployError, PlannedArtifact};
 use crate::error::{ExitCode, ExitStatus};
 use crate::render::{render_step, step_template, RenderError, STEP_TEMPLATES};
 use crate::step::StepConfig;
-use crate::store::local::LocalStore;
-use crate::store::s3::S3Store;
 use crate::store::ObjectStore;
 
 /// EMR limits step names to 256 characters.
@@ -48,6 +46,8 @@ pub enum PlanError {
         "no step `{key}` in the pipeline; the steps are classify_reviews, parse_logs, build_dimensions, build_fact"
     )]
     UnknownStep { key: String },
+    #[error(transparent)]
+    Serverless(#[from] crate::serverless::ServerlessError),
 }
 
 impl ExitStatus for PlanError {
@@ -158,6 +158,18 @@ pub struct Plan {
     pub cluster_id: Option<String>,
     /// The cluster to create when the target is EMR and no cluster id is given.
     pub cluster: Option<ClusterRequest>,
+    /// The EMR Serverless requests, when that is the target.
+    pub serverless: Option<ServerlessPlan>,
+}
+
+/// What an EMR Serverless run sends: a `CreateApplication` when no application is configured
+/// (and none the driver created earlier exists), and one `StartJobRun` per step, in DAG order
+/// (first attempts; a rerun after a failed attempt ends the client token in `-2`...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerlessPlan {
+    pub application_id: Option<String>,
+    pub create_application: Option<crate::serverless::CreateApplicationRequest>,
+    pub job_runs: Vec<crate::serverless::StartJobRunRequest>,
 }
 
 /// Parses a run date, `YYYY-MM-DD`.
@@ -218,6 +230,7 @@ impl Plan {
             artifacts: plan_artifacts,
             steps: Vec::new(),
             cluster: None,
+            serverless: None,
         };
         for (key, depends_on) in STEP_DEPENDENCIES {
             let template = step_template(key).expect("every step has an embedded template");
@@ -235,7 +248,26 @@ impl Plan {
         if plan.target == Target::Emr && plan.cluster_id.is_none() {
             plan.cluster = Some(ClusterRequest::render(&plan.cluster_vars())?);
         }
+        plan.serverless = plan.serverless_plan()?;
         Ok(plan)
+    }
+
+    /// The EMR Serverless requests of the rendered steps (when that is the target).
+    fn serverless_plan(&self) -> Result<Option<ServerlessPlan>, PlanError> {
+        if self.target != Target::EmrServerless {
+            return Ok(None);
+        }
+        let context = crate::serverless::JobRunContext::new(&self.config, &self.run_id, &self.config_hash);
+        let job_runs = self
+            .steps
+            .iter()
+            .map(|s| crate::serverless::start_job_run_request(&s.config, &context, 1))
+            .collect::<Result<Vec<_>, _>>()?;
+        let application_id = self.config.application_id().map(str::to_string);
+        let create_application = application_id
+            .is_none()
+            .then(|| crate::serverless::create_application_request(&self.config, &self.run_id, &self.config_hash));
+        Ok(Some(ServerlessPlan { application_id, create_application, job_runs }))
     }
 
     /// Points the plan at the vendor files actually found for the date (`.csv` or `.csv.gz`,
@@ -260,6 +292,7 @@ impl Plan {
         if self.cluster.is_some() {
             self.cluster = Some(ClusterRequest::render(&self.cluster_vars())?);
         }
+        self.serverless = self.serverless_plan()?;
         Ok(())
     }
 
@@ -328,7 +361,7 @@ impl Plan {
     }
 
     fn to_json_unmasked(&self) -> Value {
-        json!({
+        let mut doc = json!({
             "run_id": self.run_id,
             "run_date": self.date(),
             "target": self.target,
@@ -343,7 +376,11 @@ impl Plan {
             "steps": self.steps,
             "cluster_id": self.cluster_id,
             "cluster_request": self.cluster,
-        })
+        });
+        if let Some(serverless) = &self.serverless {
+            doc["serverless"] = json!(serverless);
+        }
+        doc
     }
 }
 
@@ -378,15 +415,10 @@ pub fn load_plan(
 }
 
 /// The object store of the target: the lake folder (`local.lake_dir`) for `local`, S3 (over
-/// the standard AWS chain and `aws.*` settings) for `emr`.
+/// the standard AWS chain and `aws.*` settings) otherwise. Commands take it from their
+/// [`crate::backend::Backend`], which also holds the runner and the AWS configuration.
 pub async fn open_store(config: &Config) -> Arc<dyn ObjectStore> {
-    match config.pipeline.target {
-        Target::Local => Arc::new(LocalStore::new(&config.local.lake_dir)),
-        Target::Emr => {
-            let sdk = crate::aws::sdk_config(&crate::aws::AwsSettings::from_config(config)).await;
-            Arc::new(S3Store::new(crate::aws::s3_client(&sdk)))
-        }
-    }
+    crate::backend::Backend::for_config(config, Path::new(".")).await.store
 }
 
 #[cfg(test)]

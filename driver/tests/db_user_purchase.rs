@@ -59,7 +59,6 @@ async fn loads_full_size_files_with_the_right_spend_per_customer_and_exports_the
 }
 
 async fn load_and_export_full_size(path: &std::path::Path, index: usize) {
-
     // Expected, computed here with the csv crate and integer thousandths.
     let mut expected_spend: BTreeMap<Option<i32>, i128> = BTreeMap::new();
     let mut expected_rows = 0u64;

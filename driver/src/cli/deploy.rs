@@ -7,7 +7,6 @@ use crate::cli::render::PlanArgs;
 use crate::cli::{Global, Output};
 use crate::deploy::{deploy, ArtifactSet, PlannedArtifact};
 use crate::error::{ExitCode, Result};
-use crate::plan::open_store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -27,7 +26,7 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         print_dry_run(&planned, global.output);
         return Ok(ExitCode::Success);
     }
-    let store = open_store(&config).await;
+    let store = crate::backend::Backend::for_config(&config, &args.plan.project_root).await.store;
     let mut progress = |line: &str| eprintln!("{line}");
     let report = deploy(store.as_ref(), &planned, &mut progress).await?;
     match global.output {

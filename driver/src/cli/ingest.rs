@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::cli::render::PlanArgs;
 use crate::cli::{Global, Output};
 use crate::error::{ExitCode, Result};
-use crate::plan::{open_store, parse_run_date, LakeUris};
+use crate::plan::{parse_run_date, LakeUris};
 use crate::store::ObjectUri;
 
 #[derive(Debug, clap::Args)]
@@ -27,7 +27,7 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let uris = LakeUris::new(&config, &date, "");
     let first = ObjectUri::parse(&uris.movie_review_input)?;
     let incoming = first.parent();
-    let store = open_store(&config).await;
+    let store = crate::backend::Backend::for_config(&config, &args.plan.project_root).await.store;
     let done = crate::ingest::ingest(store.as_ref(), &incoming, &args.files).await?;
     match global.output {
         Output::Json => {

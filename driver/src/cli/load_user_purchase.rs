@@ -9,7 +9,6 @@ use crate::error::{ExitCode, Result};
 use std::sync::Arc;
 
 use crate::cli::render::PlanArgs;
-use crate::plan::open_store;
 use crate::store::{ObjectReader, ObjectStore, ObjectUri};
 
 /// Connection options shared by the database commands.
@@ -39,7 +38,7 @@ impl LakeArgs {
         if let Some(dir) = &self.lake_dir {
             plan.sets.push(format!("local.lake_dir={}", dir.display()));
         }
-        Ok(open_store(&plan.config(global)?).await)
+        Ok(crate::backend::Backend::for_config(&plan.config(global)?, &plan.project_root).await.store)
     }
 }
 

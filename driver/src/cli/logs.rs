@@ -6,18 +6,18 @@
 //! * Local (`CLUSTER` = `local`): the local runner's logs under `--log-uri` in the lake
 //!   (`--lake`); the FailureDetails lived in the runner's memory, so only the logs speak.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::status::{sdk_config, EmrConnection};
+use crate::backend::Backend;
+use crate::cli::status::EmrConnection;
 use crate::cli::{Global, Output};
-use crate::clock::{Clock, SystemClock};
+use crate::config::Overrides;
 use crate::diagnose::{diagnose, DiagnoseOptions, Diagnosis};
 use crate::error::{Error, ExitCode, Result};
 use crate::runner::emr::{classify, EmrRunner};
 use crate::runner::StepRunner;
 use crate::step::StepStatus;
-use crate::store::local::LocalStore;
 use crate::store::ObjectUri;
 
 /// How long to wait for logs that have not arrived yet.
@@ -37,17 +37,18 @@ impl LogWait {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The cluster (j-...), or `local` for a step of the local runner.
+    /// The cluster (j-...), an EMR Serverless application id, or `local` for a step of the
+    /// local runner.
     pub cluster: String,
-    /// The step (s-...).
+    /// The step (s-...), or the job run id.
     pub step: String,
     /// The log URI: the cluster's `LogUri` on EMR (default: read from the cluster), the local
     /// runner's log prefix for `local`.
     #[arg(long)]
     pub log_uri: Option<String>,
-    /// The lake folder, for `local`.
-    #[arg(long, default_value = ".lake")]
-    pub lake: PathBuf,
+    /// The lake folder, for `local`; default [local] lake_dir.
+    #[arg(long)]
+    pub lake: Option<PathBuf>,
     #[arg(long)]
     pub endpoint_url: Option<String>,
     #[arg(long)]
@@ -57,7 +58,6 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let clock = SystemClock::new();
     let diagnosis = if args.cluster == "local" {
         let log_uri = args.log_uri.as_deref().ok_or_else(|| {
             Error::new(
@@ -66,20 +66,41 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
             )
         })?;
         let prefix = ObjectUri::parse(log_uri)?.join(&args.step).join("");
-        let store = LocalStore::new(&args.lake);
-        diagnose(&store, &args.step, &prefix, None, None, &clock, &args.log_wait.options()).await?
-    } else {
+        let mut sets = vec!["pipeline.target=local".to_string()];
+        sets.extend(args.lake.iter().map(|lake| format!("local.lake_dir={}", lake.display())));
+        let config = crate::backend::config_or_defaults(&global.config, &Overrides::parse_sets(&sets)?)?;
+        let backend = Backend::for_config(&config, Path::new(".")).await;
+        let clock = backend.clock.as_ref();
+        diagnose(backend.store.as_ref(), &args.step, &prefix, None, None, clock, &args.log_wait.options()).await?
+    } else if !args.cluster.starts_with("j-") {
+        // An EMR Serverless application id ([0-9a-z]+) and a job run id.
         let connection = EmrConnection {
-            cluster_id: args.cluster.clone(),
+            cluster_id: None,
+            application_id: Some(args.cluster.clone()),
             endpoint_url: args.endpoint_url.clone(),
             region: args.region.clone(),
         };
-        let config = sdk_config(&connection).await;
-        let client = aws_sdk_emr::Client::new(&config);
+        let backend = connection.backend(global).await?;
+        let client = backend.serverless_client()?;
+        let job = crate::runner::serverless::describe_job_run(&client, &args.cluster, &args.step).await?;
+        // The log location the job run was given, unless --log-uri says otherwise.
+        let log_uri = args.log_uri.clone().or(job.log_uri).unwrap_or_else(|| backend.config.serverless_log_uri());
+        let prefix = ObjectUri::parse(&crate::serverless::driver_log_prefix(&log_uri, &args.cluster, &args.step))?;
+        let (store, clock) = (backend.store.as_ref(), backend.clock.as_ref());
+        diagnose(store, &args.step, &prefix, None, job.status.failure.as_ref(), clock, &args.log_wait.options()).await?
+    } else {
+        let connection = EmrConnection {
+            cluster_id: Some(args.cluster.clone()),
+            application_id: None,
+            endpoint_url: args.endpoint_url.clone(),
+            region: args.region.clone(),
+        };
+        let backend = connection.backend(global).await?;
+        let client = backend.emr_client()?;
         let step = describe_step(&client, &args.cluster, &args.step).await?;
         let log_uri = args.log_uri.as_deref().map(ObjectUri::parse).transpose()?;
         let runner = EmrRunner::attach(client, args.cluster.clone()).with_log_uri(log_uri);
-        diagnose_emr_step(&connection, &runner, &step, &args.log_wait, &clock).await?
+        diagnose_emr_step(&backend, &runner, &step, &args.log_wait).await?
     };
     match global.output {
         Output::Json => println!("{}", serde_json::to_string(&diagnosis).expect("diagnosis serialises")),
@@ -107,14 +128,27 @@ async fn describe_step(client: &aws_sdk_emr::Client, cluster: &str, step: &str) 
     Ok(crate::runner::emr::step_status_from_sdk(&summary)?)
 }
 
+/// Diagnoses one EMR Serverless job run: its driver logs under the runner's log location.
+pub(super) async fn diagnose_job_run(
+    backend: &Backend,
+    runner: &crate::runner::serverless::ServerlessRunner,
+    step: &StepStatus,
+    wait: &LogWait,
+) -> Result<Diagnosis> {
+    let prefix = runner.log_prefix(&step.id).ok_or_else(|| {
+        Error::new(ExitCode::BadInput, "the job runs' log location is not an s3:// URI; check [serverless] log_uri")
+    })?;
+    let (store, clock) = (backend.store.as_ref(), backend.clock.as_ref());
+    Ok(diagnose(store, &step.id, &prefix, None, step.failure.as_ref(), clock, &wait.options()).await?)
+}
+
 /// Diagnoses one EMR step: its logs under the cluster's LogUri (read from the cluster when the
 /// runner does not know it), read from S3.
 pub(super) async fn diagnose_emr_step(
-    connection: &EmrConnection,
+    backend: &Backend,
     runner: &EmrRunner,
     step: &StepStatus,
     wait: &LogWait,
-    clock: &dyn Clock,
 ) -> Result<Diagnosis> {
     let runner = if runner.log_prefix(&step.id).is_some() {
         runner.clone()
@@ -131,9 +165,8 @@ pub(super) async fn diagnose_emr_step(
             ),
         )
     })?;
-    let config = sdk_config(connection).await;
-    let store = crate::store::s3::S3Store::new(crate::aws::s3_client(&config));
     let cluster_prefix = runner.cluster_log_prefix();
-    Ok(diagnose(&store, &step.id, &step_prefix, cluster_prefix.as_ref(), step.failure.as_ref(), clock, &wait.options())
+    let (store, clock) = (backend.store.as_ref(), backend.clock.as_ref());
+    Ok(diagnose(store, &step.id, &step_prefix, cluster_prefix.as_ref(), step.failure.as_ref(), clock, &wait.options())
         .await?)
 }

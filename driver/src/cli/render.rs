@@ -30,6 +30,7 @@ pub struct PlanArgs {
 pub enum TargetArg {
     Local,
     Emr,
+    EmrServerless,
 }
 
 impl From<TargetArg> for Target {
@@ -37,6 +38,7 @@ impl From<TargetArg> for Target {
         match value {
             TargetArg::Local => Target::Local,
             TargetArg::Emr => Target::Emr,
+            TargetArg::EmrServerless => Target::EmrServerless,
         }
     }
 }

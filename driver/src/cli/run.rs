@@ -4,15 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::{local_runner_options, EmrProvider, LocalProvider};
+use crate::backend::{Backend, TargetOptions};
 use crate::cli::render::{PlanArgs, TargetArg};
 use crate::cli::{Global, Output};
-use crate::clock::{Clock, SystemClock};
-use crate::config::Target;
-use crate::diagnose::DiagnoseOptions;
 use crate::error::{ExitCode, Result};
-use crate::pipeline::{shutdown_on_signals, Databases, Pipeline, Progress, RunOptions, RunnerProvider};
-use crate::plan::{open_store, Plan};
+use crate::pipeline::{shutdown_on_signals, Databases, Pipeline, Progress, RunOptions};
 use crate::poll::{JsonEvents, PollObserver, PollOptions, TextProgress};
 
 #[derive(Debug, clap::Args)]
@@ -72,19 +68,11 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&plan.to_json()).expect("the plan serialises"));
         return Ok(ExitCode::Success);
     }
-    let clock: Arc<dyn Clock> = SystemClock::shared();
-    let store = open_store(&plan.config).await;
-    let provider: Box<dyn RunnerProvider> = match plan.target {
-        Target::Local => Box::new(LocalProvider {
-            options: local_runner_options(&plan.config, &args.plan.project_root)?,
-            clock: Arc::clone(&clock),
-        }),
-        Target::Emr => {
-            let sdk = crate::aws::sdk_config(&crate::aws::AwsSettings::from_config(&plan.config)).await;
-            Box::new(EmrProvider { client: crate::aws::emr_client(&sdk) })
-        }
-    };
-    let mut options = run_options(&args, &plan);
+    let backend = Backend::for_plan(&plan, &args.plan.project_root).await;
+    let store = Arc::clone(&backend.store);
+    let provider = backend.provider()?;
+    let clock = Arc::clone(&backend.clock);
+    let mut options = run_options(&args, backend.options.clone(), plan.config.emr.keep_cluster);
     // The vendor files are ingested by the pipeline once it holds the date's lock.
     options.raw_dir = match (&args.raw_dir, args.local) {
         (Some(dir), _) => Some(dir.clone()),
@@ -105,23 +93,9 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
     result.map(|()| ExitCode::Success)
 }
 
-fn run_options(args: &Args, plan: &Plan) -> RunOptions {
-    let emr = &plan.config.emr;
-    let deadline = args.timeout.unwrap_or(Duration::from_secs(emr.run_timeout_minutes.max(1) as u64 * 60));
-    let interval = match plan.target {
-        // The local runner answers from memory: poll often, the steps are short.
-        Target::Local => Duration::from_secs(1),
-        Target::Emr => Duration::from_secs(emr.poll_interval_seconds.max(1) as u64),
-    };
-    let diagnose = match plan.target {
-        // Local logs are complete when the process ends.
-        Target::Local => DiagnoseOptions {
-            wait_for_logs: Duration::from_secs(2),
-            first_backoff: Duration::from_millis(200),
-            ..Default::default()
-        },
-        Target::Emr => DiagnoseOptions::default(),
-    };
+/// The run's options: the target's timing from the backend, `--timeout` replacing the deadline.
+fn run_options(args: &Args, target: TargetOptions, keep_cluster: bool) -> RunOptions {
+    let poll = PollOptions { deadline: args.timeout.or(target.poll.deadline), ..target.poll };
     let source_url = args.database_url.clone().filter(|u| !u.is_empty());
     let warehouse_url = args.warehouse_url.clone().filter(|u| !u.is_empty()).or_else(|| source_url.clone());
     RunOptions {
@@ -130,10 +104,10 @@ fn run_options(args: &Args, plan: &Plan) -> RunOptions {
         break_stale_lock: args.break_stale_lock,
         force: args.force,
         skip_bad_purchase_rows: args.skip_bad_purchase_rows,
-        keep_cluster: emr.keep_cluster,
-        poll: PollOptions { interval, deadline: Some(deadline), ..PollOptions::default() },
-        diagnose,
-        settle: Duration::from_secs(120),
+        keep_cluster,
+        poll,
+        diagnose: target.diagnose,
+        settle: target.settle,
         lock_heartbeat: Some(crate::lock::HEARTBEAT_EVERY),
         raw_dir: None,
     }

@@ -2,9 +2,14 @@
 //! table for people or one JSON array for machines. Also the EMR connection options shared by
 //! `wait` and `logs`.
 
+use std::path::Path;
+
+use crate::backend::Backend;
 use crate::cli::{Global, Output};
+use crate::config::{Overrides, Target};
 use crate::error::{ExitCode, Result};
 use crate::runner::emr::EmrRunner;
+use crate::runner::serverless::ServerlessRunner;
 use crate::runner::StepRunner;
 use crate::step::StepStatus;
 
@@ -12,8 +17,12 @@ use crate::step::StepStatus;
 #[derive(Debug, Clone, clap::Args)]
 pub struct EmrConnection {
     /// The cluster (j-...).
-    #[arg(long, env = "EMR_DRIVER_CLUSTER_ID")]
-    pub cluster_id: String,
+    #[arg(long, env = "EMR_DRIVER_CLUSTER_ID", required_unless_present = "application_id")]
+    pub cluster_id: Option<String>,
+    /// An EMR Serverless application instead of a cluster: the steps are its job runs
+    /// (their logs are looked for under [serverless] log_uri).
+    #[arg(long)]
+    pub application_id: Option<String>,
     /// An endpoint override (a moto or LocalStack server); default: the standard AWS
     /// resolution, which honours AWS_ENDPOINT_URL.
     #[arg(long)]
@@ -23,21 +32,53 @@ pub struct EmrConnection {
     pub region: Option<String>,
 }
 
-/// The AWS configuration through the standard chain (profiles, env, SSO, instance roles),
-/// with the endpoint and region overrides.
-pub(super) async fn sdk_config(connection: &EmrConnection) -> aws_config::SdkConfig {
-    let settings = crate::aws::AwsSettings {
-        region: connection.region.clone(),
-        profile: None,
-        endpoint_url: connection.endpoint_url.clone().filter(|e| !e.is_empty()),
-    };
-    crate::aws::sdk_config(&settings).await
+impl EmrConnection {
+    /// The backend these commands reach EMR through: the config file (its `[aws]` region,
+    /// profile and endpoint; without a readable file, the standard AWS chain alone), with
+    /// `--region` and `--endpoint-url` on top.
+    pub(super) async fn backend(&self, global: &Global) -> Result<Backend> {
+        // The AWS configuration is the same for job runs; the emr target spares them the
+        // checks of what only starting job runs needs (the runtime role).
+        let mut overrides = Overrides::default().set("pipeline.target", Target::Emr.as_str());
+        if let Some(region) = self.region.as_ref().filter(|r| !r.is_empty()) {
+            overrides = overrides.set("aws.region", region.clone());
+        }
+        if let Some(url) = self.endpoint_url.as_ref().filter(|e| !e.is_empty()) {
+            overrides = overrides.set("aws.endpoint_url", url.clone());
+        }
+        let config = crate::backend::config_or_defaults(&global.config, &overrides)?;
+        Ok(Backend::for_config(&config, Path::new(".")).await)
+    }
 }
 
-/// An EMR runner attached to the cluster: these commands never terminate it.
-pub(super) async fn attached_runner(connection: &EmrConnection) -> EmrRunner {
-    let config = sdk_config(connection).await;
-    EmrRunner::attach(aws_sdk_emr::Client::new(&config), connection.cluster_id.clone())
+/// The steps' runner: an EMR runner attached to the cluster (these commands never terminate
+/// it; its log URI is read from the cluster when a diagnosis needs it, since the cluster may
+/// log elsewhere than the configuration says), or the job runs of the EMR Serverless
+/// application (never started, stopped or deleted here).
+pub(super) fn attached_runner(backend: &Backend, connection: &EmrConnection) -> Result<Attached> {
+    if let Some(application) = &connection.application_id {
+        let context = crate::serverless::JobRunContext::new(&backend.config, "", "");
+        let since = backend.clock.now() - chrono::Duration::from_std(crate::backend::LOOKBACK).expect("a day fits");
+        let runner = ServerlessRunner::new(backend.serverless_client()?, application.clone(), context, since);
+        return Ok(Attached::Serverless(runner));
+    }
+    let cluster = connection.cluster_id.clone().unwrap_or_default();
+    Ok(Attached::Emr(EmrRunner::attach(backend.emr_client()?, cluster)))
+}
+
+/// The runner of `status` / `wait`.
+pub(super) enum Attached {
+    Emr(EmrRunner),
+    Serverless(ServerlessRunner),
+}
+
+impl Attached {
+    pub(super) fn runner(&self) -> &dyn StepRunner {
+        match self {
+            Attached::Emr(runner) => runner,
+            Attached::Serverless(runner) => runner,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -49,7 +90,9 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let runner = attached_runner(&args.connection).await;
+    let backend = args.connection.backend(global).await?;
+    let attached = attached_runner(&backend, &args.connection)?;
+    let runner = attached.runner();
     let steps = runner.list_steps(&args.step_ids).await?;
     let steps: Vec<StepStatus> = if args.step_ids.is_empty() {
         steps

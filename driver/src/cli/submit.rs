@@ -7,17 +7,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::backend::local_runner_options;
+use crate::backend::Backend;
 use crate::cli::render::{PlanArgs, TargetArg};
 use crate::cli::{Global, Output};
-use crate::clock::{Clock, SystemClock};
 use crate::config::Target;
 use crate::error::{Error, ExitCode, Result};
 use crate::poll::{JsonEvents, PollObserver, PollOptions, TextProgress};
 use crate::runner::cancel::{wait_or_cancel, RunOutcome};
-use crate::runner::emr::EmrRunner;
-use crate::runner::local::LocalRunner;
-use crate::runner::StepRunner;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -78,23 +74,15 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&step).expect("a step serialises"));
         return Ok(ExitCode::Success);
     }
-    let clock: Arc<dyn Clock> = SystemClock::shared();
-    let runner: Arc<dyn StepRunner> = match plan.target {
-        Target::Local => {
-            Arc::new(LocalRunner::new(local_runner_options(&plan.config, &args.plan.project_root)?, Arc::clone(&clock)))
-        }
-        Target::Emr => {
-            let cluster = plan.cluster_id.clone().ok_or_else(|| {
-                Error::new(
-                    ExitCode::BadInput,
-                    "submit on EMR needs a cluster: pass --cluster-id j-... (or set emr.cluster_id)",
-                )
-            })?;
-            let sdk = crate::aws::sdk_config(&crate::aws::AwsSettings::from_config(&plan.config)).await;
-            let log_uri = crate::store::ObjectUri::parse(&plan.config.emr.log_uri).ok();
-            Arc::new(EmrRunner::attach(crate::aws::emr_client(&sdk), cluster).with_log_uri(log_uri))
-        }
-    };
+    let backend = Backend::for_plan(&plan, &args.plan.project_root).await;
+    let clock = Arc::clone(&backend.clock);
+    if plan.target == Target::Emr && plan.cluster_id.is_none() {
+        return Err(Error::new(
+            ExitCode::BadInput,
+            "submit on EMR needs a cluster: pass --cluster-id j-... (or set emr.cluster_id)",
+        ));
+    }
+    let runner = backend.attached_runner(plan.cluster_id.as_deref(), &plan.run_id, &plan.config_hash).await?;
     // Listen for Ctrl-C before the step starts, so an early signal cancels it too.
     let shutdown = crate::pipeline::shutdown_on_signals().map_err(|e| Error::new(ExitCode::Internal, e))?;
     let ids = runner.submit(std::slice::from_ref(&step)).await?;
@@ -102,7 +90,7 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
         Output::Text => eprintln!("submitted {} as {} on {}", step.name, ids[0], runner.describe()),
         Output::Json => println!("{}", serde_json::json!({"event": "submitted", "step_id": ids[0], "name": step.name})),
     }
-    if !args.wait && plan.target == Target::Emr {
+    if !args.wait && plan.target != Target::Local {
         if global.output == Output::Text {
             println!("{}", ids[0]);
         }
@@ -112,9 +100,7 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
         Output::Text => Box::new(TextProgress::stderr()),
         Output::Json => Box::new(JsonEvents::stdout()),
     };
-    let interval = if plan.target == Target::Local { 1 } else { plan.config.emr.poll_interval_seconds.max(1) as u64 };
-    let options =
-        PollOptions { interval: Duration::from_secs(interval), deadline: Some(args.timeout), ..PollOptions::default() };
+    let options = PollOptions { deadline: Some(args.timeout), ..backend.options.poll.clone() };
     let shutdown_future = async move {
         let mut rx = shutdown;
         loop {
@@ -133,18 +119,14 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
         &options,
         observer.as_ref(),
         shutdown_future,
-        Duration::from_secs(60),
+        backend.options.settle,
     )
     .await?;
     if let RunOutcome::Finished { steps } = &outcome {
         for status in steps.iter().filter(|s| s.state == crate::step::StepState::Failed) {
             if let Some(prefix) = runner.log_prefix(&status.id) {
-                let store = crate::plan::open_store(&plan.config).await;
-                let options = if plan.target == Target::Local {
-                    crate::diagnose::DiagnoseOptions { wait_for_logs: Duration::from_secs(2), ..Default::default() }
-                } else {
-                    crate::diagnose::DiagnoseOptions::default()
-                };
+                let store = &backend.store;
+                let options = &backend.options.diagnose;
                 let cluster_prefix = runner.cluster_log_prefix();
                 if let Ok(diagnosis) = crate::diagnose::diagnose(
                     store.as_ref(),
@@ -153,7 +135,7 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
                     cluster_prefix.as_ref(),
                     status.failure.as_ref(),
                     clock.as_ref(),
-                    &options,
+                    options,
                 )
                 .await
                 {

@@ -7,10 +7,9 @@
 
 use std::time::Duration;
 
-use crate::cli::logs::{diagnose_emr_step, LogWait};
-use crate::cli::status::{attached_runner, render_table, EmrConnection};
+use crate::cli::logs::{diagnose_emr_step, diagnose_job_run, LogWait};
+use crate::cli::status::{attached_runner, render_table, Attached, EmrConnection};
 use crate::cli::{Global, Output};
-use crate::clock::SystemClock;
 use crate::error::{ExitCode, Result};
 use crate::poll::{outcome_exit_code, wait_for_steps, JsonEvents, PollObserver, PollOptions, TextProgress};
 use crate::step::StepState;
@@ -25,9 +24,9 @@ pub struct Args {
     /// Give up after this long (exit code 5), e.g. `2h`, `90m`.
     #[arg(long, default_value = "3h", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Time between two polls.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-    pub interval: Duration,
+    /// Time between two polls; default [emr] poll_interval_seconds.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub interval: Option<Duration>,
     /// Do not read the logs of failed steps.
     #[arg(long)]
     pub no_diagnose: bool,
@@ -36,18 +35,26 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let runner = attached_runner(&args.connection).await;
+    let backend = args.connection.backend(global).await?;
+    let attached = attached_runner(&backend, &args.connection)?;
+    let runner = attached.runner();
     let observer: Box<dyn PollObserver> = match global.output {
         Output::Json => Box::new(JsonEvents::stdout()),
         Output::Text => Box::new(TextProgress::stderr()),
     };
-    let options = PollOptions { interval: args.interval, deadline: Some(args.timeout), ..PollOptions::default() };
-    let clock = SystemClock::new();
-    let steps = wait_for_steps(&runner, &args.step_ids, &clock, &options, observer.as_ref()).await?;
+    let poll = &backend.options.poll;
+    let options =
+        PollOptions { interval: args.interval.unwrap_or(poll.interval), deadline: Some(args.timeout), ..poll.clone() };
+    let clock = backend.clock.as_ref();
+    let steps = wait_for_steps(runner, &args.step_ids, clock, &options, observer.as_ref()).await?;
     let mut diagnoses = Vec::new();
     if !args.no_diagnose {
         for step in steps.iter().filter(|s| matches!(s.state, StepState::Failed | StepState::Interrupted)) {
-            match diagnose_emr_step(&args.connection, &runner, step, &args.log_wait, &clock).await {
+            let diagnosis = match &attached {
+                Attached::Emr(emr) => diagnose_emr_step(&backend, emr, step, &args.log_wait).await,
+                Attached::Serverless(runner) => diagnose_job_run(&backend, runner, step, &args.log_wait).await,
+            };
+            match diagnosis {
                 Ok(diagnosis) => diagnoses.push(diagnosis),
                 Err(e) => eprintln!("could not diagnose step {}: {e}", step.id),
             }

@@ -191,6 +191,20 @@ impl StepRunner for EmrRunner {
         self.log_uri.as_ref().map(|uri| uri.join(&self.cluster_id).join(""))
     }
 
+    async fn total_usage(&self) -> Result<Option<crate::manifest::ResourceUsage>, RunnerError> {
+        let out = self
+            .client
+            .describe_cluster()
+            .cluster_id(&self.cluster_id)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeCluster", e))?;
+        Ok(out.cluster().and_then(|c| c.normalized_instance_hours()).map(|hours| crate::manifest::ResourceUsage {
+            normalized_instance_hours: Some(hours as i64),
+            ..Default::default()
+        }))
+    }
+
     async fn terminate_if_created(&self) -> Result<Termination, RunnerError> {
         let ClusterOwnership::CreatedByThisRun(created) = &self.ownership else {
             return Ok(Termination::LeftRunning);

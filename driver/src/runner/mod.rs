@@ -1,9 +1,11 @@
-//! Step runners: one trait, two implementations.
+//! Step runners: one trait, three implementations.
 //!
 //! * [`emr::EmrRunner`] adds steps to an EMR cluster and reads them back with one `ListSteps`
 //!   request per poll.
 //! * [`local::LocalRunner`] runs the same rendered `spark-submit` command lines with a local
 //!   Spark, following EMR's step life cycle and `ActionOnFailure`.
+//! * [`serverless::ServerlessRunner`] starts each step as one EMR Serverless job run and reads
+//!   them back with one `ListJobRuns` request per poll.
 //!
 //! The poller ([`crate::poll`]), the diagnosis ([`crate::diagnose`]) and cancellation
 //! ([`cancel`]) are written once against [`StepRunner`].
@@ -11,11 +13,15 @@
 pub mod cancel;
 pub mod emr;
 pub mod local;
+pub mod serverless;
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::error::{ExitCode, ExitStatus};
+use crate::manifest::ResourceUsage;
 use crate::step::{StepConfig, StepState, StepStatus};
 use crate::store::ObjectUri;
 
@@ -71,6 +77,18 @@ pub trait StepRunner: Send + Sync {
     /// Terminates the cluster only if this run created it. A runner attached to an existing
     /// cluster cannot terminate it: see [`emr::ClusterOwnership`].
     async fn terminate_if_created(&self) -> Result<Termination, RunnerError>;
+
+    /// What each of the ended steps `ids` used (EMR Serverless: the job run's
+    /// `totalResourceUtilization`); steps without a figure are absent. Default: none.
+    async fn usage(&self, _ids: &[String]) -> Result<BTreeMap<String, ResourceUsage>, RunnerError> {
+        Ok(BTreeMap::new())
+    }
+
+    /// What the runner as a whole used so far (EMR: the cluster's `NormalizedInstanceHours`).
+    /// Default: nothing to report.
+    async fn total_usage(&self) -> Result<Option<ResourceUsage>, RunnerError> {
+        Ok(None)
+    }
 }
 
 /// A runner failure. AWS errors are classified once, here, into transient (worth retrying

@@ -17,6 +17,9 @@ locals {
   emr_log_uri                     = "s3://${local.raw_bucket_name}/emr-logs/"
   emr_release_label               = var.emr_release_label
 
+  # EMR Serverless: the job logs go beside the EMR logs (serverless.log_uri).
+  emr_serverless_log_uri = "s3://${local.raw_bucket_name}/emr-logs/serverless/"
+
   # EKS and the nightly trigger
   eks_cluster_name = local.name_prefix
   driver_role_name = "${local.name_prefix}-emr-driver"
@@ -71,6 +74,26 @@ module "emr" {
   release_label                 = local.emr_release_label
   bootstrap_script_uri          = var.emr_bootstrap_script_uri
   idle_timeout_minutes          = var.emr_idle_timeout_minutes
+}
+
+module "emr_serverless" {
+  source = "../../modules/emr_serverless"
+
+  name               = local.name_prefix
+  release_label      = local.emr_release_label
+  vpc_id             = module.network.vpc_id
+  subnet_ids         = module.network.private_subnet_ids
+  maximum_cpu        = var.emr_serverless_maximum_cpu
+  maximum_memory     = var.emr_serverless_maximum_memory
+  auto_stop_minutes  = var.emr_serverless_auto_stop_minutes
+  raw_bucket_arn     = module.s3.raw_bucket_arn
+  staging_bucket_arn = module.s3.staging_bucket_arn
+  lake_kms_key_arn   = module.s3.kms_key_arn
+  log_uri            = local.emr_serverless_log_uri
+  # The role's name from its ARN, so the policy waits for the role module eks makes.
+  driver_role_name  = replace(module.eks.driver_role_arn, "/^.*:role\\//", "")
+  project_tag_value = var.project
+  tags              = local.tags
 }
 
 module "eks" {

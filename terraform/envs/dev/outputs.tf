@@ -121,3 +121,23 @@ output "driver_service_account" {
   description = "Service account of the nightly CronJob."
   value       = module.eks.driver_service_account
 }
+
+output "emr_serverless_application_id" {
+  description = "The EMR Serverless application (serverless.application_id)."
+  value       = module.emr_serverless.application_id
+}
+
+output "emr_serverless_runtime_role_arn" {
+  description = "The EMR Serverless job runtime role (serverless.execution_role_arn)."
+  value       = module.emr_serverless.runtime_role_arn
+}
+
+output "emr_serverless_security_group_id" {
+  description = "Security group of the EMR Serverless workers (serverless.security_group_ids)."
+  value       = module.emr_serverless.security_group_id
+}
+
+output "emr_serverless_log_uri" {
+  description = "Where EMR Serverless job runs write their logs (serverless.log_uri)."
+  value       = module.emr_serverless.log_uri
+}

@@ -207,3 +207,26 @@ variable "rds_multi_az" {
   description = "Standby of the PostgreSQL database in a second availability zone."
   default     = true
 }
+
+variable "emr_serverless_maximum_cpu" {
+  type        = string
+  description = "Maximum vCPU of the EMR Serverless application at once, e.g. \"64 vCPU\"."
+  default     = "64 vCPU"
+}
+
+variable "emr_serverless_maximum_memory" {
+  type        = string
+  description = "Maximum memory of the EMR Serverless application at once, e.g. \"256 GB\"."
+  default     = "256 GB"
+}
+
+variable "emr_serverless_auto_stop_minutes" {
+  type        = number
+  description = "The EMR Serverless application stops itself after this many idle minutes."
+  default     = 15
+
+  validation {
+    condition     = var.emr_serverless_auto_stop_minutes >= 1 && var.emr_serverless_auto_stop_minutes <= 10080
+    error_message = "emr_serverless_auto_stop_minutes must be between 1 and 10080."
+  }
+}
