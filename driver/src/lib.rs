@@ -21,5 +21,6 @@ pub mod poll;
 pub mod preflight;
 pub mod render;
 pub mod runner;
+pub mod secrets;
 pub mod step;
 pub mod store;

@@ -62,6 +62,10 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
     if args.local {
         args.plan.target = Some(TargetArg::Local);
     }
+    if let Some(url) = args.warehouse_url.clone().filter(|u| !u.trim().is_empty()) {
+        // The flag (or WAREHOUSE_URL) is warehouse.url: the plan checks it with the rest.
+        args.plan.sets.push(format!("warehouse.url={url}"));
+    }
     let mut plan = args.plan.plan(global, &args.date)?;
     if args.keep_cluster {
         plan.config.emr.keep_cluster = true;
@@ -95,7 +99,8 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
             Box::new(EmrProvider { client: crate::aws::emr_client(&sdk) })
         }
     };
-    let options = run_options(&args, &plan);
+    let mut options = run_options(&args, &plan);
+    options.databases = with_secret_credentials(&plan, options.databases).await?;
     let (observer, progress): (Arc<dyn PollObserver>, Arc<dyn Progress>) = match global.output {
         Output::Text => (Arc::new(TextProgress::stderr()), Arc::new(TextLines)),
         Output::Json => (Arc::new(JsonEvents::stdout()), Arc::new(JsonStages)),
@@ -128,7 +133,7 @@ fn run_options(args: &Args, plan: &Plan) -> RunOptions {
         Target::Emr => DiagnoseOptions::default(),
     };
     let source_url = args.database_url.clone().filter(|u| !u.is_empty());
-    let warehouse_url = args.warehouse_url.clone().filter(|u| !u.is_empty()).or_else(|| source_url.clone());
+    let warehouse_url = warehouse_url(plan, source_url.as_deref());
     RunOptions {
         databases: Databases { source_url, warehouse_url },
         owner: std::env::var("USER").unwrap_or_else(|_| "emr-driver".into()),
@@ -140,6 +145,43 @@ fn run_options(args: &Args, plan: &Plan) -> RunOptions {
         diagnose,
         settle: Duration::from_secs(120),
     }
+}
+
+/// The warehouse of the run: `warehouse.url` (`WAREHOUSE_URL`, `--warehouse-url`); a
+/// PostgreSQL warehouse may be the source database itself, Redshift never is (the plan refuses
+/// `kind = redshift` without its own URL).
+pub fn warehouse_url(plan: &Plan, source_url: Option<&str>) -> Option<String> {
+    match crate::config::non_empty(&plan.config.warehouse.url) {
+        Some(url) => Some(url.to_string()),
+        None if plan.config.warehouse.kind == "postgres" => source_url.map(str::to_string),
+        None => None,
+    }
+}
+
+/// The database URLs with the credentials of their Secrets Manager secrets
+/// (`source.password_secret_arn`, `warehouse.password_secret_arn`), read now, at run time, so a
+/// rotated password is always the current one. A PostgreSQL warehouse that is the source
+/// database itself gets the source's credentials.
+async fn with_secret_credentials(plan: &Plan, databases: Databases) -> Result<Databases> {
+    use crate::config::non_empty;
+    let source_arn = non_empty(&plan.config.source.password_secret_arn);
+    let warehouse_arn = non_empty(&plan.config.warehouse.password_secret_arn);
+    if source_arn.is_none() && warehouse_arn.is_none() {
+        return Ok(databases);
+    }
+    let sdk = crate::aws::sdk_config(&crate::aws::AwsSettings::from_config(&plan.config)).await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let warehouse_is_source = databases.warehouse_url.is_some() && databases.warehouse_url == databases.source_url;
+    let source_url = match &databases.source_url {
+        Some(url) => Some(crate::secrets::resolve_url(&client, url, source_arn).await?),
+        None => None,
+    };
+    let warehouse_url = match (&databases.warehouse_url, warehouse_arn) {
+        (Some(url), Some(arn)) => Some(crate::secrets::resolve_url(&client, url, Some(arn)).await?),
+        (Some(_), None) if warehouse_is_source => source_url.clone(),
+        (url, _) => url.clone(),
+    };
+    Ok(Databases { source_url, warehouse_url })
 }
 
 /// Driver progress for people, on stderr.

@@ -71,6 +71,12 @@ pub trait StepRunner: Send + Sync {
     /// Terminates the cluster only if this run created it. A runner attached to an existing
     /// cluster cannot terminate it: see [`emr::ClusterOwnership`].
     async fn terminate_if_created(&self) -> Result<Termination, RunnerError>;
+
+    /// The state of the cluster the steps run on (EMR: `DescribeCluster`, and after a
+    /// bootstrap failure `ListBootstrapActions`); `None` for runners without one (local Spark).
+    async fn cluster_status(&self) -> Result<Option<crate::cluster::ClusterStatus>, RunnerError> {
+        Ok(None)
+    }
 }
 
 /// A runner failure. AWS errors are classified once, here, into transient (worth retrying
