@@ -165,8 +165,10 @@ mod tests {
         assert_eq!(password, "p@ss:w/rd'x");
         assert_eq!(parsed.host_str(), Some("wh.example"));
         assert_eq!(parsed.query(), Some("sslmode=verify-full"));
-        // tokio-postgres reads the same user and password back.
-        let config: tokio_postgres::Config = url.parse().unwrap();
+        // tokio-postgres reads the same user and password back (after the driver takes the
+        // TLS settings out, as it does before connecting).
+        let (rest, _) = crate::db::split_tls_settings(&url).unwrap();
+        let config: tokio_postgres::Config = rest.parse().unwrap();
         assert_eq!(config.get_user(), Some("movies_admin"));
         assert_eq!(config.get_password(), Some("p@ss:w/rd'x".as_bytes()));
 

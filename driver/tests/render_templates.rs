@@ -172,7 +172,13 @@ fn the_run_id_follows_the_config_and_the_code_but_not_the_cluster() {
     assert_ne!(base.run_id, emr_plan(&["spark.spark.sql.shuffle.partitions=8"]).run_id);
     let mut changed = artifacts();
     changed.run_job_py.sha256 = "d".repeat(64);
-    let other = Plan::resolve(&config(&["pipeline.target=emr"]), &Overrides::default(), DATE, &changed).unwrap();
+    let other = Plan::resolve(
+        &config(&["pipeline.target=emr", "emr.subnet_id=subnet-0abc"]),
+        &Overrides::default(),
+        DATE,
+        &changed,
+    )
+    .unwrap();
     assert_ne!(base.run_id, other.run_id);
     assert_eq!(base.uris.manifest, format!("s3://movie-analytics-dev-staging/_runs/{}.json", base.run_id));
 }

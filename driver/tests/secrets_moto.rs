@@ -43,7 +43,9 @@ async fn the_url_gets_the_secrets_user_and_current_password() {
 
     let url = "postgres://movie-analytics-dev.example:5439/movie_analytics?sslmode=verify-full";
     let resolved = resolve_url(&client, url, Some(&arn)).await.unwrap();
-    let config: tokio_postgres::Config = resolved.parse().unwrap();
+    let (rest, tls) = emr_driver::db::split_tls_settings(&resolved).unwrap();
+    assert_eq!(tls.mode, emr_driver::db::TlsMode::VerifyFull);
+    let config: tokio_postgres::Config = rest.parse().unwrap();
     assert_eq!(config.get_user(), Some("movies_admin"));
     assert_eq!(config.get_password(), Some(PASSWORD.as_bytes()));
     assert_eq!(config.get_dbname(), Some("movie_analytics"));
