@@ -30,6 +30,11 @@ RUN apt-get update \
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY driver ./driver
+# The crate compiles these in (include_str!: the warehouse and Redshift SQL, the five
+# questions, the default config in its tests). scripts/check-docker-context.py, run by
+# scripts/test.sh, builds the crate from exactly the files this stage copies.
+COPY sql ./sql
+COPY config ./config
 # The cache mounts keep the registry and target directory between builds (BuildKit).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
@@ -57,6 +62,13 @@ COPY config ./config
 COPY pyspark_jobs ./pyspark_jobs
 COPY bootstrap ./bootstrap
 COPY sql ./sql
+# The AWS RDS CA bundle (every region's CA): the source database is reached with
+# sslmode=verify-full&sslrootcert=/app/certs/rds-global-bundle.pem (scripts/config-from-terraform.py
+# writes that URL). Downloaded at build time from AWS's documented location
+# (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html); pin it with
+# `ADD --checksum=sha256:<digest>` in the release pipeline once the digest has been checked.
+# Redshift's certificates chain to the Amazon roots in ca-certificates.
+ADD --chmod=0444 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /app/certs/rds-global-bundle.pem
 
 ENV TMPDIR=/tmp \
     EMR_DRIVER_CONFIG=/app/config/pipeline.toml

@@ -35,7 +35,18 @@ OUTPUT_TO_CONFIG: dict[str, tuple[str, str]] = {
     "emr_instance_profile": ("emr", "instance_profile"),
     "emr_subnet_id": ("emr", "subnet_id"),
     "emr_security_configuration": ("emr", "security_configuration"),
+    "emr_master_security_group": ("emr", "master_security_group"),
+    "emr_core_security_group": ("emr", "core_security_group"),
+    "emr_service_access_security_group": ("emr", "service_access_security_group"),
+    # The project tag of the clusters the driver creates: its IAM policy requires it.
+    "project": ("pipeline", "name"),
     "redshift_copy_role_arn": ("warehouse", "redshift_copy_role_arn"),
+    # The database passwords stay in the secrets RDS and Redshift manage (and rotate); the
+    # driver reads them at run time (driver/src/secrets.rs).
+    "rds_admin_secret_arn": ("source", "password_secret_arn"),
+    "redshift_admin_secret_arn": ("warehouse", "password_secret_arn"),
+    # Spectrum: the external schema over staging reads this Glue database.
+    "redshift_glue_database": ("warehouse", "glue_database"),
 }
 
 # Outputs of the EMR Serverless module (terraform/modules/emr_serverless): fed to the
@@ -48,6 +59,11 @@ OPTIONAL_OUTPUT_TO_CONFIG: dict[str, tuple[str, str]] = {
     "emr_serverless_log_uri": ("serverless", "log_uri"),
 }
 
+# Where the image keeps the AWS RDS CA bundle (Dockerfile): the source database is reached
+# with sslmode=verify-full against it. Redshift's certificates chain to the Amazon roots of
+# the system store.
+RDS_CA_BUNDLE = "/app/certs/rds-global-bundle.pem"
+
 # What every deployment of terraform/envs/* implies whatever its outputs: the Spark steps run
 # on EMR and the warehouse is the Redshift cluster.
 ENVIRONMENT_SETTINGS: dict[tuple[str, str], str] = {
@@ -57,13 +73,39 @@ ENVIRONMENT_SETTINGS: dict[tuple[str, str], str] = {
 
 FORMATS = ("env", "shell", "toml")
 
+# The connection URLs, without credentials (the secrets above give them), from several outputs.
+# DATABASE_URL is the driver's own variable for the source database, not a config key.
+SOURCE_URL_VARIABLE = "DATABASE_URL"
+
+
+def derived_settings(outputs: dict) -> list[tuple[str, str, str]]:
+    """warehouse.url from the Redshift outputs; (None-section) DATABASE_URL from the RDS ones."""
+    needed = ["redshift_endpoint", "redshift_database", "rds_address", "rds_port", "rds_database"]
+    missing = [name for name in needed if name not in outputs]
+    if missing:
+        raise ConfigFromTerraformError(
+            f"terraform outputs missing: {', '.join(missing)}; apply the current terraform/envs/<env>"
+        )
+    values = {name: _string_value(name, outputs[name]) for name in needed}
+    warehouse = (
+        f"postgres://{values['redshift_endpoint']}/{values['redshift_database']}?sslmode=verify-full"
+    )
+    source = (
+        f"postgres://{values['rds_address']}:{values['rds_port']}/{values['rds_database']}"
+        f"?sslmode=verify-full&sslrootcert={RDS_CA_BUNDLE}"
+    )
+    return [("warehouse", "url", warehouse), ("", SOURCE_URL_VARIABLE, source)]
+
 
 class ConfigFromTerraformError(Exception):
     """Input that cannot become a driver configuration; the message says how to fix it."""
 
 
 def env_var_name(section: str, key: str) -> str:
-    """The driver's environment override of `[section] key`."""
+    """The driver's environment override of `[section] key` (an empty section: `key` is the
+    variable's own name, such as DATABASE_URL)."""
+    if not section:
+        return key
     return f"EMR_DRIVER_{section.upper()}_{key.upper()}"
 
 
@@ -87,7 +129,7 @@ def settings_from_outputs(outputs: Any) -> list[tuple[str, str, str]]:
     for name, (section, key) in OPTIONAL_OUTPUT_TO_CONFIG.items():
         if name in outputs:
             settings.append((section, key, _string_value(name, outputs[name])))
-    return settings
+    return settings + derived_settings(outputs)
 
 
 def _string_value(name: str, output: Any) -> str:
@@ -131,6 +173,8 @@ def render(settings: Sequence[tuple[str, str, str]], fmt: str) -> str:
 def _render_toml(settings: Sequence[tuple[str, str, str]]) -> str:
     sections: dict[str, list[tuple[str, str]]] = {}
     for section, key, value in settings:
+        if not section:
+            continue  # an environment variable of its own, not a config key
         sections.setdefault(section, []).append((key, value))
     blocks = []
     for section, pairs in sections.items():

@@ -27,6 +27,9 @@ echo "== Rust tests (cargo nextest; also builds target/release/emr-driver for th
 cargo nextest run --workspace --release --locked --no-fail-fast
 test -x target/release/emr-driver
 
+echo "== Docker build context (the build stage's COPY set compiles on its own)"
+./scripts/check-docker-context.py
+
 echo "== Python tests (pytest)"
 set +e
 python -m pytest -q

@@ -32,6 +32,8 @@ CONFIG = REPO / "config" / "pipeline.toml"
 # equal in both places. (emr.cluster_id, emr.subnet_id and warehouse.redshift_copy_role_arn are
 # known only after `terraform apply`: only their outputs are required to exist.)
 NAMES_FIXED_BEFORE_APPLY = [
+    # The project tag on created clusters (the driver's IAM policy requires project = var.project).
+    ("pipeline", "name"),
     ("aws", "region"),
     ("buckets", "raw"),
     ("buckets", "staging"),

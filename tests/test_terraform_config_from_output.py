@@ -35,6 +35,13 @@ SAMPLE_OUTPUT = r"""
     "value": "movie-analytics-dev"},
   "emr_service_role": {"sensitive": false, "type": "string",
     "value": "movie-analytics-dev-emr-service"},
+  "emr_master_security_group": {"sensitive": false, "type": "string",
+    "value": "sg-0aaa1111bbbb22223"},
+  "emr_core_security_group": {"sensitive": false, "type": "string",
+    "value": "sg-0ccc3333dddd44445"},
+  "emr_service_access_security_group": {"sensitive": false, "type": "string",
+    "value": "sg-0eee5555ffff66667"},
+  "project": {"sensitive": false, "type": "string", "value": "movie-analytics"},
   "emr_subnet_id": {"sensitive": false, "type": "string", "value": "subnet-0a1b2c3d4e5f60718"},
   "lake_kms_key_arn": {"sensitive": false, "type": "string",
     "value": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
@@ -72,7 +79,16 @@ EMR_DRIVER_EMR_SERVICE_ROLE=movie-analytics-dev-emr-service
 EMR_DRIVER_EMR_INSTANCE_PROFILE=movie-analytics-dev-emr-instance
 EMR_DRIVER_EMR_SUBNET_ID=subnet-0a1b2c3d4e5f60718
 EMR_DRIVER_EMR_SECURITY_CONFIGURATION=movie-analytics-dev
+EMR_DRIVER_EMR_MASTER_SECURITY_GROUP=sg-0aaa1111bbbb22223
+EMR_DRIVER_EMR_CORE_SECURITY_GROUP=sg-0ccc3333dddd44445
+EMR_DRIVER_EMR_SERVICE_ACCESS_SECURITY_GROUP=sg-0eee5555ffff66667
+EMR_DRIVER_PIPELINE_NAME=movie-analytics
 EMR_DRIVER_WAREHOUSE_REDSHIFT_COPY_ROLE_ARN=arn:aws:iam::111122223333:role/movie-analytics-dev-redshift-copy
+EMR_DRIVER_SOURCE_PASSWORD_SECRET_ARN=arn:aws:secretsmanager:us-east-1:111122223333:secret:rds!db-1a2b3c-AbCdEf
+EMR_DRIVER_WAREHOUSE_PASSWORD_SECRET_ARN=arn:aws:secretsmanager:us-east-1:111122223333:secret:redshift!mad-4d5e6f-GhIjKl
+EMR_DRIVER_WAREHOUSE_GLUE_DATABASE=movie_analytics_dev_staging
+EMR_DRIVER_WAREHOUSE_URL=postgres://movie-analytics-dev.cx1y2z3.us-east-1.redshift.amazonaws.com:5439/movie_analytics?sslmode=verify-full
+DATABASE_URL=postgres://movie-analytics-dev-purchases.c9akciq32.us-east-1.rds.amazonaws.com:5432/movie_analytics?sslmode=verify-full&sslrootcert=/app/certs/rds-global-bundle.pem
 """
 
 
@@ -117,8 +133,16 @@ def test_toml_overlay_has_the_config_sections():
         "kind": "redshift",
         "redshift_copy_role_arn": "arn:aws:iam::111122223333:role/"
         "movie-analytics-dev-redshift-copy",
+        "password_secret_arn": "arn:aws:secretsmanager:us-east-1:111122223333:secret:"
+        "redshift!mad-4d5e6f-GhIjKl",
+        "glue_database": "movie_analytics_dev_staging",
+        "url": "postgres://movie-analytics-dev.cx1y2z3.us-east-1.redshift.amazonaws.com:5439/"
+        "movie_analytics?sslmode=verify-full",
     }
-    assert overlay["pipeline"] == {"target": "emr"}
+    # No credentials anywhere: the passwords stay in Secrets Manager.
+    assert "password=" not in result.stdout and "@" not in overlay["warehouse"]["url"]
+    assert overlay["pipeline"] == {"target": "emr", "name": "movie-analytics"}
+    assert overlay["emr"]["service_access_security_group"] == "sg-0eee5555ffff66667"
     assert overlay["aws"] == {"region": "us-east-1"}
     # Every key of the overlay is a key of the driver's config.
     with (REPO / "config" / "pipeline.toml").open("rb") as source:

@@ -128,15 +128,53 @@ def test_cronjob_is_locked_down(pod_spec):
         assert {"cpu", "memory"} <= set(resources[bound]), bound
 
 
-def test_cronjob_reads_config_from_the_configmap_and_the_url_from_a_secret(pod_spec):
+def test_cronjob_reads_everything_from_the_configmap_and_no_password(pod_spec):
     (container,) = pod_spec["containers"]
     assert container["envFrom"] == [{"configMapRef": {"name": "emr-driver-config"}}]
-    env = {e["name"]: e for e in container["env"]}
-    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
-        "name": "emr-driver-database",
-        "key": "DATABASE_URL",
-    }
-    assert "value" not in env["DATABASE_URL"]
+    # No Kubernetes Secret holds a password by default: nothing references one.
+    assert not any("valueFrom" in e for e in container.get("env", []))
+    values = parse_env_file((K8S / "driver-config.env").read_text(encoding="utf-8"))
+    # The URLs are there (Redshift has its own: the driver never falls back to DATABASE_URL
+    # for it), and so are the secrets the driver reads the credentials from.
+    for key in (
+        "DATABASE_URL",
+        "EMR_DRIVER_WAREHOUSE_URL",
+        "EMR_DRIVER_SOURCE_PASSWORD_SECRET_ARN",
+        "EMR_DRIVER_WAREHOUSE_PASSWORD_SECRET_ARN",
+    ):
+        assert key in values, key
+    for key in ("DATABASE_URL", "EMR_DRIVER_WAREHOUSE_URL"):
+        assert "@" not in values[key] and "password" not in values[key].lower(), key
+
+
+def rust_duration_secs(path: Path, pattern: str) -> int:
+    text = path.read_text(encoding="utf-8")
+    match = re.search(pattern, text)
+    assert match, f"{path.relative_to(REPO)} no longer has {pattern!r}: update this test"
+    return int(match.group(1))
+
+
+def test_the_grace_period_outlasts_the_drivers_cancel_and_settle(pod_spec, config):
+    driver = REPO / "driver" / "src"
+    # After SIGTERM the driver cancels the steps (ListSteps then CancelSteps, each retried
+    # with backoff), waits `settle` for them, then terminates its cluster (retried too).
+    settle = rust_duration_secs(driver / "cli" / "run.rs", r"settle:\s*Duration::from_secs\((\d+)\)")
+    cancel = (driver / "runner" / "cancel.rs").read_text(encoding="utf-8")
+    attempts = int(re.search(r"const CANCEL_ATTEMPTS: u32 = (\d+);", cancel).group(1))
+    backoff = re.search(
+        r"Backoff::new\(Duration::from_secs\((\d+)\),\s*Duration::from_secs\((\d+)\)\)", cancel
+    )
+    base, ceiling = int(backoff.group(1)), int(backoff.group(2))
+    one_retried_call = sum(min(ceiling, base * 2**n) for n in range(attempts - 1))
+    # ListSteps, CancelSteps and TerminateJobFlows each retried, plus 5 s for each of those
+    # requests to answer, is the worst case.
+    worst = settle + 3 * one_retried_call + 5 * 3 * attempts
+    grace = pod_spec["terminationGracePeriodSeconds"]
+    assert grace > worst, f"terminationGracePeriodSeconds {grace} <= the driver's worst case {worst} s"
+    # And the job's deadline leaves room for the run timeout plus that.
+    run_timeout = config["emr"]["run_timeout_minutes"] * 60
+    job = load_yaml("cronjob.yaml")["spec"]["jobTemplate"]["spec"]
+    assert job["activeDeadlineSeconds"] >= run_timeout + worst
 
 
 def test_env_file_names_real_config_keys_with_the_config_names(config):
@@ -144,6 +182,7 @@ def test_env_file_names_real_config_keys_with_the_config_names(config):
     values = parse_env_file((K8S / "driver-config.env").read_text(encoding="utf-8"))
     expected_keys = {script.env_var_name(s, k) for s, k in script.OUTPUT_TO_CONFIG.values()}
     expected_keys |= {script.env_var_name(s, k) for s, k in script.ENVIRONMENT_SETTINGS}
+    expected_keys |= {"EMR_DRIVER_WAREHOUSE_URL", script.SOURCE_URL_VARIABLE}
     assert set(values) == expected_keys
     for section, key in list(script.OUTPUT_TO_CONFIG.values()) + list(script.ENVIRONMENT_SETTINGS):
         assert key in config[section], f"{section}.{key} is not in config/pipeline.toml"

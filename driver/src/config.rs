@@ -58,6 +58,9 @@ pub struct Config {
     /// EMR Serverless (`pipeline.target = "emr-serverless"`); every key has a default.
     #[serde(default)]
     pub serverless: ServerlessSection,
+    /// The source database (`DATABASE_URL`): where its credentials come from.
+    #[serde(default)]
+    pub source: SourceSection,
     /// Passed to every Spark step as `--conf key=value`, in key order.
     #[serde(default)]
     pub spark: BTreeMap<String, String>,
@@ -115,6 +118,22 @@ pub struct EmrSection {
     /// `ActionOnFailure` of the pipeline steps. CONTINUE: the driver decides what to cancel.
     #[serde(default = "default_action_on_failure")]
     pub action_on_failure: String,
+    /// EMR-managed security groups of a created cluster (Terraform outputs
+    /// `emr_master_security_group`, `emr_core_security_group`,
+    /// `emr_service_access_security_group`); all three or none (EMR then makes default ones).
+    #[serde(default)]
+    pub master_security_group: String,
+    #[serde(default)]
+    pub core_security_group: String,
+    #[serde(default)]
+    pub service_access_security_group: String,
+    /// A created or reused cluster that is not WAITING / RUNNING after this long fails the run.
+    #[serde(default = "default_cluster_start_timeout")]
+    pub cluster_start_timeout_minutes: i64,
+}
+
+fn default_cluster_start_timeout() -> i64 {
+    45
 }
 
 fn default_action_on_failure() -> String {
@@ -136,6 +155,37 @@ pub struct WarehouseSection {
     pub kind: String,
     pub schema: String,
     pub redshift_copy_role_arn: String,
+    /// The warehouse database (`WAREHOUSE_URL`, `--warehouse-url`, or this key). Required when
+    /// `kind = "redshift"`: Redshift never falls back to the source database (`DATABASE_URL`).
+    /// A password in it is masked in every message; prefer a secret (docs/deploy-aws.md).
+    #[serde(default)]
+    pub url: String,
+    /// Secrets Manager secret (the Redshift-managed admin secret, Terraform output
+    /// `redshift_admin_secret_arn`) whose username and password the driver puts into
+    /// `url` at run time; empty: the URL carries its own credentials.
+    #[serde(default)]
+    pub password_secret_arn: String,
+    /// Redshift Spectrum over the staging layer: the Glue database (Terraform output
+    /// `redshift_glue_database`); empty: no Spectrum. Every run creates the external schema
+    /// `spectrum_schema` when absent and registers its dt= partitions (sql/redshift/).
+    #[serde(default)]
+    pub glue_database: String,
+    #[serde(default = "default_spectrum_schema")]
+    pub spectrum_schema: String,
+}
+
+fn default_spectrum_schema() -> String {
+    "staging".to_string()
+}
+
+/// The source database of `user_purchase` (its URL is `DATABASE_URL` / `--database-url`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSection {
+    /// Secrets Manager secret (the RDS-managed master secret, Terraform output
+    /// `rds_admin_secret_arn`) whose username and password go into `DATABASE_URL` at run time.
+    #[serde(default)]
+    pub password_secret_arn: String,
 }
 
 /// `[serverless]`: the EMR Serverless application the job runs go to, or what the driver
@@ -216,6 +266,10 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
         "action_on_failure",
         Kind::OneOf(&["CONTINUE", "CANCEL_AND_WAIT", "TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW"]),
     ),
+    ("emr", "master_security_group", Kind::Text),
+    ("emr", "core_security_group", Kind::Text),
+    ("emr", "service_access_security_group", Kind::Text),
+    ("emr", "cluster_start_timeout_minutes", Kind::Integer),
     ("local", "lake_dir", Kind::Text),
     ("local", "spark_submit", Kind::Text),
     ("local", "master", Kind::Text),
@@ -231,6 +285,11 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("serverless", "max_memory", Kind::Text),
     ("serverless", "auto_stop_minutes", Kind::Integer),
     ("serverless", "log_uri", Kind::Text),
+    ("warehouse", "url", Kind::Text),
+    ("warehouse", "password_secret_arn", Kind::Text),
+    ("warehouse", "glue_database", Kind::Text),
+    ("warehouse", "spectrum_schema", Kind::Text),
+    ("source", "password_secret_arn", Kind::Text),
 ];
 
 /// `EMR_DRIVER_*` variables that are not config overrides.
@@ -248,10 +307,22 @@ pub const OPTIONAL_KEYS: &[&str] = &[
     "serverless.max_memory",
     "serverless.auto_stop_minutes",
     "serverless.log_uri",
+    "emr.master_security_group",
+    "emr.core_security_group",
+    "emr.service_access_security_group",
+    "emr.cluster_start_timeout_minutes",
+    "warehouse.url",
+    "warehouse.password_secret_arn",
+    "warehouse.glue_database",
+    "warehouse.spectrum_schema",
+    "source.password_secret_arn",
 ];
 
 /// The free-form section whose keys are Spark property names.
 pub const SPARK_SECTION: &str = "spark";
+
+/// The environment variable that holds the warehouse connection (`warehouse.url`).
+pub const WAREHOUSE_URL_ENV: &str = "WAREHOUSE_URL";
 
 /// Prefix of the environment variables that override the file.
 pub const ENV_PREFIX: &str = "EMR_DRIVER_";
@@ -267,6 +338,17 @@ pub const NOT_HASHED: &[&str] = &[
     "emr.poll_interval_seconds",
     "emr.run_timeout_minutes",
     "serverless.application_id",
+    "emr.cluster_start_timeout_minutes",
+    // The network of a created cluster: where it runs, like the cluster id.
+    "emr.master_security_group",
+    "emr.core_security_group",
+    "emr.service_access_security_group",
+    // Where the databases are and how the driver logs in to them; Spectrum's catalog.
+    "warehouse.glue_database",
+    "warehouse.spectrum_schema",
+    "warehouse.url",
+    "warehouse.password_secret_arn",
+    "source.password_secret_arn",
 ];
 
 /// One bad key: its name, the value found, where the value came from, and how to fix it.
@@ -408,8 +490,16 @@ impl Config {
         let mut value = serde_json::to_value(self).expect("the config serialises");
         for path in NOT_HASHED {
             let (section, key) = path.split_once('.').expect("section.key");
-            if let Some(table) = value.get_mut(section).and_then(|s| s.as_object_mut()) {
-                table.remove(key);
+            let emptied = match value.get_mut(section).and_then(|s| s.as_object_mut()) {
+                Some(table) => {
+                    table.remove(key);
+                    table.is_empty()
+                }
+                None => false,
+            };
+            // A section of unhashed keys only ([source]) leaves no trace in the hash.
+            if emptied {
+                value.as_object_mut().expect("the config is a table").remove(section);
             }
         }
         // The [serverless] section shapes only EMR Serverless runs: other targets hash as before.
@@ -456,6 +546,11 @@ impl Layers {
     /// `EMR_DRIVER_SPARK_SPARK_SQL_SHUFFLE_PARTITIONS` replaces the existing key that spells
     /// the same once dots become underscores, or adds `spark.sql.shuffle.partitions`.
     fn apply_env(&mut self, env: &HashMap<String, String>) {
+        // The conventional name of the warehouse connection (the CronJob and the docs use it);
+        // EMR_DRIVER_WAREHOUSE_URL, set below, wins over it.
+        if let Some(url) = env.get(WAREHOUSE_URL_ENV).filter(|u| !u.trim().is_empty()) {
+            self.set("warehouse", "url", url.clone(), &format!("environment variable {WAREHOUSE_URL_ENV}"));
+        }
         let mut names: Vec<&String> = env.keys().filter(|k| k.starts_with(ENV_PREFIX)).collect();
         names.sort();
         for name in names {
@@ -749,6 +844,7 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
         ("emr.step_concurrency", config.emr.step_concurrency),
         ("emr.poll_interval_seconds", config.emr.poll_interval_seconds),
         ("emr.run_timeout_minutes", config.emr.run_timeout_minutes),
+        ("emr.cluster_start_timeout_minutes", config.emr.cluster_start_timeout_minutes),
     ] {
         if value <= 0 {
             bad(key, &value.to_string(), "must be a positive whole number".into());
@@ -784,6 +880,16 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
             "",
             "must be the ARN of the role Redshift COPY assumes when warehouse.kind = redshift".into(),
         );
+    }
+    for (key, value) in [
+        ("warehouse.password_secret_arn", &config.warehouse.password_secret_arn),
+        ("source.password_secret_arn", &config.source.password_secret_arn),
+    ] {
+        if !value.trim().is_empty()
+            && !regex_is_match(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$", value.trim())
+        {
+            bad(key, value, "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>), or empty".into());
+        }
     }
     for (key, value) in &config.spark {
         if key.trim().is_empty() || key.contains(char::is_whitespace) || key.contains('=') {
@@ -925,6 +1031,21 @@ mod tests {
         from_struct.sort();
         from_list.sort();
         assert_eq!(from_struct, from_list);
+    }
+
+    #[test]
+    fn warehouse_url_comes_from_the_conventional_variable_and_emr_driver_wins() {
+        let text = include_str!("../../config/pipeline.toml");
+        let env: HashMap<String, String> = [("WAREHOUSE_URL".to_string(), "postgres://a@h/x".to_string())].into();
+        let config = Config::from_toml_str(text, "f", &env, &Overrides::default()).unwrap();
+        assert_eq!(config.warehouse.url, "postgres://a@h/x");
+        let mut env = env;
+        env.insert("EMR_DRIVER_WAREHOUSE_URL".into(), "postgres://b@h/x".into());
+        let config = Config::from_toml_str(text, "f", &env, &Overrides::default()).unwrap();
+        assert_eq!(config.warehouse.url, "postgres://b@h/x");
+        // Where to run, not what is computed: the run id does not change with it.
+        let without = Config::from_toml_str(text, "f", &HashMap::new(), &Overrides::default()).unwrap();
+        assert_eq!(config.hash(), without.hash());
     }
 
     #[test]

@@ -30,6 +30,9 @@ pub enum ExitCode {
     LockHeld = 8,
     /// The database refused or could not be reached.
     Database = 9,
+    /// The EMR cluster ended (TERMINATED_WITH_ERRORS, terminated under the run) or never became
+    /// WAITING / RUNNING; its `StateChangeReason` is printed.
+    ClusterFailed = 10,
 }
 
 impl ExitCode {

@@ -21,6 +21,7 @@ pub mod poll;
 pub mod preflight;
 pub mod render;
 pub mod runner;
+pub mod secrets;
 pub mod serverless;
 pub mod step;
 pub mod store;

@@ -384,6 +384,10 @@ impl Pipeline {
         manifest.cluster = provided.cluster.clone();
         self.progress.line(&format!("steps run on {}", provided.runner.describe()));
         self.write_manifest(manifest).await?;
+        if let Err(e) = self.wait_for_cluster(&provided).await {
+            self.finish_runner(&provided, manifest).await;
+            return Err(e);
+        }
 
         let staged = self.stage_user_purchase(manifest, &previous, purchases_from_file).await;
         self.write_manifest(manifest).await?;
@@ -430,6 +434,22 @@ impl Pipeline {
         }
         self.finish_runner(&provided, manifest).await;
         self.load_warehouse(manifest).await
+    }
+
+    /// Waits until the cluster (created or reused) is WAITING or RUNNING; a cluster that ends
+    /// or never gets there fails the run with its `StateChangeReason` (exit 10).
+    async fn wait_for_cluster(&self, provided: &ProvidedRunner) -> Result<()> {
+        let timeout = Duration::from_secs(self.plan.config.emr.cluster_start_timeout_minutes.max(1) as u64 * 60);
+        let wait = crate::cluster::wait_until_ready(
+            provided.runner.as_ref(),
+            self.clock.as_ref(),
+            self.options.poll.interval,
+            timeout,
+        );
+        if let Some(status) = self.with_shutdown(wait).await? {
+            self.progress.line(&format!("cluster {} is {}", status.id, status.state.as_str()));
+        }
+        Ok(())
     }
 
     /// The lock around the dimension registry, shared by every run date: waits (polling) while
@@ -808,6 +828,14 @@ impl Pipeline {
                     });
                 }
                 state => {
+                    if first_error.is_none() {
+                        // Steps cancelled under the run: a cluster that ended says why.
+                        if let Ok(Some(cluster)) = runner.cluster_status().await {
+                            if cluster.state.is_ending() {
+                                first_error = Some(crate::cluster::ClusterError::Ended { status: cluster }.into());
+                            }
+                        }
+                    }
                     first_error.get_or_insert_with(|| PipelineError::Interrupted { key: key.clone(), state }.into());
                 }
             }
@@ -973,9 +1001,39 @@ impl Pipeline {
                 let statements = crate::db::redshift::render_load_sql(&schema, &load_root, &role, self.plan.run_date)?;
                 self.progress.line(&format!("loading {load_root} into Redshift (schema {schema}) with COPY"));
                 let executed = crate::db::redshift::execute(&mut client, &statements).await?;
-                Ok(serde_json::json!({"statements": executed}))
+                let spectrum = self.register_spectrum(&mut client).await?;
+                Ok(serde_json::json!({"statements": executed, "spectrum_statements": spectrum}))
             }
         }
+    }
+
+    /// Redshift Spectrum over staging (when `warehouse.glue_database` is set): the external
+    /// schema and tables created when absent, and this run's dt= partitions registered, after
+    /// the load committed (Redshift runs these only outside a transaction).
+    async fn register_spectrum(&self, client: &mut tokio_postgres::Client) -> Result<Option<usize>> {
+        let warehouse = &self.plan.config.warehouse;
+        let Some(glue) = crate::config::non_empty(&warehouse.glue_database) else { return Ok(None) };
+        let settings = crate::db::redshift::SpectrumSettings {
+            schema: warehouse.spectrum_schema.clone(),
+            glue_database: glue.to_string(),
+            role_arn: warehouse.redshift_copy_role_arn.clone(),
+            staging_bucket: self.plan.config.buckets.staging.clone(),
+        };
+        let uris = &self.plan.uris;
+        let folders = [
+            ("classified_movie_review", ObjectUri::parse(&uris.classified_movie_review)?),
+            ("review_logs", ObjectUri::parse(&uris.review_logs)?),
+            ("fact_movie_analytics", ObjectUri::parse(&uris.fact_movie_analytics)?),
+            ("user_purchase", ObjectUri::parse(&uris.user_purchase_export)?),
+        ];
+        let partitions: Vec<(&str, &ObjectUri)> = folders.iter().map(|(t, u)| (*t, u)).collect();
+        let statements = crate::db::redshift::render_spectrum_sql(&settings, self.plan.run_date, &partitions)?;
+        self.progress.line(&format!(
+            "registering the {} partitions in Spectrum (schema {})",
+            self.plan.date(),
+            settings.schema
+        ));
+        Ok(Some(crate::db::redshift::execute_spectrum(client, &statements).await?))
     }
 
     /// Runs driver work, giving up (and so rolling back an open transaction) on a signal.

@@ -48,6 +48,26 @@ pub enum PlanError {
     UnknownStep { key: String },
     #[error(transparent)]
     Serverless(#[from] crate::serverless::ServerlessError),
+    #[error(
+        "emr.subnet_id is empty, and a cluster the driver creates (target = emr without a cluster id) must land in \
+         the private subnets: set it to the Terraform output `emr_subnet_id` (scripts/config-from-terraform.py \
+         prints EMR_DRIVER_EMR_SUBNET_ID), or --set emr.subnet_id=subnet-..., or reuse a cluster with --cluster-id"
+    )]
+    NoSubnet,
+    #[error(
+        "emr.master_security_group, emr.core_security_group and emr.service_access_security_group go together \
+         (EMR needs all three for a cluster in a private subnet); empty: {}; set them to the Terraform outputs \
+         emr_master_security_group, emr_core_security_group and emr_service_access_security_group, or leave all \
+         three empty", .missing.join(", ")
+    )]
+    PartialSecurityGroups { missing: Vec<String> },
+    #[error(
+        "warehouse.kind = redshift but the warehouse URL is empty: set WAREHOUSE_URL (or --warehouse-url, or \
+         warehouse.url / EMR_DRIVER_WAREHOUSE_URL) to postgres://<user>@<Terraform output redshift_endpoint>/\
+         <Terraform output redshift_database>?sslmode=verify-full; the source database (DATABASE_URL) is never \
+         used for Redshift"
+    )]
+    NoWarehouseUrl,
 }
 
 impl ExitStatus for PlanError {
@@ -195,6 +215,34 @@ pub fn run_id(run_date: NaiveDate, config_hash: &str, artifacts: &ArtifactSet) -
     format!("{}-{}", run_date.format("%Y-%m-%d"), &digest[..12])
 }
 
+/// A cluster the driver creates lands in the configured (private) subnet, with all three
+/// EMR-managed security groups or none.
+fn check_cluster_network(config: &Config) -> Result<(), PlanError> {
+    let emr = &config.emr;
+    if emr.subnet_id.trim().is_empty() {
+        return Err(PlanError::NoSubnet);
+    }
+    let groups = [
+        ("emr.master_security_group", &emr.master_security_group),
+        ("emr.core_security_group", &emr.core_security_group),
+        ("emr.service_access_security_group", &emr.service_access_security_group),
+    ];
+    let missing: Vec<String> = groups.iter().filter(|(_, v)| v.trim().is_empty()).map(|(k, _)| k.to_string()).collect();
+    if !missing.is_empty() && missing.len() < groups.len() {
+        return Err(PlanError::PartialSecurityGroups { missing });
+    }
+    Ok(())
+}
+
+/// The warehouse is where the configuration says: Redshift needs its own URL (the COPY role
+/// is checked with the configuration).
+fn check_warehouse(config: &Config) -> Result<(), PlanError> {
+    if config.warehouse.kind == "redshift" && config.warehouse.url.trim().is_empty() {
+        return Err(PlanError::NoWarehouseUrl);
+    }
+    Ok(())
+}
+
 /// `"<run_id> <step key>"`: the run id in the name lets a rerun find its steps.
 pub fn step_name(run_id: &str, key: &str) -> String {
     format!("{run_id} {key}")
@@ -246,9 +294,11 @@ impl Plan {
         }
         debug_assert_eq!(plan.steps.len(), STEP_TEMPLATES.len());
         if plan.target == Target::Emr && plan.cluster_id.is_none() {
+            check_cluster_network(&plan.config)?;
             plan.cluster = Some(ClusterRequest::render(&plan.cluster_vars())?);
         }
         plan.serverless = plan.serverless_plan()?;
+        check_warehouse(&plan.config)?;
         Ok(plan)
     }
 
@@ -376,6 +426,12 @@ impl Plan {
             "steps": self.steps,
             "cluster_id": self.cluster_id,
             "cluster_request": self.cluster,
+            "warehouse": {
+                "kind": self.config.warehouse.kind,
+                "schema": self.config.warehouse.schema,
+                "url": crate::config::non_empty(&self.config.warehouse.url).map(crate::db::redact_url),
+                "redshift_copy_role_arn": crate::config::non_empty(&self.config.warehouse.redshift_copy_role_arn),
+            },
         });
         if let Some(serverless) = &self.serverless {
             doc["serverless"] = json!(serverless);

@@ -30,7 +30,8 @@ fn render_prints_the_exact_requests() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
     let out = driver(dir.path())
-        .args(["render", "--date", "2021-10-31", "--target", "emr", "--set", "buckets.raw=my-raw"])
+        .args(["--output", "json", "render", "--date", "2021-10-31", "--target", "emr"])
+        .args(["--set", "buckets.raw=my-raw", "--set", "emr.subnet_id=subnet-x"])
         .env("EMR_DRIVER_BUCKETS_STAGING", "my-staging")
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1") // nothing listens: render must not call it
         .assert()
@@ -45,7 +46,18 @@ fn render_prints_the_exact_requests() {
     assert_eq!(plan["steps"][0]["config"]["Name"], format!("{run_id} classify_reviews"));
     assert!(plan["artifacts"]["run_job_py"]["uri"].as_str().unwrap().starts_with("s3://my-raw/artifacts/"));
     assert_eq!(plan["uris"]["review_logs"], "s3://my-staging/review_logs/dt=2021-10-31");
-    assert_eq!(plan["cluster_request"]["Tags"][0]["Value"], run_id);
+    let request = &plan["cluster_request"];
+    assert_eq!(request["Instances"]["Ec2SubnetId"], "subnet-x");
+    let tags: std::collections::HashMap<&str, &str> = request["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["Key"].as_str().unwrap(), t["Value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(tags["run-id"], run_id);
+    assert_eq!(tags["config-hash"], plan["config_hash"].as_str().unwrap());
+    assert_eq!(tags["project"], "movie-analytics");
+    assert_eq!(tags["for-use-with-amazon-emr-managed-policies"], "true");
 
     let reuse = driver(dir.path())
         .args(["render", "--date", "2021-10-31", "--target", "emr", "--cluster-id", "j-ABC123"])
@@ -89,7 +101,7 @@ fn render_masks_spark_settings_whose_names_look_secret() {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path());
     let out = driver(dir.path())
-        .args(["render", "--date", "2021-10-31", "--target", "emr"])
+        .args(["render", "--date", "2021-10-31", "--target", "emr", "--set", "emr.subnet_id=subnet-0abc"])
         .args(["--set", "spark.spark.hadoop.fs.s3a.secret.key=wJalrXUtnFEMI"])
         .args(["--set", "spark.spark.datasource.password=hunter2"])
         .args(["--set", "spark.spark.sql.shuffle.partitions=7"])
@@ -103,4 +115,48 @@ fn render_masks_spark_settings_whose_names_look_secret() {
     assert!(text.contains("spark.hadoop.fs.s3a.secret.key=***"), "{text}");
     // Settings that are no secret are shown as they are.
     assert!(text.contains("spark.sql.shuffle.partitions=7"), "{text}");
+}
+
+#[test]
+fn creating_a_cluster_without_a_subnet_is_refused_naming_the_key_and_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let assert = driver(dir.path())
+        .args(["render", "--date", "2021-10-31", "--target", "emr"])
+        .env_remove("EMR_DRIVER_EMR_SUBNET_ID")
+        .assert()
+        .code(6);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(stderr.contains("emr.subnet_id") && stderr.contains("emr_subnet_id"), "{stderr}");
+}
+
+#[test]
+fn redshift_without_its_url_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    project(dir.path());
+    let role = "warehouse.redshift_copy_role_arn=arn:aws:iam::111122223333:role/copy";
+    for command in [&["run", "--dry-run"][..], &["render"][..]] {
+        let assert = driver(dir.path())
+            .args(command)
+            .args(["--date", "2021-10-31", "--set", "warehouse.kind=redshift", "--set", role])
+            // The source database is there; Redshift must not fall back to it.
+            .env("DATABASE_URL", "postgres://app@rds.example:5432/movies")
+            .env_remove("WAREHOUSE_URL")
+            .env_remove("EMR_DRIVER_WAREHOUSE_URL")
+            .assert()
+            .code(6);
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+        assert!(stderr.contains("warehouse URL") && stderr.contains("WAREHOUSE_URL"), "{command:?}: {stderr}");
+    }
+    // With WAREHOUSE_URL the dry run prints the plan, the URL's password masked.
+    let out = driver(dir.path())
+        .args(["run", "--dry-run", "--date", "2021-10-31", "--set", "warehouse.kind=redshift", "--set", role])
+        .env("WAREHOUSE_URL", "postgres://loader:s3cret@wh.example:5439/dev")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out).to_string();
+    assert!(text.contains("wh.example:5439/dev") && !text.contains("s3cret"), "{text}");
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use emr_driver::cluster::ClusterRequest;
 use emr_driver::config::{Config, Overrides, Target};
 use emr_driver::deploy::{Artifact, ArtifactSet};
+use emr_driver::error::{ExitCode, ExitStatus};
 use emr_driver::plan::{Plan, PlanError};
 use emr_driver::render::{render_step_file, RenderError, STEP_TEMPLATES};
 
@@ -78,7 +79,8 @@ fn artifacts() -> ArtifactSet {
 }
 
 fn emr_plan(sets: &[&str]) -> Plan {
-    let mut all = vec!["pipeline.target=emr"];
+    // A cluster the driver creates needs a subnet; later sets override it.
+    let mut all = vec!["pipeline.target=emr", "emr.subnet_id=subnet-0abc"];
     all.extend_from_slice(sets);
     Plan::resolve(&config(&[]), &Overrides::parse_sets(&all).unwrap(), DATE, &artifacts()).unwrap()
 }
@@ -170,7 +172,13 @@ fn the_run_id_follows_the_config_and_the_code_but_not_the_cluster() {
     assert_ne!(base.run_id, emr_plan(&["spark.spark.sql.shuffle.partitions=8"]).run_id);
     let mut changed = artifacts();
     changed.run_job_py.sha256 = "d".repeat(64);
-    let other = Plan::resolve(&config(&["pipeline.target=emr"]), &Overrides::default(), DATE, &changed).unwrap();
+    let other = Plan::resolve(
+        &config(&["pipeline.target=emr", "emr.subnet_id=subnet-0abc"]),
+        &Overrides::default(),
+        DATE,
+        &changed,
+    )
+    .unwrap();
     assert_ne!(base.run_id, other.run_id);
     assert_eq!(base.uris.manifest, format!("s3://movie-analytics-dev-staging/_runs/{}.json", base.run_id));
 }
@@ -182,9 +190,13 @@ fn a_cluster_is_requested_only_for_emr_without_a_cluster_id() {
     assert_eq!(cluster.tag("run-id"), Some(plan.run_id.as_str()));
     assert_eq!(cluster.tag("config-hash"), Some(plan.config_hash.as_str()));
     assert_eq!(cluster.tag("managed-by"), Some("emr-driver"));
+    // The tags the IAM policies require: AmazonEMRServicePolicy_v2, and the driver's own.
+    assert_eq!(cluster.tag("for-use-with-amazon-emr-managed-policies"), Some("true"));
+    assert_eq!(cluster.tag("project"), Some("movie-analytics"));
     assert_eq!(cluster.bootstrap_actions[0].script_bootstrap_action.path, plan.artifacts.packages_sh.uri);
     assert_eq!(cluster.auto_termination_policy.idle_timeout, 30 * 60);
-    assert_eq!(cluster.instances.ec2_subnet_id, None);
+    assert_eq!(cluster.instances.ec2_subnet_id.as_deref(), Some("subnet-0abc"));
+    assert_eq!(cluster.instances.emr_managed_master_security_group, None);
     assert_eq!(cluster.security_configuration.as_deref(), Some("movie-analytics-dev"));
 
     let reuse = emr_plan(&["emr.cluster_id=j-ABCDEF"]);
@@ -228,4 +240,55 @@ fn a_cluster_template_with_an_unknown_field_is_refused() {
     let template = emr_driver::render::CLUSTER_TEMPLATE.replace("\"VisibleToAllUsers\"", "\"VisibleToAll\"");
     let err = ClusterRequest::render_template("cluster", &template, &plan.cluster_vars()).unwrap_err();
     assert!(err.to_string().contains("VisibleToAll"), "{err}");
+}
+
+fn resolve(sets: &[&str]) -> Result<Plan, PlanError> {
+    Plan::resolve(&config(&[]), &Overrides::parse_sets(sets).unwrap(), DATE, &artifacts())
+}
+
+#[test]
+fn a_cluster_the_driver_creates_needs_a_subnet() {
+    let err = resolve(&["pipeline.target=emr"]).unwrap_err();
+    assert!(matches!(err, PlanError::NoSubnet), "{err}");
+    assert_eq!(err.exit_code(), ExitCode::BadInput);
+    let text = err.to_string();
+    assert!(text.contains("emr.subnet_id") && text.contains("`emr_subnet_id`"), "{text}");
+    // A blank value is empty too.
+    assert!(matches!(resolve(&["pipeline.target=emr", "emr.subnet_id= "]), Err(PlanError::NoSubnet)));
+    // Reusing a cluster, or running locally, needs none.
+    assert!(resolve(&["pipeline.target=emr", "emr.cluster_id=j-ABCDEF"]).is_ok());
+    assert!(resolve(&[]).is_ok());
+}
+
+#[test]
+fn the_emr_managed_security_groups_go_together() {
+    let groups =
+        ["emr.master_security_group=sg-01", "emr.core_security_group=sg-02", "emr.service_access_security_group=sg-03"];
+    let plan = emr_plan(&groups);
+    let instances = &plan.cluster.as_ref().unwrap().instances;
+    assert_eq!(instances.emr_managed_master_security_group.as_deref(), Some("sg-01"));
+    assert_eq!(instances.emr_managed_slave_security_group.as_deref(), Some("sg-02"));
+    assert_eq!(instances.service_access_security_group.as_deref(), Some("sg-03"));
+
+    let err = resolve(&["pipeline.target=emr", "emr.subnet_id=subnet-0abc", groups[0]]).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, PlanError::PartialSecurityGroups { .. }), "{text}");
+    assert!(text.contains("empty: emr.core_security_group, emr.service_access_security_group"), "{text}");
+    assert!(text.contains("emr_core_security_group"), "{text}");
+}
+
+#[test]
+fn a_redshift_warehouse_needs_its_own_url() {
+    let role = "warehouse.redshift_copy_role_arn=arn:aws:iam::111122223333:role/copy";
+    let err = resolve(&["warehouse.kind=redshift", role]).unwrap_err();
+    assert!(matches!(err, PlanError::NoWarehouseUrl), "{err}");
+    assert_eq!(err.exit_code(), ExitCode::BadInput);
+    assert!(err.to_string().contains("WAREHOUSE_URL") && err.to_string().contains("DATABASE_URL"), "{err}");
+
+    let url = "warehouse.url=postgres://loader:s3cret@wh.example:5439/dev?sslmode=verify-full";
+    let plan = resolve(&["warehouse.kind=redshift", role, url]).unwrap();
+    let shown = plan.to_json()["warehouse"].to_string();
+    assert!(shown.contains("wh.example:5439/dev") && !shown.contains("s3cret"), "{shown}");
+    // PostgreSQL may be the source database itself: no URL needed.
+    assert!(resolve(&[]).is_ok());
 }

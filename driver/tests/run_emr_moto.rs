@@ -51,7 +51,7 @@ async fn a_run_on_emr_creates_its_cluster_submits_its_steps_and_cleans_up_at_its
 
     let run = driver(&moto, &repo)
         .args(["--output", "json", "run", "--target", "emr", "--date", "2021-10-31", "--timeout", "3s"])
-        .args(["--set", "emr.poll_interval_seconds=1"])
+        .args(["--set", "emr.poll_interval_seconds=1", "--set", "emr.subnet_id=subnet-0123456789abcdef0"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
@@ -73,6 +73,10 @@ async fn a_run_on_emr_creates_its_cluster_submits_its_steps_and_cleans_up_at_its
     let tags = tag_map(cluster.tags());
     assert_eq!(tags.get("run-id"), Some(&run_id));
     assert_eq!(tags.get("project").map(String::as_str), Some("movie-analytics"));
+    assert_eq!(tags.get("for-use-with-amazon-emr-managed-policies").map(String::as_str), Some("true"));
+    assert_eq!(cluster.ec2_instance_attributes().and_then(|a| a.ec2_subnet_id()), Some("subnet-0123456789abcdef0"));
+    // The run waited for the cluster to be ready before it went on.
+    assert!(stderr.contains(&format!("cluster {cluster_id} is WAITING")), "{stderr}");
     let state = cluster.status().unwrap().state().unwrap().as_str().to_string();
     assert!(state.starts_with("TERMINAT"), "cluster left {state}");
     let bootstrap = emr.list_bootstrap_actions().cluster_id(cluster_id).send().await.unwrap();

@@ -1,6 +1,9 @@
 -- Redshift Spectrum over the staging layer (DESIGN.md 2.4): an external schema backed by the
 -- Glue Data Catalog, and external tables over the Parquet folders the jobs write
 -- (docs/architecture.md, "Lake layout"). Ad-hoc queries read S3 directly; nothing is copied.
+-- `emr-driver run` (warehouse.kind = redshift, warehouse.glue_database set) runs this file after
+-- the load, outside its transaction (Redshift runs CREATE EXTERNAL TABLE only outside one), and
+-- skips a table that SVV_EXTERNAL_TABLES already lists (CREATE EXTERNAL TABLE has no IF NOT EXISTS).
 --
 -- Placeholders (rendered by Terraform's templatefile() or by hand; none is a secret):
 --   ${external_schema}  the schema name in Redshift, e.g. staging
@@ -8,7 +11,6 @@
 --   ${spectrum_role_arn} the IAM role Redshift assumes to read S3 and Glue
 --                        (arn:aws:iam::<account>:role/<name>)
 --   ${staging_bucket}   the staging bucket name
---   ${run_date}         (partition statements only) the run date, YYYY-MM-DD
 --
 -- Column types follow the jobs' Parquet schemas (Spark IntegerType = int, LongType = bigint,
 -- DecimalType(18,5) = decimal(18,5), DateType = date); Spectrum refuses a mismatch, so change
@@ -81,12 +83,5 @@ STORED AS TEXTFILE
 LOCATION 's3://${staging_bucket}/user_purchase/'
 TABLE PROPERTIES ('skip.header.line.count' = '1');
 
--- After each run (or from a Glue crawler): register the run date's partitions.
--- ALTER TABLE ${external_schema}.classified_movie_review ADD IF NOT EXISTS PARTITION (dt = '${run_date}')
---     LOCATION 's3://${staging_bucket}/classified_movie_review/dt=${run_date}/';
--- ALTER TABLE ${external_schema}.review_logs ADD IF NOT EXISTS PARTITION (dt = '${run_date}')
---     LOCATION 's3://${staging_bucket}/review_logs/dt=${run_date}/';
--- ALTER TABLE ${external_schema}.fact_movie_analytics ADD IF NOT EXISTS PARTITION (dt = '${run_date}')
---     LOCATION 's3://${staging_bucket}/fact_movie_analytics/dt=${run_date}/';
--- ALTER TABLE ${external_schema}.user_purchase ADD IF NOT EXISTS PARTITION (dt = '${run_date}')
---     LOCATION 's3://${staging_bucket}/user_purchase/dt=${run_date}/';
+-- Every run registers its dt=D partitions of these tables: spectrum_partitions.sql, run by
+-- `emr-driver run` after the warehouse load (driver/src/db/redshift.rs).

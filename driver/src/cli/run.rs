@@ -9,6 +9,7 @@ use crate::cli::render::{PlanArgs, TargetArg};
 use crate::cli::{Global, Output};
 use crate::error::{ExitCode, Result};
 use crate::pipeline::{shutdown_on_signals, Databases, Pipeline, Progress, RunOptions};
+use crate::plan::Plan;
 use crate::poll::{JsonEvents, PollObserver, PollOptions, TextProgress};
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +61,10 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
     if args.local {
         args.plan.target = Some(TargetArg::Local);
     }
+    if let Some(url) = args.warehouse_url.clone().filter(|u| !u.trim().is_empty()) {
+        // The flag (or WAREHOUSE_URL) is warehouse.url: the plan checks it with the rest.
+        args.plan.sets.push(format!("warehouse.url={url}"));
+    }
     let mut plan = args.plan.plan(global, &args.date)?;
     if args.keep_cluster {
         plan.config.emr.keep_cluster = true;
@@ -72,13 +77,14 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
     let store = Arc::clone(&backend.store);
     let provider = backend.provider()?;
     let clock = Arc::clone(&backend.clock);
-    let mut options = run_options(&args, backend.options.clone(), plan.config.emr.keep_cluster);
+    let mut options = run_options(&args, &plan, backend.options.clone());
     // The vendor files are ingested by the pipeline once it holds the date's lock.
     options.raw_dir = match (&args.raw_dir, args.local) {
         (Some(dir), _) => Some(dir.clone()),
         (None, true) => Some(args.plan.project_root.join("sample")),
         (None, false) => None,
     };
+    options.databases = with_secret_credentials(&plan, &backend, options.databases).await?;
     let (observer, progress): (Arc<dyn PollObserver>, Arc<dyn Progress>) = match global.output {
         Output::Text => (Arc::new(TextProgress::stderr()), Arc::new(TextLines)),
         Output::Json => (Arc::new(JsonEvents::stdout()), Arc::new(JsonStages)),
@@ -94,23 +100,66 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
 }
 
 /// The run's options: the target's timing from the backend, `--timeout` replacing the deadline.
-fn run_options(args: &Args, target: TargetOptions, keep_cluster: bool) -> RunOptions {
+fn run_options(args: &Args, plan: &Plan, target: TargetOptions) -> RunOptions {
     let poll = PollOptions { deadline: args.timeout.or(target.poll.deadline), ..target.poll };
     let source_url = args.database_url.clone().filter(|u| !u.is_empty());
-    let warehouse_url = args.warehouse_url.clone().filter(|u| !u.is_empty()).or_else(|| source_url.clone());
+    let warehouse_url = warehouse_url(plan, source_url.as_deref());
     RunOptions {
         databases: Databases { source_url, warehouse_url },
         owner: std::env::var("USER").unwrap_or_else(|_| "emr-driver".into()),
         break_stale_lock: args.break_stale_lock,
         force: args.force,
         skip_bad_purchase_rows: args.skip_bad_purchase_rows,
-        keep_cluster,
+        keep_cluster: plan.config.emr.keep_cluster,
         poll,
         diagnose: target.diagnose,
         settle: target.settle,
         lock_heartbeat: Some(crate::lock::HEARTBEAT_EVERY),
         raw_dir: None,
     }
+}
+
+/// The warehouse of the run: `warehouse.url` (`WAREHOUSE_URL`, `--warehouse-url`); a
+/// PostgreSQL warehouse may be the source database itself, Redshift never is (the plan refuses
+/// `kind = redshift` without its own URL).
+pub fn warehouse_url(plan: &Plan, source_url: Option<&str>) -> Option<String> {
+    match crate::config::non_empty(&plan.config.warehouse.url) {
+        Some(url) => Some(url.to_string()),
+        None if plan.config.warehouse.kind == "postgres" => source_url.map(str::to_string),
+        None => None,
+    }
+}
+
+/// The database URLs with the credentials of their Secrets Manager secrets
+/// (`source.password_secret_arn`, `warehouse.password_secret_arn`), read now, at run time, so a
+/// rotated password is always the current one. A PostgreSQL warehouse that is the source
+/// database itself gets the source's credentials.
+async fn with_secret_credentials(plan: &Plan, backend: &Backend, databases: Databases) -> Result<Databases> {
+    use crate::config::non_empty;
+    let source_arn = non_empty(&plan.config.source.password_secret_arn);
+    let warehouse_arn = non_empty(&plan.config.warehouse.password_secret_arn);
+    if source_arn.is_none() && warehouse_arn.is_none() {
+        return Ok(databases);
+    }
+    // The backend's AWS configuration when it has one (EMR targets); a local run that reads its
+    // passwords from Secrets Manager loads the standard chain here.
+    let client = match backend.sdk() {
+        Some(sdk) => aws_sdk_secretsmanager::Client::new(sdk),
+        None => aws_sdk_secretsmanager::Client::new(
+            &crate::aws::sdk_config(&crate::aws::AwsSettings::from_config(&plan.config)).await,
+        ),
+    };
+    let warehouse_is_source = databases.warehouse_url.is_some() && databases.warehouse_url == databases.source_url;
+    let source_url = match &databases.source_url {
+        Some(url) => Some(crate::secrets::resolve_url(&client, url, source_arn).await?),
+        None => None,
+    };
+    let warehouse_url = match (&databases.warehouse_url, warehouse_arn) {
+        (Some(url), Some(arn)) => Some(crate::secrets::resolve_url(&client, url, Some(arn)).await?),
+        (Some(_), None) if warehouse_is_source => source_url.clone(),
+        (url, _) => url.clone(),
+    };
+    Ok(Databases { source_url, warehouse_url })
 }
 
 /// Driver progress for people, on stderr.

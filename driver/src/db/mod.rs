@@ -285,13 +285,27 @@ where
     });
 }
 
+/// Every certificate of a PEM file: a bundle such as the AWS RDS global bundle holds one CA
+/// per region, and the server's may be any of them.
+fn root_certificates(path: &std::path::Path, pem: &[u8], shown: &str) -> Result<Vec<native_tls::Certificate>, DbError> {
+    let certs = native_tls::Certificate::stack_from_pem(pem)
+        .map_err(|e| DbError::Tls { url: shown.to_string(), reason: format!("{}: {e}", path.display()) })?;
+    if certs.is_empty() {
+        return Err(DbError::Tls {
+            url: shown.to_string(),
+            reason: format!("{}: no PEM certificate in the file", path.display()),
+        });
+    }
+    Ok(certs)
+}
+
 fn tls_connector(tls: &TlsSettings, shown: &str) -> Result<postgres_native_tls::MakeTlsConnector, DbError> {
     let mut builder = native_tls::TlsConnector::builder();
     if let Some(path) = &tls.root_cert {
         let pem = std::fs::read(path).map_err(|source| DbError::RootCert { path: path.clone(), source })?;
-        let cert = native_tls::Certificate::from_pem(&pem)
-            .map_err(|e| DbError::Tls { url: shown.to_string(), reason: format!("{}: {e}", path.display()) })?;
-        builder.add_root_certificate(cert);
+        for cert in root_certificates(path, &pem, shown)? {
+            builder.add_root_certificate(cert);
+        }
     }
     match tls.mode {
         // libpq: `require` with a root certificate behaves like verify-ca.
@@ -310,6 +324,19 @@ fn tls_connector(tls: &TlsSettings, shown: &str) -> Result<postgres_native_tls::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ca_bundle_gives_every_certificate() {
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/two-test-cas.pem"));
+        let pem = std::fs::read(path).unwrap();
+        assert_eq!(root_certificates(path, &pem, "db").unwrap().len(), 2);
+        let tls = TlsSettings { mode: TlsMode::VerifyFull, root_cert: Some(path.to_path_buf()) };
+        assert!(tls_connector(&tls, "db").is_ok());
+        let Err(err) = root_certificates(path, b"not a certificate", "db") else {
+            panic!("a non-PEM file was accepted")
+        };
+        assert!(matches!(err, DbError::Tls { .. }) && err.to_string().contains("two-test-cas.pem"), "{err}");
+    }
 
     #[test]
     fn redacts_passwords_in_urls_and_conninfo() {

@@ -34,6 +34,131 @@ impl RedshiftStatement {
 /// The Spectrum setup over the staging layer, with `${...}` placeholders (see the file).
 pub const SPECTRUM_SQL: &str = include_str!("../../../sql/redshift/spectrum.sql");
 
+/// The partitions of one run date in those external tables (see the file).
+pub const SPECTRUM_PARTITIONS_SQL: &str = include_str!("../../../sql/redshift/spectrum_partitions.sql");
+
+/// Where the Spectrum external schema is and what it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpectrumSettings {
+    /// The external schema in Redshift (`warehouse.spectrum_schema`).
+    pub schema: String,
+    /// The Glue database behind it (`warehouse.glue_database`, Terraform output
+    /// `redshift_glue_database`).
+    pub glue_database: String,
+    /// The role Redshift assumes for S3 and Glue (the COPY role).
+    pub role_arn: String,
+    pub staging_bucket: String,
+}
+
+/// One statement of the Spectrum setup, run on its own outside a transaction. When `unless`
+/// is set, it is a query: a row back means the object exists, and the statement is skipped
+/// (Redshift's CREATE EXTERNAL TABLE has no IF NOT EXISTS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpectrumStatement {
+    pub unless: Option<String>,
+    pub sql: String,
+}
+
+/// The external schema and tables (created when absent) and the run date's partitions:
+/// `partitions` maps each partition placeholder of spectrum_partitions.sql (the table name) to
+/// the folder the run published that table in.
+pub fn render_spectrum_sql(
+    settings: &SpectrumSettings,
+    run_date: NaiveDate,
+    partitions: &[(&str, &ObjectUri)],
+) -> Result<Vec<SpectrumStatement>, DbError> {
+    let schema = super::check_identifier(&settings.schema)?;
+    let glue = super::check_identifier(&settings.glue_database)?;
+    let role = check_role_arn(&settings.role_arn)?;
+    if crate::config::check_bucket_name(&settings.staging_bucket).is_err() {
+        return Err(DbError::BadLoadFile {
+            file: settings.staging_bucket.clone(),
+            problem: "not an S3 bucket name".into(),
+        });
+    }
+    let date = run_date.format("%Y-%m-%d").to_string();
+    let mut values: Vec<(String, String)> = vec![
+        ("external_schema".into(), schema.to_string()),
+        ("glue_database".into(), glue.to_string()),
+        ("spectrum_role_arn".into(), role.to_string()),
+        ("staging_bucket".into(), settings.staging_bucket.clone()),
+        ("run_date".into(), date),
+    ];
+    for (name, folder) in partitions {
+        let folder = folder.to_string();
+        if folder.contains(['\'', '\\']) {
+            return Err(DbError::BadLoadFile { file: folder, problem: "quotes or backslashes in the URI".into() });
+        }
+        values.push((name.to_string(), folder.trim_end_matches('/').to_string()));
+    }
+    let fill = |text: &str| -> Result<String, DbError> {
+        let mut out = text.to_string();
+        for (name, value) in &values {
+            out = out.replace(&format!("${{{name}}}"), value);
+        }
+        match regex::Regex::new(r"\$\{([a-z_]+)\}").expect("valid").captures(&out) {
+            Some(left) => {
+                Err(DbError::Invariant { problem: format!("no value for the Spectrum placeholder {}", &left[0]) })
+            }
+            None => Ok(out),
+        }
+    };
+    let table_name = regex::Regex::new(r"(?i)^CREATE EXTERNAL TABLE\s+([a-z_0-9]+)\.([a-z_0-9]+)").expect("valid");
+    let mut out = Vec::new();
+    for sql in ddl_statements(&fill(SPECTRUM_SQL)?) {
+        let unless = table_name.captures(&sql).map(|c| {
+            format!("SELECT 1 FROM svv_external_tables WHERE schemaname = '{}' AND tablename = '{}'", &c[1], &c[2])
+        });
+        out.push(SpectrumStatement { unless, sql });
+    }
+    for sql in ddl_statements(&fill(SPECTRUM_PARTITIONS_SQL)?) {
+        out.push(SpectrumStatement { unless: None, sql });
+    }
+    Ok(out)
+}
+
+/// The Spectrum statements as a script for reading.
+pub fn spectrum_script(statements: &[SpectrumStatement]) -> String {
+    statements
+        .iter()
+        .map(|s| match &s.unless {
+            Some(probe) => format!("-- unless {probe} returns a row:\n{};\n", s.sql),
+            None => format!("{};\n", s.sql),
+        })
+        .collect()
+}
+
+/// Runs the Spectrum statements one by one (autocommit); returns how many ran (skipped ones
+/// not counted).
+pub async fn execute_spectrum(
+    client: &mut tokio_postgres::Client,
+    statements: &[SpectrumStatement],
+) -> Result<usize, DbError> {
+    let mut ran = 0;
+    for (i, statement) in statements.iter().enumerate() {
+        if let Some(probe) = &statement.unless {
+            let rows = client
+                .simple_query(probe)
+                .await
+                .map_err(super::query_err(format!("check Spectrum statement {}", i + 1)))?;
+            if rows.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))) {
+                continue;
+            }
+        }
+        client.batch_execute(&statement.sql).await.map_err(super::query_err(format!(
+            "run Spectrum statement {} ({})",
+            i + 1,
+            first_words(&statement.sql)
+        )))?;
+        ran += 1;
+    }
+    Ok(ran)
+}
+
+fn first_words(sql: &str) -> String {
+    sql.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
+}
+
 /// Every statement, as a script for reading (checks marked with a comment).
 pub fn to_script(statements: &[RedshiftStatement]) -> String {
     statements
@@ -175,6 +300,57 @@ mod tests {
         assert!(!script.to_lowercase().contains("secret") && !script.contains("ACCESS_KEY"));
     }
 
+    fn spectrum() -> SpectrumSettings {
+        SpectrumSettings {
+            schema: "staging".into(),
+            glue_database: "movie_analytics_dev_staging".into(),
+            role_arn: ROLE.into(),
+            staging_bucket: "movie-staging".into(),
+        }
+    }
+
+    fn partitions() -> Vec<(&'static str, ObjectUri)> {
+        ["classified_movie_review", "review_logs", "fact_movie_analytics", "user_purchase"]
+            .into_iter()
+            .map(|t| (t, ObjectUri::parse(&format!("s3://movie-staging/{t}/dt=2021-10-31")).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn renders_the_spectrum_schema_and_the_runs_partitions() {
+        let date = NaiveDate::from_ymd_opt(2021, 10, 31).unwrap();
+        let parts = partitions();
+        let refs: Vec<(&str, &ObjectUri)> = parts.iter().map(|(t, u)| (*t, u)).collect();
+        let statements = render_spectrum_sql(&spectrum(), date, &refs).unwrap();
+        insta::assert_snapshot!(spectrum_script(&statements));
+        // The schema first; every external table guarded; one partition per staging table.
+        assert!(statements[0].sql.starts_with("CREATE EXTERNAL SCHEMA IF NOT EXISTS staging"));
+        let tables: Vec<&SpectrumStatement> =
+            statements.iter().filter(|s| s.sql.starts_with("CREATE EXTERNAL TABLE")).collect();
+        assert_eq!(tables.len(), 4);
+        assert!(tables.iter().all(|s| s.unless.as_deref().is_some_and(|u| u.contains("svv_external_tables"))));
+        let adds: Vec<&str> =
+            statements.iter().map(|s| s.sql.as_str()).filter(|s| s.contains("ADD IF NOT EXISTS PARTITION")).collect();
+        assert_eq!(adds.len(), 4);
+        assert!(adds.contains(
+            &"ALTER TABLE staging.review_logs ADD IF NOT EXISTS PARTITION (dt = '2021-10-31')\nLOCATION 's3://movie-staging/review_logs/dt=2021-10-31/'"
+        ), "{adds:?}");
+        assert!(!spectrum_script(&statements).contains("${"));
+    }
+
+    #[test]
+    fn spectrum_refuses_bad_names_and_a_missing_partition_folder() {
+        let date = NaiveDate::from_ymd_opt(2021, 10, 31).unwrap();
+        let parts = partitions();
+        let refs: Vec<(&str, &ObjectUri)> = parts.iter().map(|(t, u)| (*t, u)).collect();
+        let bad_schema = SpectrumSettings { schema: "staging; DROP".into(), ..spectrum() };
+        assert!(matches!(render_spectrum_sql(&bad_schema, date, &refs), Err(DbError::BadIdentifier { .. })));
+        let bad_role = SpectrumSettings { role_arn: "x".into(), ..spectrum() };
+        assert!(matches!(render_spectrum_sql(&bad_role, date, &refs), Err(DbError::BadRoleArn { .. })));
+        let err = render_spectrum_sql(&spectrum(), date, &refs[..3]).unwrap_err();
+        assert!(err.to_string().contains("${user_purchase}"), "{err}");
+    }
+
     #[test]
     fn the_spectrum_sql_uses_only_documented_placeholders_and_the_fact_columns() {
         let placeholders: std::collections::BTreeSet<&str> = regex::Regex::new(r"\$\{([a-z_]+)\}")
@@ -182,7 +358,7 @@ mod tests {
             .captures_iter(SPECTRUM_SQL)
             .map(|c| c.get(1).unwrap().as_str())
             .collect();
-        let expected = ["external_schema", "glue_database", "run_date", "spectrum_role_arn", "staging_bucket"];
+        let expected = ["external_schema", "glue_database", "spectrum_role_arn", "staging_bucket"];
         assert_eq!(placeholders.into_iter().collect::<Vec<_>>(), expected);
         let fact = SPECTRUM_SQL.split("fact_movie_analytics (").nth(1).unwrap().split("\n)").next().unwrap();
         let columns: Vec<&str> = fact.lines().filter_map(|l| l.split_whitespace().next()).collect();

@@ -15,6 +15,7 @@ use aws_sdk_emr::types as emr;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use super::{CancelOutcome, RunnerError, StepRunner, Termination};
+use crate::cluster::{BootstrapActionInfo, ClusterState, ClusterStatus};
 use crate::step::{ActionOnFailure, FailureDetails, StepConfig, StepState, StepStatus};
 use crate::store::ObjectUri;
 
@@ -217,6 +218,66 @@ impl StepRunner for EmrRunner {
             .map_err(|e| classify("TerminateJobFlows", e))?;
         Ok(Termination::Terminated)
     }
+
+    async fn cluster_status(&self) -> Result<Option<ClusterStatus>, RunnerError> {
+        let out = self
+            .client
+            .describe_cluster()
+            .cluster_id(&self.cluster_id)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeCluster", e))?;
+        let Some(cluster) = out.cluster() else {
+            return Err(RunnerError::Aws {
+                operation: "DescribeCluster",
+                code: None,
+                message: format!("EMR answered without cluster {}", self.cluster_id),
+                hint: "; check the cluster id and the region".into(),
+                transient: false,
+            });
+        };
+        let mut status = cluster_status_from_sdk(&self.cluster_id, cluster)?;
+        if status.reason_code.as_deref() == Some("BOOTSTRAP_FAILURE") {
+            let actions = self
+                .client
+                .list_bootstrap_actions()
+                .cluster_id(&self.cluster_id)
+                .send()
+                .await
+                .map_err(|e| classify("ListBootstrapActions", e))?;
+            status.bootstrap_actions = actions
+                .bootstrap_actions()
+                .iter()
+                .map(|a| BootstrapActionInfo {
+                    name: a.name().unwrap_or_default().to_string(),
+                    path: a.script_path().unwrap_or_default().to_string(),
+                })
+                .collect();
+        }
+        Ok(Some(status))
+    }
+}
+
+/// The SDK's cluster description → our [`ClusterStatus`] (without the bootstrap actions).
+pub fn cluster_status_from_sdk(id: &str, cluster: &emr::Cluster) -> Result<ClusterStatus, RunnerError> {
+    let status = cluster.status();
+    let name = status.and_then(|s| s.state()).map(|s| s.as_str().to_string()).unwrap_or_default();
+    let state = ClusterState::parse(&name).ok_or_else(|| RunnerError::Aws {
+        operation: "DescribeCluster",
+        code: None,
+        message: format!("cluster {id} has a state this driver does not know: {name:?}"),
+        hint: "; upgrade emr-driver (its aws-sdk-emr) to a version that knows it".into(),
+        transient: false,
+    })?;
+    let reason = status.and_then(|s| s.state_change_reason());
+    Ok(ClusterStatus {
+        id: id.to_string(),
+        state,
+        reason_code: reason.and_then(|r| r.code()).map(|c| c.as_str().to_string()),
+        reason_message: reason.and_then(|r| r.message()).map(str::to_string),
+        log_uri: cluster.log_uri().map(str::to_string),
+        bootstrap_actions: Vec::new(),
+    })
 }
 
 /// Our `StepConfig` → the SDK's.

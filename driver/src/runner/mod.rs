@@ -89,6 +89,12 @@ pub trait StepRunner: Send + Sync {
     async fn total_usage(&self) -> Result<Option<ResourceUsage>, RunnerError> {
         Ok(None)
     }
+
+    /// The state of the cluster the steps run on (EMR: `DescribeCluster`, and after a
+    /// bootstrap failure `ListBootstrapActions`); `None` for runners without one (local Spark).
+    async fn cluster_status(&self) -> Result<Option<crate::cluster::ClusterStatus>, RunnerError> {
+        Ok(None)
+    }
 }
 
 /// A runner failure. AWS errors are classified once, here, into transient (worth retrying

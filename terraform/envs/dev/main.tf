@@ -112,6 +112,10 @@ module "eks" {
   emr_role_arns          = [module.emr.service_role_arn, module.emr.instance_role_arn]
   emr_cluster_tag_key    = "project"
   emr_cluster_tag_value  = var.project
+
+  create_autoscaling_service_linked_role = var.eks_create_autoscaling_service_linked_role
+  driver_secret_arns                     = [module.rds.master_user_secret_arn, module.redshift.master_password_secret_arn]
+  driver_secret_kms_key_arns             = [module.rds.kms_key_arn, module.redshift.kms_key_arn]
 }
 
 module "redshift" {

@@ -57,6 +57,26 @@ output "emr_subnet_id" {
   value       = module.network.private_subnet_ids[0]
 }
 
+output "emr_master_security_group" {
+  description = "EMR-managed security group of the primary node (emr.master_security_group)."
+  value       = module.emr.master_security_group_id
+}
+
+output "emr_core_security_group" {
+  description = "EMR-managed security group of the core nodes (emr.core_security_group)."
+  value       = module.emr.core_security_group_id
+}
+
+output "emr_service_access_security_group" {
+  description = "EMR-managed service access security group (emr.service_access_security_group)."
+  value       = module.emr.service_access_security_group_id
+}
+
+output "project" {
+  description = "Project name (pipeline.name): the project tag the driver's IAM policy requires on the clusters it creates."
+  value       = var.project
+}
+
 output "redshift_copy_role_arn" {
   description = "Role of Redshift COPY and Spectrum (warehouse.redshift_copy_role_arn)."
   value       = module.redshift.copy_role_arn
@@ -140,4 +160,9 @@ output "emr_serverless_security_group_id" {
 output "emr_serverless_log_uri" {
   description = "Where EMR Serverless job runs write their logs (serverless.log_uri)."
   value       = module.emr_serverless.log_uri
+}
+
+output "ecr_repository_url" {
+  description = "ECR repository of the driver image (deploy/k8s/kustomization.yaml images.newName)."
+  value       = module.eks.ecr_repository_url
 }

@@ -132,13 +132,19 @@ variable "emr_idle_timeout_minutes" {
 
 variable "kubernetes_version" {
   type        = string
-  description = "Kubernetes version of the EKS cluster."
-  default     = "1.31"
+  description = "Kubernetes version of the EKS cluster. 1.35 is in EKS standard support until 2027-03 (1.34 leaves it on 2026-12-02): check https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html before an upgrade."
+  default     = "1.35"
 
   validation {
     condition     = can(regex("^1\\.[0-9]{2}$", var.kubernetes_version))
-    error_message = "kubernetes_version must look like 1.31."
+    error_message = "kubernetes_version must look like 1.35."
   }
+}
+
+variable "eks_create_autoscaling_service_linked_role" {
+  type        = bool
+  description = "Create the EC2 Auto Scaling service-linked role (false where `aws iam get-role --role-name AWSServiceRoleForAutoScaling` already finds it)."
+  default     = true
 }
 
 variable "eks_endpoint_public_access" {

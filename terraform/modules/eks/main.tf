@@ -15,6 +15,20 @@ locals {
   clusters_arn  = "arn:${local.partition}:elasticmapreduce:${local.region}:${local.account_id}:cluster/*"
   oidc_issuer   = trimprefix(aws_eks_cluster.this.identity[0].oidc[0].issuer, "https://")
   driver_sa_sub = "system:serviceaccount:${var.driver_namespace}:${var.driver_service_account}"
+
+  # The EC2 Auto Scaling service-linked role launches the managed nodes. A fresh account does
+  # not have it until Auto Scaling is first used, and a KMS key policy naming a principal that
+  # does not exist is refused: it is created here (or, where it exists, named).
+  autoscaling_role_arn = (var.create_autoscaling_service_linked_role
+    ? aws_iam_service_linked_role.autoscaling[0].arn
+  : "arn:${local.partition}:iam::${local.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling")
+}
+
+resource "aws_iam_service_linked_role" "autoscaling" {
+  count = var.create_autoscaling_service_linked_role ? 1 : 0
+
+  aws_service_name = "autoscaling.amazonaws.com"
+  description      = "EC2 Auto Scaling (the EKS managed nodes of ${var.cluster_name})"
 }
 
 # --- encryption and logs ------------------------------------------------------------------
@@ -51,7 +65,7 @@ resource "aws_kms_key" "eks" {
         # needs the key for the encrypted root volumes.
         Sid       = "AutoScalingUsesTheKeyForNodeVolumes"
         Effect    = "Allow"
-        Principal = { AWS = "arn:${local.partition}:iam::${local.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling" }
+        Principal = { AWS = local.autoscaling_role_arn }
         Action    = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey", "kms:CreateGrant"]
         Resource  = "*"
       },
@@ -242,7 +256,7 @@ resource "aws_iam_role_policy" "driver" {
 
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       {
         Sid      = "ListTheLakeBuckets"
         Effect   = "Allow"
@@ -287,6 +301,8 @@ resource "aws_iam_role_policy" "driver" {
           "elasticmapreduce:DescribeStep",
           "elasticmapreduce:CancelSteps",
           "elasticmapreduce:DescribeCluster",
+          # After a bootstrap failure: which action failed, for the error message.
+          "elasticmapreduce:ListBootstrapActions",
           "elasticmapreduce:TerminateJobFlows",
         ]
         Resource = local.clusters_arn
@@ -310,6 +326,61 @@ resource "aws_iam_role_policy" "driver" {
           StringEquals = { "iam:PassedToService" = ["elasticmapreduce.amazonaws.com", "ec2.amazonaws.com"] }
         }
       },
-    ]
+      ], length(var.driver_secret_arns) == 0 ? [] : [
+      {
+        # The database passwords, read at run time (RDS and Redshift rotate them).
+        Sid      = "ReadTheDatabaseSecrets"
+        Effect   = "Allow"
+        Action   = "secretsmanager:GetSecretValue"
+        Resource = var.driver_secret_arns
+      },
+      {
+        Sid      = "DecryptTheDatabaseSecrets"
+        Effect   = "Allow"
+        Action   = "kms:Decrypt"
+        Resource = var.driver_secret_kms_key_arns
+        Condition = {
+          StringEquals = { "kms:ViaService" = "secretsmanager.${local.region}.amazonaws.com" }
+        }
+      },
+    ])
+  })
+}
+
+# --- the driver's image ---------------------------------------------------------------------
+
+# The CronJob's image (deploy/k8s/kustomization.yaml `images`): tags are immutable, so a
+# release tag always names the same image; every push is scanned; layers are encrypted with
+# this module's key.
+resource "aws_ecr_repository" "driver" {
+  name                 = var.ecr_repository_name
+  image_tag_mutability = "IMMUTABLE"
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  encryption_configuration {
+    encryption_type = "KMS"
+    kms_key         = aws_kms_key.eks.arn
+  }
+
+  tags = var.tags
+}
+
+resource "aws_ecr_lifecycle_policy" "driver" {
+  repository = aws_ecr_repository.driver.name
+
+  policy = jsonencode({
+    rules = [{
+      rulePriority = 1
+      description  = "Keep the last ${var.ecr_keep_images} images"
+      selection = {
+        tagStatus   = "any"
+        countType   = "imageCountMoreThan"
+        countNumber = var.ecr_keep_images
+      }
+      action = { type = "expire" }
+    }]
   })
 }

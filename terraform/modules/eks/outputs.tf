@@ -32,3 +32,8 @@ output "driver_service_account" {
   description = "Name of the driver's service account."
   value       = var.driver_service_account
 }
+
+output "ecr_repository_url" {
+  description = "URL of the driver image repository (docker push <this>:<tag>; kustomization.yaml images.newName)."
+  value       = aws_ecr_repository.driver.repository_url
+}

@@ -11,11 +11,11 @@ variable "cluster_name" {
 variable "kubernetes_version" {
   type        = string
   description = "Kubernetes version of the control plane and the node group."
-  default     = "1.31"
+  default     = "1.35"
 
   validation {
     condition     = can(regex("^1\\.[0-9]{2}$", var.kubernetes_version))
-    error_message = "kubernetes_version must look like 1.31."
+    error_message = "kubernetes_version must look like 1.35."
   }
 }
 
@@ -199,4 +199,49 @@ variable "tags" {
   type        = map(string)
   description = "Tags added to every resource of the module."
   default     = {}
+}
+
+variable "create_autoscaling_service_linked_role" {
+  type        = bool
+  description = "Create the EC2 Auto Scaling service-linked role (AWSServiceRoleForAutoScaling) that the node volumes' KMS key policy names; set false in an account that already has it (`aws iam get-role --role-name AWSServiceRoleForAutoScaling`)."
+  default     = true
+}
+
+variable "ecr_repository_name" {
+  type        = string
+  description = "ECR repository of the driver image (deploy/k8s/kustomization.yaml images.newName)."
+  default     = "movie-analytics/emr-driver"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$", var.ecr_repository_name))
+    error_message = "ecr_repository_name must be a valid ECR repository name such as movie-analytics/emr-driver."
+  }
+}
+
+variable "ecr_keep_images" {
+  type        = number
+  description = "How many images the ECR repository keeps (older ones expire)."
+  default     = 30
+
+  validation {
+    condition     = var.ecr_keep_images >= 1
+    error_message = "ecr_keep_images must be at least 1."
+  }
+}
+
+variable "driver_secret_arns" {
+  type        = list(string)
+  description = "Secrets Manager secrets the driver reads at run time for its database credentials (the RDS- and Redshift-managed admin secrets): secretsmanager:GetSecretValue on exactly these."
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.driver_secret_arns : can(regex("^arn:aws[a-z-]*:secretsmanager:", arn))])
+    error_message = "driver_secret_arns entries must be Secrets Manager secret ARNs."
+  }
+}
+
+variable "driver_secret_kms_key_arns" {
+  type        = list(string)
+  description = "KMS keys of those secrets: kms:Decrypt through Secrets Manager only."
+  default     = []
 }

@@ -238,13 +238,14 @@ resource "aws_iam_role_policy" "instance" {
   })
 }
 
-# --- the optional long-running shared cluster --------------------------------------------
+# --- EMR-managed security groups ---------------------------------------------------------
 
 # EMR fills in the rules of its managed security groups itself (master <-> core, and the
-# service access port 9443 in private subnets), so these groups start empty.
+# service access port 9443 in private subnets), so these groups start empty. They exist
+# whether or not the shared cluster does: the clusters the driver creates use them too
+# (emr.master_security_group, emr.core_security_group, emr.service_access_security_group), so
+# that no default group is made outside Terraform.
 resource "aws_security_group" "primary" {
-  count = var.create_cluster ? 1 : 0
-
   name                   = "${var.name}-emr-primary"
   description            = "EMR managed security group of the primary node"
   vpc_id                 = var.vpc_id
@@ -253,8 +254,6 @@ resource "aws_security_group" "primary" {
 }
 
 resource "aws_security_group" "core" {
-  count = var.create_cluster ? 1 : 0
-
   name                   = "${var.name}-emr-core"
   description            = "EMR managed security group of the core and task nodes"
   vpc_id                 = var.vpc_id
@@ -263,14 +262,14 @@ resource "aws_security_group" "core" {
 }
 
 resource "aws_security_group" "service_access" {
-  count = var.create_cluster ? 1 : 0
-
   name                   = "${var.name}-emr-service-access"
   description            = "EMR managed security group for service access in private subnets"
   vpc_id                 = var.vpc_id
   revoke_rules_on_delete = true
   tags                   = merge(var.tags, { "for-use-with-amazon-emr-managed-policies" = "true" })
 }
+
+# --- the optional long-running shared cluster --------------------------------------------
 
 resource "aws_emr_cluster" "shared" {
   count = var.create_cluster ? 1 : 0
@@ -289,9 +288,9 @@ resource "aws_emr_cluster" "shared" {
   ec2_attributes {
     subnet_id                         = var.subnet_ids[0]
     instance_profile                  = aws_iam_instance_profile.instance.arn
-    emr_managed_master_security_group = aws_security_group.primary[0].id
-    emr_managed_slave_security_group  = aws_security_group.core[0].id
-    service_access_security_group     = aws_security_group.service_access[0].id
+    emr_managed_master_security_group = aws_security_group.primary.id
+    emr_managed_slave_security_group  = aws_security_group.core.id
+    service_access_security_group     = aws_security_group.service_access.id
   }
 
   master_instance_group {

@@ -42,3 +42,18 @@ output "local_disk_kms_key_arn" {
   description = "ARN of the KMS key that encrypts the nodes' local disks and EBS volumes."
   value       = aws_kms_key.local_disk.arn
 }
+
+output "master_security_group_id" {
+  description = "EMR-managed security group of the primary node (the driver's emr.master_security_group)."
+  value       = aws_security_group.primary.id
+}
+
+output "core_security_group_id" {
+  description = "EMR-managed security group of the core and task nodes (the driver's emr.core_security_group)."
+  value       = aws_security_group.core.id
+}
+
+output "service_access_security_group_id" {
+  description = "EMR-managed security group for service access in private subnets (the driver's emr.service_access_security_group)."
+  value       = aws_security_group.service_access.id
+}

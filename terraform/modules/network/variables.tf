@@ -57,8 +57,8 @@ variable "enable_nat_gateway" {
 
 variable "interface_endpoint_services" {
   type        = list(string)
-  description = "AWS services reached through interface VPC endpoints in the private subnets (short names such as \"elasticmapreduce\", \"sts\", \"ecr.api\"), so their traffic never leaves the VPC."
-  default     = ["elasticmapreduce", "sts", "ecr.api", "ecr.dkr", "logs", "secretsmanager"]
+  description = "AWS services reached through interface VPC endpoints in the private subnets (short names such as \"elasticmapreduce\", \"sts\", \"ecr.api\"), so their traffic never leaves the VPC. \"glue\": Redshift Spectrum reads the Glue Data Catalog, and Redshift uses enhanced VPC routing."
+  default     = ["elasticmapreduce", "sts", "ecr.api", "ecr.dkr", "logs", "secretsmanager", "glue"]
 
   validation {
     condition     = alltrue([for s in var.interface_endpoint_services : can(regex("^[a-z0-9.-]+$", s))])

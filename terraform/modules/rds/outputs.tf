@@ -27,3 +27,8 @@ output "master_user_secret_arn" {
   description = "ARN of the Secrets Manager secret with the admin credentials, kept and rotated by RDS."
   value       = aws_db_instance.this.master_user_secret[0].secret_arn
 }
+
+output "kms_key_arn" {
+  description = "ARN of the KMS key of the database and of its admin secret (the driver decrypts the secret through Secrets Manager)."
+  value       = aws_kms_key.rds.arn
+}

@@ -27,3 +27,8 @@ output "glue_database_name" {
   description = "Glue database of the Spectrum external schema (CREATE EXTERNAL SCHEMA ... FROM DATA CATALOG DATABASE '<this>')."
   value       = aws_glue_catalog_database.staging.name
 }
+
+output "kms_key_arn" {
+  description = "ARN of the KMS key of the cluster and of its admin secret (the driver decrypts the secret through Secrets Manager)."
+  value       = aws_kms_key.redshift.arn
+}
