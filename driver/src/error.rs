@@ -30,6 +30,10 @@ pub enum ExitCode {
     LockHeld = 8,
     /// The database refused or could not be reached.
     Database = 9,
+    /// `check`: the newest run date loaded is older than `--max-age` (or nothing is loaded).
+    Stale = 10,
+    /// `check`: the newest run ended without succeeding.
+    RunFailed = 11,
 }
 
 impl ExitCode {

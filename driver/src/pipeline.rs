@@ -196,6 +196,18 @@ impl Pipeline {
         if let Err(e) = &result {
             manifest.error = Some(e.chain().join(": "));
         }
+        // The answers and the HTML report beside the manifest (a problem there is a warning).
+        let warehouse = crate::reporting::run::run_warehouse(&self.plan, self.options.databases.warehouse_url.as_deref());
+        manifest.analysts = Some(
+            crate::reporting::run::after_run(
+                self.store.as_ref(),
+                &self.plan,
+                warehouse.as_ref(),
+                &manifest,
+                self.clock.now(),
+            )
+            .await,
+        );
         let written = self.write_manifest(&manifest).await;
         if let Err(e) = lock.release(self.store.as_ref()).await {
             self.progress.line(&format!("warning: could not release the run lock: {e}"));
@@ -229,6 +241,7 @@ impl Pipeline {
             sources: BTreeMap::new(),
             manifest_uri: self.plan.uris.manifest.clone(),
             error: None,
+            analysts: None,
         }
     }
 
@@ -710,6 +723,12 @@ impl Pipeline {
 
     async fn load_warehouse(&self, manifest: &mut RunManifest) -> Result<()> {
         let Some(url) = self.options.databases.warehouse_url.clone() else {
+            // A local run without a database: the embedded warehouse file under the lake.
+            if let Some(crate::db::target::Warehouse::Embedded { path }) =
+                crate::reporting::run::run_warehouse(&self.plan, None)
+            {
+                return self.driver_step(manifest, LOAD_WAREHOUSE, self.load_embedded(path)).await;
+            }
             let record = manifest.step_mut(LOAD_WAREHOUSE).expect("load_warehouse is in every manifest");
             record.state = "SKIPPED".into();
             record.metrics = Some(
@@ -719,6 +738,16 @@ impl Pipeline {
             return Ok(());
         };
         self.driver_step(manifest, LOAD_WAREHOUSE, self.load_warehouse_inner(&url)).await
+    }
+
+    async fn load_embedded(&self, path: std::path::PathBuf) -> Result<Value> {
+        let load_root = ObjectUri::parse(&self.plan.uris.load_root)?;
+        self.progress.line(&format!("loading {load_root} into the embedded warehouse {}", path.display()));
+        let report =
+            crate::db::embedded::load_run(&path, Arc::clone(&self.store), &load_root, self.plan.run_date).await?;
+        let mut metrics = serde_json::to_value(&report).unwrap_or_default();
+        metrics["warehouse"] = serde_json::json!({"kind": "sqlite", "location": path.display().to_string()});
+        Ok(metrics)
     }
 
     async fn load_warehouse_inner(&self, url: &str) -> Result<Value> {
