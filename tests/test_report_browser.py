@@ -52,9 +52,11 @@ DIMS = {
             "1,California,CA,West",
             "2,New York,NY,Northeast",
             "3,Texas,TX,South",
-            f'4,"{HOSTILE}",KS,Midwest',
+            "4,Kansas,KS,Midwest",
             "5,Oregon,OR,West",
             "6,Florida,FL,South",
+            # No review: the fewest of 2021 (question 4), so the page must show it as text.
+            f'7,"{HOSTILE}",,Unknown',
         ],
     ),
     "dim_os": ("id_dim_os,os", ["0,Unknown", "1,Apple iOS", "2,Apple MacOS", "3,Microsoft Windows", "4,Linux"]),
@@ -236,10 +238,12 @@ def test_the_report_opens_offline_in_chromium_with_the_sql_answers(report):
 
             context.route("**/*", route)
             page = context.new_page()
-            page.on("request", lambda req: None if req.url in requests else requests.append(req.url))
+            seen: list[str] = []  # every request the page made, routed or not
+            page.on("request", lambda req: seen.append(req.url))
             page.goto(url, wait_until="load")
             page.wait_for_timeout(300)  # lets any late fetch (a hostile <img>, a font) show up
             assert requests == [url], f"requests left the file: {requests}"
+            assert seen == [url], f"requests left the file: {seen}"
             assert page.evaluate("() => document.querySelectorAll('img, script, link, iframe').length") == 0
 
             # The hostile location is text on the page, never markup.

@@ -197,7 +197,8 @@ impl Pipeline {
             manifest.error = Some(e.chain().join(": "));
         }
         // The answers and the HTML report beside the manifest (a problem there is a warning).
-        let warehouse = crate::reporting::run::run_warehouse(&self.plan, self.options.databases.warehouse_url.as_deref());
+        let warehouse =
+            crate::reporting::run::run_warehouse(&self.plan, self.options.databases.warehouse_url.as_deref());
         manifest.analysts = Some(
             crate::reporting::run::after_run(
                 self.store.as_ref(),

@@ -506,7 +506,8 @@ fn expected_total_spend(runs: &[(&str, &LoadFiles)]) -> (i128, usize) {
             let fields: Vec<&str> = line.split(',').collect();
             let (whole, frac) = fields[6].split_once('.').unwrap();
             let negative = whole.starts_with('-');
-            let units = whole.trim_start_matches('-').parse::<i128>().unwrap() * 100_000 + frac.parse::<i128>().unwrap();
+            let units =
+                whole.trim_start_matches('-').parse::<i128>().unwrap() * 100_000 + frac.parse::<i128>().unwrap();
             let units = if negative { -units } else { units };
             let entry = latest.entry(fields[0].to_string()).or_insert((run_date.to_string(), units));
             if *run_date >= entry.0.as_str() {
@@ -542,7 +543,10 @@ async fn every_load_leaves_the_views_keys_and_comments_bi_tools_read() {
         .unwrap()
     {
         let name: String = row.get(0);
-        client.batch_execute(&format!("ALTER TABLE {SCHEMA}.fact_movie_analytics DROP CONSTRAINT {name}")).await.unwrap();
+        client
+            .batch_execute(&format!("ALTER TABLE {SCHEMA}.fact_movie_analytics DROP CONSTRAINT {name}"))
+            .await
+            .unwrap();
     }
     load_run(&mut client, &f.store, SCHEMA, &load_root("2021-11-01"), date("2021-11-01")).await.unwrap();
 
@@ -680,12 +684,17 @@ async fn the_embedded_warehouse_loads_like_postgresql_and_answers_the_same() {
         assert_eq!(report.fact_rows_replaced, 0);
     }
     // A rerun of a date replaces its rows: same warehouse after.
-    let count = |p: &std::path::Path| sqlite_lines(p, "SELECT insert_date, COUNT(*) FROM fact_movie_analytics GROUP BY 1 ORDER BY 1");
+    let count = |p: &std::path::Path| {
+        sqlite_lines(p, "SELECT insert_date, COUNT(*) FROM fact_movie_analytics GROUP BY 1 ORDER BY 1")
+    };
     let before = count(&path);
     let report = embedded::load_run(&path, store.clone(), &load_root("2021-10-31"), date("2021-10-31")).await.unwrap();
     assert_eq!(report.fact_rows_replaced, 80);
     assert_eq!(count(&path), before);
-    assert_eq!(before, vec![vec![Some("2021-10-31".into()), Some("80".into())], vec![Some("2021-11-01".into()), Some("80".into())]]);
+    assert_eq!(
+        before,
+        vec![vec![Some("2021-10-31".into()), Some("80".into())], vec![Some("2021-11-01".into()), Some("80".into())]]
+    );
 
     // Each question's SQL, unchanged, gives the same answer on both (and the independent one).
     let pg = run_report(&mut client, SCHEMA).await.unwrap();
@@ -699,8 +708,12 @@ async fn the_embedded_warehouse_loads_like_postgresql_and_answers_the_same() {
 
     // Dimensions with their ids, identical to PostgreSQL's.
     for dim in &DIMENSIONS {
-        let select =
-            dim.columns.iter().map(|c| format!("coalesce(CAST({c} AS text), '')")).collect::<Vec<_>>().join(" || ',' || ");
+        let select = dim
+            .columns
+            .iter()
+            .map(|c| format!("coalesce(CAST({c} AS text), '')"))
+            .collect::<Vec<_>>()
+            .join(" || ',' || ");
         let mut lines: Vec<String> = sqlite_lines(&path, &format!("SELECT {select} FROM {}", dim.table))
             .into_iter()
             .map(|r| r[0].clone().unwrap())
@@ -713,7 +726,8 @@ async fn the_embedded_warehouse_loads_like_postgresql_and_answers_the_same() {
     let view_rows = sqlite_lines(&path, "SELECT COUNT(*), SUM(review_count) FROM v_fact_movie_analytics");
     assert_eq!(view_rows[0][0].as_deref(), Some("160"));
     let (units, customers) = expected_total_spend(&[("2021-10-31", &d1), ("2021-11-01", &d2)]);
-    let spend = sqlite_lines(&path, "SELECT COUNT(*), COUNT(DISTINCT customerid), SUM(net_spend) FROM v_customer_spend");
+    let spend =
+        sqlite_lines(&path, "SELECT COUNT(*), COUNT(DISTINCT customerid), SUM(net_spend) FROM v_customer_spend");
     assert_eq!(spend[0][0], Some(customers.to_string()));
     assert_eq!(spend[0][1], Some(customers.to_string()));
     let total: f64 = spend[0][2].as_deref().unwrap().parse().unwrap();

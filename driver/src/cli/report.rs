@@ -78,10 +78,8 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
             Target::Emr => RejectsLinks::None,
         };
         let page = crate::reporting::html::render(&data, &links);
-        std::fs::write(file, page).map_err(|source| crate::reporting::ReportError::Write {
-            path: file.display().to_string(),
-            source,
-        })?;
+        std::fs::write(file, page)
+            .map_err(|source| crate::reporting::ReportError::Write { path: file.display().to_string(), source })?;
         eprintln!("report written to {}", file.display());
     }
     match global.output {

@@ -225,7 +225,12 @@ fn insert_file(
         if record.len() != header_columns.len() {
             return Err(DbError::BadLoadFile {
                 file: name.to_string(),
-                problem: format!("record {} has {} fields, the header {}", rows + 1, record.len(), header_columns.len()),
+                problem: format!(
+                    "record {} has {} fields, the header {}",
+                    rows + 1,
+                    record.len(),
+                    header_columns.len()
+                ),
             });
         }
         let values = record.iter().map(|v| if v.is_empty() { None } else { Some(v) });

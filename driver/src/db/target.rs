@@ -90,7 +90,8 @@ impl Warehouse {
                     "SELECT CAST(insert_date AS varchar), COUNT(*), COALESCE(SUM(review_count), 0) \
                      FROM {schema}.{FACT_TABLE} GROUP BY insert_date ORDER BY insert_date"
                 );
-                let messages = client.simple_query(&sql).await.map_err(query_err("count the fact rows per run date"))?;
+                let messages =
+                    client.simple_query(&sql).await.map_err(query_err("count the fact rows per run date"))?;
                 messages
                     .into_iter()
                     .filter_map(|m| match m {
@@ -118,7 +119,8 @@ impl Warehouse {
         rows.into_iter()
             .map(|row| {
                 let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-                let bad = |what: &str| DbError::Invariant { problem: format!("the warehouse returned {what}: {row:?}") };
+                let bad =
+                    |what: &str| DbError::Invariant { problem: format!("the warehouse returned {what}: {row:?}") };
                 Ok(LoadedDate {
                     run_date: text(0).parse().map_err(|_| bad("an insert_date that is not a date"))?,
                     fact_rows: text(1).parse().map_err(|_| bad("a count that is not a number"))?,

@@ -381,7 +381,11 @@ pub async fn load_run(
 
 /// The Spark part files of one table, in name order (`_SUCCESS`, `.crc` and other files
 /// skipped). None is an error: the job that writes the table did not run.
-pub(crate) async fn part_files(store: &dyn ObjectStore, load_root: &ObjectUri, table: &str) -> Result<Vec<ObjectUri>, DbError> {
+pub(crate) async fn part_files(
+    store: &dyn ObjectStore,
+    load_root: &ObjectUri,
+    table: &str,
+) -> Result<Vec<ObjectUri>, DbError> {
     let folder = load_root.join(table);
     let prefix = folder.join("");
     let files: Vec<ObjectUri> = store

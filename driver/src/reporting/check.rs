@@ -65,12 +65,18 @@ pub fn end_of(date: NaiveDate) -> DateTime<Utc> {
 }
 
 /// Judges freshness from the fact's run dates and the run manifests (any order).
-pub fn evaluate(loaded: &[LoadedDate], manifests: &[RunManifest], now: DateTime<Utc>, max_age: Duration) -> CheckReport {
+pub fn evaluate(
+    loaded: &[LoadedDate],
+    manifests: &[RunManifest],
+    now: DateTime<Utc>,
+    max_age: Duration,
+) -> CheckReport {
     let latest = loaded.iter().filter(|d| d.fact_rows > 0).map(|d| d.run_date).max();
     let age_seconds = latest.map(|d| (now - end_of(d)).num_seconds());
     let max_age_seconds = max_age.as_secs();
     let fresh = age_seconds.is_some_and(|age| age <= max_age_seconds as i64);
-    let newest = manifests.iter().filter(|m| m.state != RunState::Running).max_by_key(|m| (m.started_at, m.run_id.clone()));
+    let newest =
+        manifests.iter().filter(|m| m.state != RunState::Running).max_by_key(|m| (m.started_at, m.run_id.clone()));
     let newest_run_failed = newest.is_some_and(|m| m.state != RunState::Succeeded);
     let newest_run = newest.map(|m| (m.run_id.clone(), m.run_date.clone(), format!("{:?}", m.state).to_lowercase()));
     let limit = humantime::format_duration(Duration::from_secs(max_age_seconds)).to_string();
@@ -152,7 +158,10 @@ mod tests {
         assert!(report.fresh && report.newest_run_failed, "{report:?}");
         let err = report.error().unwrap();
         assert_eq!(err.exit_code(), ExitCode::RunFailed);
-        assert!(err.to_string().contains("2021-11-01-0123456789ab for 2021-11-01, ended failed: step build_fact FAILED"), "{err}");
+        assert!(
+            err.to_string().contains("2021-11-01-0123456789ab for 2021-11-01, ended failed: step build_fact FAILED"),
+            "{err}"
+        );
 
         // A rerun that succeeded afterwards clears it; a run still going is not judged.
         let rerun = manifest("2021-11-01", Utc.with_ymd_and_hms(2021, 11, 2, 4, 0, 0).unwrap(), RunState::Succeeded);

@@ -41,7 +41,7 @@ const CSS: &str = r#"
   --bar:#7d9cc0; --most:#1f5fa8; --fewest:#d9822b; --out:#4b9a6a; --rej:#c8423b; }
 * { box-sizing: border-box; }
 body { margin:0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Helvetica, Arial, sans-serif;
-  color:var(--ink); background:var(--bg); }
+  color:var(--ink); background:var(--bg); overflow-wrap: anywhere; }
 main { max-width: 1100px; margin: 0 auto; padding: 16px; }
 header h1 { font-size: 1.5rem; margin: 8px 0 4px; }
 .sub { color: var(--muted); margin: 0 0 12px; }
@@ -122,7 +122,12 @@ fn freshness_section(out: &mut String, data: &ReportData) {
         let _ = writeln!(out, "<div><dt>{}</dt><dd id=\"{id}\">{}</dd></div>", esc(label), esc(value));
     };
     let none = "-".to_string();
-    fact(out, "latest run date loaded", &f.latest_run_date.map(|d| d.to_string()).unwrap_or(none.clone()), "latest-run-date");
+    fact(
+        out,
+        "latest run date loaded",
+        &f.latest_run_date.map(|d| d.to_string()).unwrap_or(none.clone()),
+        "latest-run-date",
+    );
     fact(out, "its run id", f.run_id.as_deref().unwrap_or("no succeeded run manifest"), "latest-run-id");
     fact(
         out,
@@ -277,7 +282,11 @@ fn quality_section(out: &mut String, data: &ReportData, links: &RejectsLinks) {
         source_block(out, history, &data.staging_bucket, links);
     }
     if !data.unreadable_manifests.is_empty() {
-        let _ = writeln!(out, "<p class=\"warn\">{} manifest(s) under _runs/ could not be read:</p><ul>", data.unreadable_manifests.len());
+        let _ = writeln!(
+            out,
+            "<p class=\"warn\">{} manifest(s) under _runs/ could not be read:</p><ul>",
+            data.unreadable_manifests.len()
+        );
         for name in &data.unreadable_manifests {
             let _ = writeln!(out, "<li><code>{}</code></li>", esc(name));
         }
@@ -302,7 +311,8 @@ fn source_block(out: &mut String, history: &SourceHistory, staging: &str, links:
     for (i, run) in history.runs.iter().enumerate() {
         let y = i as i64 * ROW + 2;
         let kept = run.counts.rows_out as i64 * WIDTH / max;
-        let rejected = if run.counts.rows_rejected > 0 { (run.counts.rows_rejected as i64 * WIDTH / max).max(2) } else { 0 };
+        let rejected =
+            if run.counts.rows_rejected > 0 { (run.counts.rows_rejected as i64 * WIDTH / max).max(2) } else { 0 };
         let _ = write!(
             out,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect class=\"seg-out\" x=\"{LABEL}\" y=\"{y}\" width=\"{kept}\" height=\"{}\"><title>kept {}</title></rect><rect class=\"seg-rej\" x=\"{}\" y=\"{y}\" width=\"{rejected}\" height=\"{}\"><title>rejected {}</title></rect><text x=\"{}\" y=\"{}\">{} rejected</text>",
@@ -424,7 +434,8 @@ mod tests {
         answers[0].rows[0][0] = Some(hostile.to_string());
         let mut d = data(answers);
         d.quality[0].source = "<img src=x onerror=alert(1)>".into();
-        d.freshness.latest_failure = Some(("r<1>".into(), "2021-11-01".into(), "failed".into(), Some("<b>boom</b>".into())));
+        d.freshness.latest_failure =
+            Some(("r<1>".into(), "2021-11-01".into(), "failed".into(), Some("<b>boom</b>".into())));
         let page = render(&d, &RejectsLinks::BesideManifest);
         assert!(!page.contains("<script"), "a script tag got through");
         assert!(!page.contains("<img"), "an img tag got through");
@@ -444,10 +455,20 @@ mod tests {
         let answers = five();
         let page = render(&data(answers.clone()), &RejectsLinks::None);
         for answer in &answers {
-            let section = page.split(&format!("id=\"{}\"", answer.name)).nth(1).unwrap().split("</section>").next().unwrap();
+            let section =
+                page.split(&format!("id=\"{}\"", answer.name)).nth(1).unwrap().split("</section>").next().unwrap();
             // The table shows every value of every row.
             for row in &answer.rows {
-                let cells: String = row.iter().map(|v| format!("<td{}>{}</td>", if v.as_deref().unwrap().parse::<f64>().is_ok() { " class=\"num\"" } else { "" }, esc(v.as_deref().unwrap()))).collect();
+                let cells: String = row
+                    .iter()
+                    .map(|v| {
+                        format!(
+                            "<td{}>{}</td>",
+                            if v.as_deref().unwrap().parse::<f64>().is_ok() { " class=\"num\"" } else { "" },
+                            esc(v.as_deref().unwrap())
+                        )
+                    })
+                    .collect();
                 assert!(section.contains(&format!("<tr>{cells}</tr>")), "{}: row {row:?} missing", answer.name);
             }
             // Each bar carries the value of its row (Total is not a bar).
@@ -464,18 +485,26 @@ mod tests {
                 .collect();
             assert_eq!(chart_values, expected, "{}", answer.name);
         }
-        assert!(page.contains("25 reviews in California, New York and Texas together: California 12, New York 8 and Texas 5."));
+        assert!(page
+            .contains("25 reviews in California, New York and Texas together: California 12, New York 8 and Texas 5."));
         assert!(page.contains("Ohio and Texas have the most reviews from a computer in Chrome: 7 reviews each."));
         assert!(page.contains("Mobile in the east (40 reviews); Computer in the west (12 reviews)"));
-        assert!(page.contains("In 2021 the most reviews came from California (20 reviews), the fewest from Wyoming (0 reviews)."));
+        assert!(page.contains(
+            "In 2021 the most reviews came from California (20 reviews), the fewest from Wyoming (0 reviews)."
+        ));
         // Most / fewest are highlighted.
         let q1 = page.split("id=\"q1_reviews_in_ca_ny_tx\"").nth(1).unwrap();
-        assert!(q1.contains("class=\"bar most\" x=\"130\" y=\"2\" width=\"420\""), "California is the longest, marked most");
+        assert!(
+            q1.contains("class=\"bar most\" x=\"130\" y=\"2\" width=\"420\""),
+            "California is the longest, marked most"
+        );
         assert!(q1.contains("class=\"bar fewest\""));
         // Freshness and quality come from the data too.
         assert!(page.contains("<dd id=\"latest-run-id\">2021-10-31-abc</dd>"));
         assert!(page.contains("<dd id=\"latest-age\">3 h 00 min</dd>"));
-        assert!(page.contains("<td class=\"num\">10</td><td class=\"num\">7</td><td class=\"num\">3</td><td>bad_date 2, bad_xml 1</td>"));
+        assert!(page.contains(
+            "<td class=\"num\">10</td><td class=\"num\">7</td><td class=\"num\">3</td><td>bad_date 2, bad_xml 1</td>"
+        ));
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub async fn after_run(
 ) -> AnalystsSummary {
     let Some(warehouse) = warehouse else {
         let (kind, text) = match plan.config.warehouse.kind.as_str() {
-            "redshift" => ("redshift", "Redshift (the driver does not read it back: run sql/questions/ there)".to_string()),
+            "redshift" => {
+                ("redshift", "Redshift (the driver does not read it back: run sql/questions/ there)".to_string())
+            }
             _ => ("none", format!("no warehouse: the load files are in {}", plan.uris.load_root)),
         };
         return AnalystsSummary { warehouse_kind: kind.into(), warehouse: text, ..Default::default() };
@@ -65,12 +67,8 @@ pub async fn after_run(
     };
     summary.fact_rows =
         Some(data.loaded.iter().find(|d| d.run_date.to_string() == manifest.run_date).map_or(0, |d| d.fact_rows));
-    summary.answers = data
-        .answers
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("{}. {} {}", i + 1, a.question, sentence(a)))
-        .collect();
+    summary.answers =
+        data.answers.iter().enumerate().map(|(i, a)| format!("{}. {} {}", i + 1, a.question, sentence(a))).collect();
     let uri = super::report_uri(&staging, &manifest.run_date);
     let page = render(&data, &RejectsLinks::BesideManifest);
     match store.put_bytes(&uri, Bytes::from(page)).await {

@@ -100,7 +100,9 @@ pub fn sentence(answer: &Answer) -> String {
             .map(|r| (cell(answer, r, column).unwrap_or_else(|| "NULL".into()), number(answer, r, "reviews")))
             .collect()
     };
-    let total = rows.iter().find(|r| cell(answer, r, answer.columns.first().map_or("", String::as_str)).as_deref() == Some("Total"));
+    let total = rows
+        .iter()
+        .find(|r| cell(answer, r, answer.columns.first().map_or("", String::as_str)).as_deref() == Some("Total"));
     let total = total.map(|r| number(answer, r, "reviews"));
     match answer.name.as_str() {
         "q1_reviews_in_ca_ny_tx" => {
@@ -111,7 +113,9 @@ pub fn sentence(answer: &Answer) -> String {
             let parts: Vec<String> = named("device").into_iter().map(|(d, n)| format!("{d} {n}")).collect();
             match total.unwrap_or(0) {
                 0 => "None of the reviews in those three states was written with an Apple device.".to_string(),
-                n => format!("{} in those three states were written with an Apple device: {}.", reviews(n), list(&parts)),
+                n => {
+                    format!("{} in those three states were written with an Apple device: {}.", reviews(n), list(&parts))
+                }
             }
         }
         "q3_location_most_computer_chrome" => {
@@ -122,7 +126,11 @@ pub fn sentence(answer: &Answer) -> String {
                     let names: Vec<String> = found.iter().map(|(l, _)| l.clone()).collect();
                     let verb = if names.len() > 1 { "have" } else { "has" };
                     let each = if names.len() > 1 { " each" } else { "" };
-                    format!("{} {verb} the most reviews from a computer in Chrome: {}{each}.", list(&names), reviews(*n))
+                    format!(
+                        "{} {verb} the most reviews from a computer in Chrome: {}{each}.",
+                        list(&names),
+                        reviews(*n)
+                    )
                 }
             }
         }
