@@ -42,7 +42,11 @@ QUESTIONS = [
 DIMS = {
     "dim_date": (
         "id_dim_date,log_date,day,month,year,season",
-        ["0,,,,,Unknown", "20210425,2021-04-25,25,4,2021,Spring", "20201103,2020-11-03,3,11,2020,Fall"],
+        [
+            "0,,,,,Unknown",
+            "20210425,2021-04-25,25,4,2021,Spring",
+            "20201103,2020-11-03,3,11,2020,Fall",
+        ],
     ),
     "dim_devices": ("id_dim_devices,device", ["0,Unknown", "1,Mobile", "2,Computer", "3,Tablet"]),
     "dim_location": (
@@ -59,8 +63,14 @@ DIMS = {
             f'7,"{HOSTILE}",,Unknown',
         ],
     ),
-    "dim_os": ("id_dim_os,os", ["0,Unknown", "1,Apple iOS", "2,Apple MacOS", "3,Microsoft Windows", "4,Linux"]),
-    "dim_browser": ("id_dim_browser,browser", ["0,Unknown", "1,Safari", "2,Google Chrome", "3,Mozilla Firefox"]),
+    "dim_os": (
+        "id_dim_os,os",
+        ["0,Unknown", "1,Apple iOS", "2,Apple MacOS", "3,Microsoft Windows", "4,Linux"],
+    ),
+    "dim_browser": (
+        "id_dim_browser,browser",
+        ["0,Unknown", "1,Safari", "2,Google Chrome", "3,Mozilla Firefox"],
+    ),
 }
 FACT_HEADER = (
     "customerid,id_dim_date,id_dim_devices,id_dim_location,id_dim_os,id_dim_browser,"
@@ -86,19 +96,27 @@ def fact_rows() -> list[str]:
         seen.add(key)
         count = 1 + state // 67200 % 9
         rows.append(
-            ",".join(str(k) for k in key) + f",{key[0] * 3}.25000,{state % (count + 1)},{count},{RUN_DATE}"
+            ",".join(str(k) for k in key)
+            + f",{key[0] * 3}.25000,{state % (count + 1)},{count},{RUN_DATE}"
         )
     return rows
 
 
 def write_part(folder: Path, header: str, lines: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    with gzip.open(folder / "part-00000-test-c000.csv.gz", "wt", encoding="utf-8", newline="") as out:
+    with gzip.open(
+        folder / "part-00000-test-c000.csv.gz", "wt", encoding="utf-8", newline=""
+    ) as out:
         out.write(header + "\n" + "\n".join(lines) + "\n")
 
 
 def manifest() -> dict:
-    counts = {"rows_in": 100, "rows_out": 96, "rows_rejected": 4, "rejected_by_reason": {"bad_xml": 1, "bad_date": 3}}
+    counts = {
+        "rows_in": 100,
+        "rows_out": 96,
+        "rows_rejected": 4,
+        "rejected_by_reason": {"bad_xml": 1, "bad_date": 3},
+    }
     return {
         "run_id": RUN_ID,
         "run_date": RUN_DATE,
@@ -141,7 +159,10 @@ def png_pixels(png: bytes) -> tuple[int, int, int, list[bytes]]:
     stride = width * channels
     rows, previous = [], bytearray(stride)
     for y in range(height):
-        filter_type, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        filter_type, line = (
+            raw[y * (stride + 1)],
+            bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]),
+        )
         for i in range(stride):
             left = line[i - channels] if i >= channels else 0
             up, up_left = previous[i], previous[i - channels] if i >= channels else 0
@@ -154,7 +175,9 @@ def png_pixels(png: bytes) -> tuple[int, int, int, list[bytes]]:
             elif filter_type == 4:
                 p = left + up - up_left
                 pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
-                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else up_left)) & 0xFF
+                line[i] = (
+                    line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else up_left)
+                ) & 0xFF
         rows.append(bytes(line))
         previous = line
     return width, height, channels, rows
@@ -187,16 +210,38 @@ def report(tmp_path_factory):
     write_part(load_root / "fact_movie_analytics", FACT_HEADER, fact_rows())
     (lake / STAGING / "_runs").mkdir(parents=True)
     (lake / STAGING / "_runs" / f"{RUN_ID}.json").write_text(json.dumps(manifest()))
-    common = ["--lake-dir", str(lake), "--set", f"buckets.staging={STAGING}", "--set", "pipeline.target=local"]
+    common = [
+        "--lake-dir",
+        str(lake),
+        "--set",
+        f"buckets.staging={STAGING}",
+        "--set",
+        "pipeline.target=local",
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "WAREHOUSE_URL")}
     subprocess.run(
-        [str(DRIVER), "load-warehouse", "--date", RUN_DATE, "--load-root",
-         f"s3://{STAGING}/warehouse_load/dt={RUN_DATE}", "--sqlite", str(warehouse), *common],
-        cwd=REPO, env=env, check=True, capture_output=True,
+        [
+            str(DRIVER),
+            "load-warehouse",
+            "--date",
+            RUN_DATE,
+            "--load-root",
+            f"s3://{STAGING}/warehouse_load/dt={RUN_DATE}",
+            "--sqlite",
+            str(warehouse),
+            *common,
+        ],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     subprocess.run(
         [str(DRIVER), "report", "--html", str(page), "--sqlite", str(warehouse), *common],
-        cwd=REPO, env=env, check=True, capture_output=True,
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     return page, warehouse
 
@@ -206,7 +251,10 @@ def independent_answers(warehouse: Path) -> dict[str, list[list[str]]]:
     conn = sqlite3.connect(f"file:{warehouse}?mode=ro", uri=True)
     try:
         return {
-            name: [[as_text(v) for v in row] for row in conn.execute((REPO / "sql" / "questions" / f"{name}.sql").read_text())]
+            name: [
+                [as_text(v) for v in row]
+                for row in conn.execute((REPO / "sql" / "questions" / f"{name}.sql").read_text())
+            ]
             for name in QUESTIONS
         }
     finally:
@@ -217,7 +265,9 @@ def test_the_report_opens_offline_in_chromium_with_the_sql_answers(report):
     chromium = chromium_path()
     if chromium is None:
         pytest.skip("no Chromium: run scripts/setup-browser.sh (apt-get install -y chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements/dev.txt")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is in requirements/dev.txt"
+    )
     page_file, warehouse = report
     url = page_file.resolve().as_uri()
     expected = independent_answers(warehouse)
@@ -244,7 +294,10 @@ def test_the_report_opens_offline_in_chromium_with_the_sql_answers(report):
             page.wait_for_timeout(300)  # lets any late fetch (a hostile <img>, a font) show up
             assert requests == [url], f"requests left the file: {requests}"
             assert seen == [url], f"requests left the file: {seen}"
-            assert page.evaluate("() => document.querySelectorAll('img, script, link, iframe').length") == 0
+            assert (
+                page.evaluate("() => document.querySelectorAll('img, script, link, iframe').length")
+                == 0
+            )
 
             # The hostile location is text on the page, never markup.
             assert HOSTILE in page.inner_text("body")
@@ -258,7 +311,11 @@ def test_the_report_opens_offline_in_chromium_with_the_sql_answers(report):
                 bars = section.locator("rect[data-value]").evaluate_all(
                     "rs => rs.map(r => [r.dataset.label, Number(r.dataset.value)])"
                 )
-                label = 1 if name in ("q4_states_most_fewest_2021", "q5_most_used_device_east_west") else 0
+                label = (
+                    1
+                    if name in ("q4_states_most_fewest_2021", "q5_most_used_device_east_west")
+                    else 0
+                )
                 assert bars == [[r[label], int(r[-1])] for r in rows if r[0] != "Total"], name
                 sentence = section.locator("p.answer").inner_text()
                 for r in rows:
@@ -273,11 +330,15 @@ def test_the_report_opens_offline_in_chromium_with_the_sql_answers(report):
 
             # A phone: nothing wider than the screen.
             page.set_viewport_size({"width": 390, "height": 844})
-            overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            overflow = page.evaluate(
+                "() => document.documentElement.scrollWidth - window.innerWidth"
+            )
             assert overflow <= 1, f"the page is {overflow}px wider than a phone"
             assert luminance_variance(page.screenshot()) > 100
             # Print: the SQL is shown in full.
             page.emulate_media(media="print")
-            assert page.locator("pre").first.evaluate("e => getComputedStyle(e).maxHeight") == "none"
+            assert (
+                page.locator("pre").first.evaluate("e => getComputedStyle(e).maxHeight") == "none"
+            )
         finally:
             browser.close()
