@@ -190,7 +190,7 @@ impl RunManifest {
                     let _ = writeln!(out, "fact_movie_analytics: {rows} rows for {} in {}", self.run_date, a.warehouse);
                 }
                 None => {
-                    let _ = writeln!(out, "fact_movie_analytics: in {}", a.warehouse);
+                    let _ = writeln!(out, "fact_movie_analytics: {}", a.warehouse);
                 }
             }
             if !a.answers.is_empty() {

@@ -89,6 +89,8 @@ pub struct Databases {
     pub source_url: Option<String>,
     /// The warehouse (PostgreSQL, or Redshift when `[warehouse] kind = "redshift"`).
     pub warehouse_url: Option<String>,
+    /// Without a warehouse URL: the embedded SQLite warehouse file to load (a local run).
+    pub embedded_warehouse: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -197,8 +199,7 @@ impl Pipeline {
             manifest.error = Some(e.chain().join(": "));
         }
         // The answers and the HTML report beside the manifest (a problem there is a warning).
-        let warehouse =
-            crate::reporting::run::run_warehouse(&self.plan, self.options.databases.warehouse_url.as_deref());
+        let warehouse = crate::reporting::run::run_warehouse(&self.plan, &self.options.databases);
         manifest.analysts = Some(
             crate::reporting::run::after_run(
                 self.store.as_ref(),
@@ -725,9 +726,7 @@ impl Pipeline {
     async fn load_warehouse(&self, manifest: &mut RunManifest) -> Result<()> {
         let Some(url) = self.options.databases.warehouse_url.clone() else {
             // A local run without a database: the embedded warehouse file under the lake.
-            if let Some(crate::db::target::Warehouse::Embedded { path }) =
-                crate::reporting::run::run_warehouse(&self.plan, None)
-            {
+            if let Some(path) = self.options.databases.embedded_warehouse.clone() {
                 return self.driver_step(manifest, LOAD_WAREHOUSE, self.load_embedded(path)).await;
             }
             let record = manifest.step_mut(LOAD_WAREHOUSE).expect("load_warehouse is in every manifest");

@@ -129,8 +129,10 @@ fn run_options(args: &Args, plan: &Plan) -> RunOptions {
     };
     let source_url = args.database_url.clone().filter(|u| !u.is_empty());
     let warehouse_url = args.warehouse_url.clone().filter(|u| !u.is_empty()).or_else(|| source_url.clone());
+    // A local run without a database loads the embedded warehouse file under the lake.
+    let embedded_warehouse = if warehouse_url.is_none() { crate::reporting::run::default_embedded(plan) } else { None };
     RunOptions {
-        databases: Databases { source_url, warehouse_url },
+        databases: Databases { source_url, warehouse_url, embedded_warehouse },
         owner: std::env::var("USER").unwrap_or_else(|_| "emr-driver".into()),
         break_stale_lock: args.break_stale_lock,
         force: args.force,

@@ -14,25 +14,29 @@ use crate::config::Target;
 use crate::db::embedded;
 use crate::db::target::Warehouse;
 use crate::manifest::{AnalystsSummary, RunManifest};
+use crate::pipeline::Databases;
 use crate::plan::Plan;
 use crate::store::local::LocalStore;
 use crate::store::ObjectStore;
 
 /// The warehouse a run loads: PostgreSQL when a warehouse URL is given (`[warehouse] kind =
-/// "postgres"`), the embedded SQLite file of the lake for a local run without one, none
-/// otherwise (Redshift is loaded but not read back by the driver; an EMR run without a
-/// warehouse leaves the load files in staging).
-pub fn run_warehouse(plan: &Plan, warehouse_url: Option<&str>) -> Option<Warehouse> {
-    match warehouse_url {
-        Some(url) if plan.config.warehouse.kind == "postgres" => {
+/// "postgres"`), the embedded SQLite file when the run has one (a local run without a
+/// database), none otherwise (Redshift is loaded but not read back by the driver; an EMR run
+/// without a warehouse leaves the load files in staging).
+pub fn run_warehouse(plan: &Plan, databases: &Databases) -> Option<Warehouse> {
+    match (&databases.warehouse_url, &databases.embedded_warehouse) {
+        (Some(url), _) if plan.config.warehouse.kind == "postgres" => {
             Some(Warehouse::Postgres { url: url.to_string(), schema: plan.config.warehouse.schema.clone() })
         }
-        Some(_) => None,
-        None if plan.target == Target::Local => {
-            Some(Warehouse::Embedded { path: embedded::default_path(Path::new(&plan.config.local.lake_dir)) })
-        }
-        None => None,
+        (Some(_), _) => None,
+        (None, Some(path)) => Some(Warehouse::Embedded { path: path.clone() }),
+        (None, None) => None,
     }
+}
+
+/// The embedded warehouse of a local run without a database: `<lake_dir>/warehouse/movie_analytics.sqlite`.
+pub fn default_embedded(plan: &Plan) -> Option<std::path::PathBuf> {
+    (plan.target == Target::Local).then(|| embedded::default_path(Path::new(&plan.config.local.lake_dir)))
 }
 
 /// Reads the answers, writes the report, and says what to print.
@@ -45,9 +49,10 @@ pub async fn after_run(
 ) -> AnalystsSummary {
     let Some(warehouse) = warehouse else {
         let (kind, text) = match plan.config.warehouse.kind.as_str() {
-            "redshift" => {
-                ("redshift", "Redshift (the driver does not read it back: run sql/questions/ there)".to_string())
-            }
+            "redshift" => (
+                "redshift",
+                "loaded into Redshift (the driver does not read it back: run sql/questions/ there)".to_string(),
+            ),
             _ => ("none", format!("no warehouse: the load files are in {}", plan.uris.load_root)),
         };
         return AnalystsSummary { warehouse_kind: kind.into(), warehouse: text, ..Default::default() };
