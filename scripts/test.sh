@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 # first would compile the AWS SDK twice, once without and once with the test features).
 SKIP_DRIVER_BUILD=1 ./scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
+# Headless Chromium for tests/test_report_browser.py (installed only when missing; the test
+# skips with the reason when it cannot be installed).
+./scripts/setup-browser.sh || echo "setup-browser: no Chromium, the report's browser test will be skipped"
 
 # PostgreSQL on 127.0.0.1:5432 is used by the database and end-to-end tests.
 if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -33,6 +33,10 @@ pub enum ExitCode {
     /// The EMR cluster ended (TERMINATED_WITH_ERRORS, terminated under the run) or never became
     /// WAITING / RUNNING; its `StateChangeReason` is printed.
     ClusterFailed = 10,
+    /// `check`: the newest run date loaded is older than `--max-age` (or nothing is loaded).
+    Stale = 11,
+    /// `check`: the newest run ended without succeeding.
+    RunFailed = 12,
 }
 
 impl ExitCode {

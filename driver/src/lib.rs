@@ -20,6 +20,7 @@ pub mod plan;
 pub mod poll;
 pub mod preflight;
 pub mod render;
+pub mod reporting;
 pub mod runner;
 pub mod secrets;
 pub mod serverless;

@@ -148,6 +148,30 @@ pub struct RunManifest {
     /// normalized instance hours (EMR).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<ResourceUsage>,
+    /// What the run left for analysts (warehouse, the date's fact rows, the answers, the
+    /// report); absent in manifests written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysts: Option<AnalystsSummary>,
+}
+
+/// Where the run's data is and what it says, for the end of the summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnalystsSummary {
+    /// `postgres`, `sqlite` or `redshift`.
+    pub warehouse_kind: String,
+    /// For people, password redacted: `the embedded SQLite warehouse .lake/...`.
+    pub warehouse: String,
+    /// `fact_movie_analytics` rows of the run date in the warehouse.
+    pub fact_rows: Option<u64>,
+    /// `N. question — answer in words`, one per question.
+    #[serde(default)]
+    pub answers: Vec<String>,
+    /// `s3://<staging>/reports/dt=D/report.html`.
+    pub report_uri: Option<String>,
+    /// The report as a local file, when the store is the local lake.
+    pub report_path: Option<String>,
+    /// Why the answers or the report are missing.
+    pub error: Option<String>,
 }
 
 impl RunManifest {
@@ -228,6 +252,33 @@ impl RunManifest {
                 );
             }
         }
+        if let Some(a) = &self.analysts {
+            match a.fact_rows {
+                Some(rows) => {
+                    let _ = writeln!(out, "fact_movie_analytics: {rows} rows for {} in {}", self.run_date, a.warehouse);
+                }
+                None => {
+                    let _ = writeln!(out, "fact_movie_analytics: {}", a.warehouse);
+                }
+            }
+            if !a.answers.is_empty() {
+                let heading = if self.state == RunState::Succeeded {
+                    "the five questions:"
+                } else {
+                    "the five questions, from the data already in the warehouse (this run did not succeed):"
+                };
+                let _ = writeln!(out, "{heading}");
+                for answer in &a.answers {
+                    let _ = writeln!(out, "  {answer}");
+                }
+            }
+            if let Some(report) = a.report_path.as_ref().or(a.report_uri.as_ref()) {
+                let _ = writeln!(out, "report: {report}");
+            }
+            if let Some(problem) = &a.error {
+                let _ = writeln!(out, "warning: {problem}");
+            }
+        }
         if let Some(error) = &self.error {
             let _ = writeln!(out, "error: {error}");
         }
@@ -296,6 +347,7 @@ mod tests {
             manifest_uri: "s3://staging/_runs/2021-10-31-abcdef012345.json".into(),
             error: None,
             usage: None,
+            analysts: None,
         }
     }
 
@@ -321,6 +373,24 @@ mod tests {
         assert!(text.contains("run 2021-10-31-abcdef012345 (2021-10-31, target local): succeeded in 2m05s"), "{text}");
         assert!(text.contains("parse_logs") && text.contains("COMPLETED") && text.contains("40.0s"), "{text}");
         assert!(text.contains("bad_xml=1"), "{text}");
+        assert!(!text.contains("fact_movie_analytics"), "{text}");
+        m.analysts = Some(AnalystsSummary {
+            warehouse_kind: "sqlite".into(),
+            warehouse: "the embedded SQLite warehouse .lake/warehouse/movie_analytics.sqlite".into(),
+            fact_rows: Some(42),
+            answers: vec!["1. How many? 25 reviews.".into()],
+            report_uri: Some("s3://staging/reports/dt=2021-10-31/report.html".into()),
+            report_path: Some(".lake/staging/reports/dt=2021-10-31/report.html".into()),
+            error: None,
+        });
+        let text = m.summary();
+        assert!(
+            text.contains(
+                "fact_movie_analytics: 42 rows for 2021-10-31 in the embedded SQLite warehouse .lake/warehouse/movie_analytics.sqlite\n\
+                 the five questions:\n  1. How many? 25 reviews.\nreport: .lake/staging/reports/dt=2021-10-31/report.html\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

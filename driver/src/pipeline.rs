@@ -93,6 +93,8 @@ pub struct Databases {
     pub source_url: Option<String>,
     /// The warehouse (PostgreSQL, or Redshift when `[warehouse] kind = "redshift"`).
     pub warehouse_url: Option<String>,
+    /// Without a warehouse URL: the embedded SQLite warehouse file to load (a local run).
+    pub embedded_warehouse: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -275,6 +277,18 @@ impl Pipeline {
         if let Err(e) = &result {
             manifest.error = Some(e.chain().join(": "));
         }
+        // The answers and the HTML report beside the manifest (a problem there is a warning).
+        let warehouse = crate::reporting::run::run_warehouse(&self.plan, &self.options.databases);
+        manifest.analysts = Some(
+            crate::reporting::run::after_run(
+                self.store.as_ref(),
+                &self.plan,
+                warehouse.as_ref(),
+                &manifest,
+                self.clock.now(),
+            )
+            .await,
+        );
         let written = self.write_manifest(&manifest).await;
         let result = result.and(written);
         (manifest, result)
@@ -345,6 +359,7 @@ impl Pipeline {
             manifest_uri: self.plan.uris.manifest.clone(),
             error: None,
             usage: None,
+            analysts: None,
         }
     }
 
@@ -966,6 +981,10 @@ impl Pipeline {
 
     async fn load_warehouse(&self, manifest: &mut RunManifest) -> Result<()> {
         let Some(url) = self.options.databases.warehouse_url.clone() else {
+            // A local run without a database: the embedded warehouse file under the lake.
+            if let Some(path) = self.options.databases.embedded_warehouse.clone() {
+                return self.driver_step(manifest, LOAD_WAREHOUSE, self.load_embedded(path)).await;
+            }
             let record = manifest.step_mut(LOAD_WAREHOUSE).expect("load_warehouse is in every manifest");
             record.state = "SKIPPED".into();
             record.metrics = Some(
@@ -975,6 +994,16 @@ impl Pipeline {
             return Ok(());
         };
         self.driver_step(manifest, LOAD_WAREHOUSE, self.load_warehouse_inner(&url)).await
+    }
+
+    async fn load_embedded(&self, path: std::path::PathBuf) -> Result<Value> {
+        let load_root = ObjectUri::parse(&self.plan.uris.load_root)?;
+        self.progress.line(&format!("loading {load_root} into the embedded warehouse {}", path.display()));
+        let report =
+            crate::db::embedded::load_run(&path, Arc::clone(&self.store), &load_root, self.plan.run_date).await?;
+        let mut metrics = serde_json::to_value(&report).unwrap_or_default();
+        metrics["warehouse"] = serde_json::json!({"kind": "sqlite", "location": path.display().to_string()});
+        Ok(metrics)
     }
 
     async fn load_warehouse_inner(&self, url: &str) -> Result<Value> {

@@ -568,3 +568,277 @@ async fn a_half_written_output_is_never_loaded() {
     assert_eq!(warehouse_state(&client).await, before, "nothing changed");
     emr_driver::db::warehouse::check_complete(&f.store, &load_root("2021-10-31")).await.unwrap();
 }
+
+// ---- what BI tools see: views, keys, comments (PostgreSQL) and the embedded SQLite twin ----
+
+/// The load files with `amount_spent` made customer-level, as build_fact writes it: the same
+/// value on every row of a customer within a date (some negative: returns), another value on
+/// another date.
+fn with_customer_spend(files: &LoadFiles, run_date: &str) -> LoadFiles {
+    let mut files = files.clone();
+    let salt: u64 = run_date.bytes().map(u64::from).sum();
+    let fact = files.tables.get_mut("fact_movie_analytics").unwrap();
+    for line in fact.iter_mut() {
+        let mut fields: Vec<String> = line.split(',').map(str::to_string).collect();
+        let customer: u64 = fields[0].parse().unwrap();
+        let units = (customer * 7919 + salt * 104_729) % 900_000_000;
+        let sign = if customer % 5 == 0 { "-" } else { "" };
+        fields[6] = format!("{sign}{}.{:05}", units / 100_000, units % 100_000);
+        *line = fields.join(",");
+    }
+    files
+}
+
+/// Per customer, the spend of its latest date, in units of 1e-5, summed: the right total.
+fn expected_total_spend(runs: &[(&str, &LoadFiles)]) -> (i128, usize) {
+    let mut latest: BTreeMap<String, (String, i128)> = BTreeMap::new();
+    for (run_date, files) in runs {
+        for line in &files.tables["fact_movie_analytics"] {
+            let fields: Vec<&str> = line.split(',').collect();
+            let (whole, frac) = fields[6].split_once('.').unwrap();
+            let negative = whole.starts_with('-');
+            let units =
+                whole.trim_start_matches('-').parse::<i128>().unwrap() * 100_000 + frac.parse::<i128>().unwrap();
+            let units = if negative { -units } else { units };
+            let entry = latest.entry(fields[0].to_string()).or_insert((run_date.to_string(), units));
+            if *run_date >= entry.0.as_str() {
+                *entry = (run_date.to_string(), units);
+            }
+        }
+    }
+    (latest.values().map(|(_, units)| units).sum(), latest.len())
+}
+
+fn decimal_5(units: i128) -> String {
+    let sign = if units < 0 { "-" } else { "" };
+    format!("{sign}{}.{:05}", units.abs() / 100_000, units.abs() % 100_000)
+}
+
+#[tokio::test]
+async fn every_load_leaves_the_views_keys_and_comments_bi_tools_read() {
+    let f = fixture("wh_views").await;
+    let mut client = f.db.client().await;
+    let d1 = with_customer_spend(&run_files("2021-10-31", 7, base_dims()), "2021-10-31");
+    let d2 = with_customer_spend(&run_files("2021-11-01", 4242, base_dims()), "2021-11-01");
+    write_files(&f.store, &load_root("2021-10-31"), &d1).await;
+    write_files(&f.store, &load_root("2021-11-01"), &d2).await;
+    load_run(&mut client, &f.store, SCHEMA, &load_root("2021-10-31"), date("2021-10-31")).await.unwrap();
+    // A warehouse made before the keys existed: the next load adds them back.
+    for row in client
+        .query(
+            "SELECT constraint_name::text FROM information_schema.table_constraints \
+             WHERE table_schema = $1 AND table_name = 'fact_movie_analytics' AND constraint_type = 'FOREIGN KEY'",
+            &[&SCHEMA],
+        )
+        .await
+        .unwrap()
+    {
+        let name: String = row.get(0);
+        client
+            .batch_execute(&format!("ALTER TABLE {SCHEMA}.fact_movie_analytics DROP CONSTRAINT {name}"))
+            .await
+            .unwrap();
+    }
+    load_run(&mut client, &f.store, SCHEMA, &load_root("2021-11-01"), date("2021-11-01")).await.unwrap();
+
+    // Primary keys on every dimension, a foreign key from the fact to each.
+    let keys = client
+        .query(
+            "SELECT tc.table_name::text, tc.constraint_type::text, kcu.column_name::text \
+             FROM information_schema.table_constraints tc JOIN information_schema.key_column_usage kcu \
+               ON kcu.constraint_name = tc.constraint_name AND kcu.constraint_schema = tc.constraint_schema \
+             WHERE tc.table_schema = $1 AND tc.constraint_type IN ('PRIMARY KEY', 'FOREIGN KEY')",
+            &[&SCHEMA],
+        )
+        .await
+        .unwrap();
+    let keys: BTreeSet<(String, String, String)> = keys.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    for dim in &DIMENSIONS {
+        assert!(keys.contains(&(dim.table.into(), "PRIMARY KEY".into(), dim.id.into())), "{keys:?}");
+        assert!(keys.contains(&("fact_movie_analytics".into(), "FOREIGN KEY".into(), dim.id.into())), "{keys:?}");
+    }
+    let fks = keys.iter().filter(|k| k.1 == "FOREIGN KEY").count();
+    assert_eq!(fks, DIMENSIONS.len(), "one foreign key per dimension, none doubled: {keys:?}");
+
+    // A comment on every table, view and column.
+    let relations = client
+        .query(
+            "SELECT c.relname::text, c.relkind::text, obj_description(c.oid, 'pg_class') FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'v')",
+            &[&SCHEMA],
+        )
+        .await
+        .unwrap();
+    let described: BTreeMap<String, (String, Option<String>)> =
+        relations.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect();
+    assert_eq!(described["v_fact_movie_analytics"].0, "v");
+    assert_eq!(described["v_customer_spend"].0, "v");
+    assert_eq!(described.len(), 8, "{described:?}");
+    for (name, (_, comment)) in &described {
+        assert!(comment.as_deref().is_some_and(|c| c.len() > 10), "{name} has no comment");
+    }
+    let uncommented = client
+        .query(
+            "SELECT c.relname::text || '.' || a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'v') \
+             AND a.attnum > 0 AND NOT a.attisdropped AND col_description(c.oid, a.attnum) IS NULL",
+            &[&SCHEMA],
+        )
+        .await
+        .unwrap();
+    let uncommented: Vec<String> = uncommented.iter().map(|r| r.get(0)).collect();
+    assert!(uncommented.is_empty(), "columns without a comment: {uncommented:?}");
+    let spend_comment: String = client
+        .query_one(
+            "SELECT col_description(c.oid, a.attnum) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = 'fact_movie_analytics' \
+             AND a.attname = 'amount_spent'",
+            &[&SCHEMA],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(spend_comment.contains("sum it over distinct customers"), "{spend_comment}");
+
+    // v_fact_movie_analytics: every fact row once, with the dimension values by name.
+    let fact_rows = d1.tables["fact_movie_analytics"].len() + d2.tables["fact_movie_analytics"].len();
+    let view_rows: i64 =
+        client.query_one(&format!("SELECT COUNT(*) FROM {SCHEMA}.v_fact_movie_analytics"), &[]).await.unwrap().get(0);
+    assert_eq!(view_rows as usize, fact_rows);
+    let ca: i64 = client
+        .query_one(
+            &format!(
+                "SELECT COALESCE(SUM(review_count), 0)::bigint FROM {SCHEMA}.v_fact_movie_analytics \
+                 WHERE location = 'California' AND state_code = 'CA' AND region = 'West'"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let expected_ca: i64 = [&d1, &d2]
+        .iter()
+        .flat_map(|d| d.tables["fact_movie_analytics"].iter())
+        .filter(|l| l.split(',').nth(3) == Some("1"))
+        .map(|l| l.split(',').nth(8).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(ca, expected_ca);
+
+    // v_customer_spend: one row per customer, so SUM is the right total (the fact's own SUM
+    // over-counts: each customer's spend is on each of its rows).
+    let (expected_units, customers) = expected_total_spend(&[("2021-10-31", &d1), ("2021-11-01", &d2)]);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT SUM(net_spend)::text, COUNT(*), COUNT(DISTINCT customerid), SUM(reviews)::bigint, \
+                 SUM(positive_reviews)::bigint FROM {SCHEMA}.v_customer_spend"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let (total, rows, distinct): (String, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(total, decimal_5(expected_units));
+    assert_eq!((rows, distinct), (customers as i64, customers as i64));
+    let all_lines = || [&d1, &d2].into_iter().flat_map(|d| d.tables["fact_movie_analytics"].iter());
+    let field_sum = |i: usize| all_lines().map(|l| l.split(',').nth(i).unwrap().parse::<i64>().unwrap()).sum::<i64>();
+    assert_eq!(row.get::<_, i64>(3), field_sum(8), "reviews");
+    assert_eq!(row.get::<_, i64>(4), field_sum(7), "positive reviews");
+    let naive: String = client
+        .query_one(&format!("SELECT SUM(amount_spent)::text FROM {SCHEMA}.fact_movie_analytics"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(naive, total, "the test data must show the over-count the view avoids");
+}
+
+fn sqlite_lines(path: &std::path::Path, sql: &str) -> Vec<Vec<Option<String>>> {
+    let conn = emr_driver::db::embedded::open_read_only(path).unwrap();
+    emr_driver::db::embedded::query_text(&conn, path, sql, "test query").unwrap().1
+}
+
+#[tokio::test]
+async fn the_embedded_warehouse_loads_like_postgresql_and_answers_the_same() {
+    let f = fixture("wh_sqlite").await;
+    let mut client = f.db.client().await;
+    let d1 = with_customer_spend(&run_files("2021-10-31", 7, base_dims()), "2021-10-31");
+    let d2 = with_customer_spend(&run_files("2021-11-01", 4242, base_dims()), "2021-11-01");
+    write_files(&f.store, &load_root("2021-10-31"), &d1).await;
+    write_files(&f.store, &load_root("2021-11-01"), &d2).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("warehouse/movie_analytics.sqlite");
+    let store: std::sync::Arc<dyn ObjectStore> = std::sync::Arc::new(f.store.clone());
+    use emr_driver::db::embedded;
+    for (run_date, _) in [("2021-10-31", &d1), ("2021-11-01", &d2)] {
+        load_run(&mut client, &f.store, SCHEMA, &load_root(run_date), date(run_date)).await.unwrap();
+        let report = embedded::load_run(&path, store.clone(), &load_root(run_date), date(run_date)).await.unwrap();
+        assert_eq!(report.fact_rows_replaced, 0);
+    }
+    // A rerun of a date replaces its rows: same warehouse after.
+    let count = |p: &std::path::Path| {
+        sqlite_lines(p, "SELECT insert_date, COUNT(*) FROM fact_movie_analytics GROUP BY 1 ORDER BY 1")
+    };
+    let before = count(&path);
+    let report = embedded::load_run(&path, store.clone(), &load_root("2021-10-31"), date("2021-10-31")).await.unwrap();
+    assert_eq!(report.fact_rows_replaced, 80);
+    assert_eq!(count(&path), before);
+    assert_eq!(
+        before,
+        vec![vec![Some("2021-10-31".into()), Some("80".into())], vec![Some("2021-11-01".into()), Some("80".into())]]
+    );
+
+    // Each question's SQL, unchanged, gives the same answer on both (and the independent one).
+    let pg = run_report(&mut client, SCHEMA).await.unwrap();
+    let lite = embedded::run_report(&path).unwrap();
+    let expected = expected_answers(&Model::new(&[&d1, &d2]));
+    for ((p, l), e) in pg.iter().zip(&lite).zip(&expected) {
+        assert_eq!(p.columns, l.columns, "{}", p.name);
+        assert_eq!(p.rows, l.rows, "{}: PostgreSQL and SQLite disagree", p.name);
+        assert_eq!(&l.rows, e, "{}", l.name);
+    }
+
+    // Dimensions with their ids, identical to PostgreSQL's.
+    for dim in &DIMENSIONS {
+        let select = dim
+            .columns
+            .iter()
+            .map(|c| format!("coalesce(CAST({c} AS text), '')"))
+            .collect::<Vec<_>>()
+            .join(" || ',' || ");
+        let mut lines: Vec<String> = sqlite_lines(&path, &format!("SELECT {select} FROM {}", dim.table))
+            .into_iter()
+            .map(|r| r[0].clone().unwrap())
+            .collect();
+        lines.sort();
+        assert_eq!(lines, table_lines(&client, dim.table).await, "{}", dim.table);
+    }
+
+    // The views and the comments table.
+    let view_rows = sqlite_lines(&path, "SELECT COUNT(*), SUM(review_count) FROM v_fact_movie_analytics");
+    assert_eq!(view_rows[0][0].as_deref(), Some("160"));
+    let (units, customers) = expected_total_spend(&[("2021-10-31", &d1), ("2021-11-01", &d2)]);
+    let spend =
+        sqlite_lines(&path, "SELECT COUNT(*), COUNT(DISTINCT customerid), SUM(net_spend) FROM v_customer_spend");
+    assert_eq!(spend[0][0], Some(customers.to_string()));
+    assert_eq!(spend[0][1], Some(customers.to_string()));
+    let total: f64 = spend[0][2].as_deref().unwrap().parse().unwrap();
+    assert!((total - units as f64 / 100_000.0).abs() < 0.01, "{total} vs {units}");
+    let missing = sqlite_lines(
+        &path,
+        "SELECT m.name || '.' || p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+         WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_column_comments' \
+         AND NOT EXISTS (SELECT 1 FROM _column_comments c WHERE c.object_name = m.name AND c.column_name = p.name)",
+    );
+    assert!(missing.is_empty(), "columns without a comment: {missing:?}");
+    let objects = sqlite_lines(&path, "SELECT COUNT(*) FROM _column_comments WHERE column_name = ''");
+    assert_eq!(objects[0][0].as_deref(), Some("8"));
+
+    // An id that would change refuses the whole load and changes nothing.
+    let mut bad = d2.clone();
+    bad.tables.get_mut("dim_devices").unwrap()[1] = "1,Smartwatch".into();
+    write_files(&f.store, &load_root("2021-11-02"), &bad).await;
+    let snapshot = std::fs::read(&path).unwrap();
+    let err = embedded::load_run(&path, store.clone(), &load_root("2021-11-02"), date("2021-11-02")).await.unwrap_err();
+    assert!(matches!(err, DbError::DimIdConflict { .. }), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), snapshot, "a refused load leaves the file as it was");
+}

@@ -49,5 +49,12 @@ CREATE TABLE IF NOT EXISTS __SCHEMA__.fact_movie_analytics (
     amount_spent    decimal(18,5)  NOT NULL,
     review_score    bigint         NOT NULL,
     review_count    bigint         NOT NULL,
-    insert_date     date           NOT NULL         -- the run date; a rerun replaces its rows
+    insert_date     date           NOT NULL,        -- the run date; a rerun replaces its rows
+    -- Informational on Redshift (not enforced); enforced by PostgreSQL and SQLite. Tables made
+    -- before these keys existed get them from the driver (PostgreSQL: ALTER TABLE ... ADD).
+    FOREIGN KEY (id_dim_date)     REFERENCES __SCHEMA__.dim_date (id_dim_date),
+    FOREIGN KEY (id_dim_devices)  REFERENCES __SCHEMA__.dim_devices (id_dim_devices),
+    FOREIGN KEY (id_dim_location) REFERENCES __SCHEMA__.dim_location (id_dim_location),
+    FOREIGN KEY (id_dim_os)       REFERENCES __SCHEMA__.dim_os (id_dim_os),
+    FOREIGN KEY (id_dim_browser)  REFERENCES __SCHEMA__.dim_browser (id_dim_browser)
 );

@@ -21,6 +21,10 @@ pub struct Args {
     /// Print the Redshift load script (COPY ... IAM_ROLE) for this role instead of loading.
     #[arg(long)]
     pub redshift_iam_role: Option<String>,
+    /// Load into this embedded SQLite warehouse file instead of PostgreSQL (a local run
+    /// without a database uses <lake_dir>/warehouse/movie_analytics.sqlite).
+    #[arg(long, conflicts_with = "redshift_iam_role")]
+    pub sqlite: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub db: DbArgs,
     #[command(flatten)]
@@ -41,8 +45,13 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         return Ok(ExitCode::Success);
     }
     let store = args.lake.store(global).await?;
-    let mut client = db::connect(&args.db.database_url).await?;
-    let report = warehouse::load_run(&mut client, store.as_ref(), &args.schema, &load_root, args.date).await?;
+    let report = match &args.sqlite {
+        Some(path) => db::embedded::load_run(path, store, &load_root, args.date).await?,
+        None => {
+            let mut client = db::connect(&args.db.database_url).await?;
+            warehouse::load_run(&mut client, store.as_ref(), &args.schema, &load_root, args.date).await?
+        }
+    };
     match global.output {
         Output::Json => println!("{}", serde_json::to_string(&report).expect("report serialises")),
         Output::Text => {

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::error::{ExitCode, Result};
 
+mod check;
 mod deploy;
 mod export_user_purchase;
 mod generate;
@@ -88,6 +89,8 @@ pub enum Command {
     Report(report::Args),
     /// Write sample input files in the vendor formats.
     Generate(generate::Args),
+    /// Exit non-zero when the warehouse is stale or the newest run failed (for monitoring).
+    Check(check::Args),
 }
 
 /// Parses the command line, runs the command, prints any error chain on stderr and returns
@@ -134,6 +137,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::LoadWarehouse(args) => load_warehouse::run(args, g).await,
         Command::Report(args) => report::run(args, g).await,
         Command::Generate(args) => generate::run(args, g).await,
+        Command::Check(args) => check::run(args, g).await,
     }
 }
 

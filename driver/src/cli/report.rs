@@ -1,23 +1,87 @@
 //! `emr-driver report`: the five analysts' questions against the warehouse, as tables (or
-//! JSON with `--output json`).
+//! JSON with `--output json`); `--html FILE` also writes the self-contained HTML report.
+//! Without `--database-url` (or `DATABASE_URL`) it reads the embedded warehouse of the lake.
 
-use crate::cli::load_user_purchase::DbArgs;
+use std::path::PathBuf;
+
+use crate::cli::load_user_purchase::LakeArgs;
 use crate::cli::{Global, Output};
-use crate::db::{self, report};
+use crate::clock::SystemClock;
+use crate::config::Target;
+use crate::db::target::Warehouse;
+use crate::db::{self, embedded, report};
 use crate::error::{ExitCode, Result};
+use crate::reporting::html::RejectsLinks;
+use crate::store::local::LocalStore;
+
+/// Which warehouse to read: PostgreSQL, or the embedded SQLite file of the lake.
+#[derive(Debug, clap::Args)]
+pub struct WarehouseArgs {
+    /// The warehouse schema (PostgreSQL).
+    #[arg(long, env = "WAREHOUSE_SCHEMA", default_value = "public")]
+    pub schema: String,
+    /// A PostgreSQL warehouse (postgres://user:password@host:5432/db or key=value conninfo; the
+    /// password is never shown). Without it: the embedded warehouse of the lake.
+    #[arg(long, env = db::DATABASE_URL_ENV, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The embedded warehouse file; default <lake_dir>/warehouse/movie_analytics.sqlite.
+    #[arg(long, conflicts_with = "database_url")]
+    pub sqlite: Option<PathBuf>,
+    #[command(flatten)]
+    pub lake: LakeArgs,
+}
+
+impl WarehouseArgs {
+    pub fn warehouse(&self, global: &Global) -> Result<Warehouse> {
+        if let Some(url) = self.database_url.as_ref().filter(|u| !u.is_empty()) {
+            return Ok(Warehouse::Postgres { url: url.clone(), schema: self.schema.clone() });
+        }
+        let path = match &self.sqlite {
+            Some(path) => path.clone(),
+            None => embedded::default_path(&self.lake_dir(global)?),
+        };
+        Ok(Warehouse::Embedded { path })
+    }
+
+    pub fn lake_dir(&self, global: &Global) -> Result<PathBuf> {
+        Ok(match &self.lake.lake_dir {
+            Some(dir) => dir.clone(),
+            None => PathBuf::from(self.lake.plan.config(global)?.local.lake_dir),
+        })
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The warehouse schema.
-    #[arg(long, env = "WAREHOUSE_SCHEMA", default_value = "public")]
-    pub schema: String,
+    /// Also write the HTML report (one self-contained file: open it in any browser, offline).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     #[command(flatten)]
-    pub db: DbArgs,
+    pub warehouse: WarehouseArgs,
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let mut client = db::connect(&args.db.database_url).await?;
-    let answers = report::run_report(&mut client, &args.schema).await?;
+    let warehouse = args.warehouse.warehouse(global)?;
+    let answers = warehouse.answers().await?;
+    if let Some(file) = &args.html {
+        let config = args.warehouse.lake.plan.config(global)?;
+        let store = args.warehouse.lake.store(global).await?;
+        let staging = config.buckets.staging.clone();
+        let data =
+            crate::reporting::gather(&warehouse, store.as_ref(), &staging, None, SystemClock::shared().now()).await?;
+        let links = match config.pipeline.target {
+            Target::Local => {
+                let root = LocalStore::new(args.warehouse.lake_dir(global)?).root().join(&staging);
+                let root = std::path::absolute(&root).unwrap_or(root);
+                RejectsLinks::Base(format!("file://{}/", root.display()))
+            }
+            Target::Emr | Target::EmrServerless => RejectsLinks::None,
+        };
+        let page = crate::reporting::html::render(&data, &links);
+        std::fs::write(file, page)
+            .map_err(|source| crate::reporting::ReportError::Write { path: file.display().to_string(), source })?;
+        eprintln!("report written to {}", file.display());
+    }
     match global.output {
         Output::Json => println!("{}", serde_json::to_string(&answers).expect("answers serialise")),
         Output::Text => print!("{}", report::format_text(&answers)),

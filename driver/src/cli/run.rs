@@ -104,8 +104,10 @@ fn run_options(args: &Args, plan: &Plan, target: TargetOptions) -> RunOptions {
     let poll = PollOptions { deadline: args.timeout.or(target.poll.deadline), ..target.poll };
     let source_url = args.database_url.clone().filter(|u| !u.is_empty());
     let warehouse_url = warehouse_url(plan, source_url.as_deref());
+    // A local run without a database loads the embedded warehouse file under the lake.
+    let embedded_warehouse = if warehouse_url.is_none() { crate::reporting::run::default_embedded(plan) } else { None };
     RunOptions {
-        databases: Databases { source_url, warehouse_url },
+        databases: Databases { source_url, warehouse_url, embedded_warehouse },
         owner: std::env::var("USER").unwrap_or_else(|_| "emr-driver".into()),
         break_stale_lock: args.break_stale_lock,
         force: args.force,
@@ -159,7 +161,7 @@ async fn with_secret_credentials(plan: &Plan, backend: &Backend, databases: Data
         (Some(_), None) if warehouse_is_source => source_url.clone(),
         (url, _) => url.clone(),
     };
-    Ok(Databases { source_url, warehouse_url })
+    Ok(Databases { source_url, warehouse_url, ..databases })
 }
 
 /// Driver progress for people, on stderr.

@@ -6,9 +6,11 @@
 //! object store. Nothing holds a whole file in memory.
 
 pub mod csv_out;
+pub mod embedded;
 pub mod export;
 pub mod redshift;
 pub mod report;
+pub mod target;
 pub mod user_purchase;
 pub mod warehouse;
 
@@ -80,6 +82,10 @@ pub enum DbError {
     BadRoleArn { arn: String },
     #[error("schema `{schema}` has no warehouse tables; load a run first with `emr-driver load-warehouse`, or pass the right --schema")]
     NoWarehouse { schema: String },
+    #[error("the embedded warehouse {path} could not {action}: {reason}")]
+    Sqlite { path: PathBuf, action: String, reason: String },
+    #[error("no embedded warehouse at {path}: a local run without --database-url makes it (./scripts/run-local.sh), or point this command at PostgreSQL with --database-url")]
+    NoEmbeddedWarehouse { path: PathBuf },
     #[error("could not read the TLS root certificate {path}: {source}")]
     RootCert {
         path: PathBuf,
@@ -91,7 +97,9 @@ pub enum DbError {
 impl ExitStatus for DbError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            DbError::Connect { .. } | DbError::Query { .. } | DbError::Tls { .. } => ExitCode::Database,
+            DbError::Connect { .. } | DbError::Query { .. } | DbError::Tls { .. } | DbError::Sqlite { .. } => {
+                ExitCode::Database
+            }
             DbError::Store(e) => e.exit_code(),
             DbError::Write { .. } | DbError::Invariant { .. } => ExitCode::Internal,
             DbError::BadUrl { .. }
@@ -107,6 +115,7 @@ impl ExitStatus for DbError {
             | DbError::BadFact { .. }
             | DbError::BadRoleArn { .. }
             | DbError::NoWarehouse { .. }
+            | DbError::NoEmbeddedWarehouse { .. }
             | DbError::NoRows { .. }
             | DbError::RootCert { .. } => ExitCode::BadInput,
         }

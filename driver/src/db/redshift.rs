@@ -9,8 +9,8 @@
 use chrono::NaiveDate;
 
 use super::warehouse::{
-    dimension_conflict_queries, dimension_merge_sql, fact_check_queries, fact_replace_sql, load_table, tables_sql,
-    DIMENSIONS, FACT_COLUMNS, FACT_TABLE,
+    comments_sql, dimension_conflict_queries, dimension_merge_sql, fact_check_queries, fact_replace_sql, load_table,
+    split_sql, tables_sql, views_sql, DIMENSIONS, FACT_COLUMNS, FACT_TABLE,
 };
 use super::DbError;
 use crate::store::ObjectUri;
@@ -248,6 +248,10 @@ pub fn render_load_sql(
     )));
     out.extend(fact_check_queries(schema, &fact_load, run_date).into_iter().map(RedshiftStatement::Check));
     out.extend(fact_replace_sql(schema, &fact_load, run_date).into_iter().map(RedshiftStatement::Execute));
+    // The views and comments BI tools read, refreshed by every load (a table made before the
+    // foreign keys existed keeps none: Redshift's keys are informational only).
+    out.extend(split_sql(&views_sql(schema)?).into_iter().map(RedshiftStatement::Execute));
+    out.extend(split_sql(&comments_sql(schema)?).into_iter().map(RedshiftStatement::Execute));
     out.push(RedshiftStatement::Execute("COMMIT".into()));
     Ok(out)
 }

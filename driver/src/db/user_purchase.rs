@@ -313,9 +313,9 @@ async fn join_parser(parser: tokio::task::JoinHandle<Result<ParseSummary, DbErro
 }
 
 /// Reads an async reader from a blocking thread (the `csv` crate reads synchronously).
-struct BlockingReader {
-    handle: tokio::runtime::Handle,
-    inner: ObjectReader,
+pub(crate) struct BlockingReader {
+    pub(crate) handle: tokio::runtime::Handle,
+    pub(crate) inner: ObjectReader,
 }
 
 impl Read for BlockingReader {

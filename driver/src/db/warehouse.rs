@@ -20,6 +20,12 @@ use crate::store::{ObjectStore, ObjectUri};
 
 /// The warehouse DDL (`__SCHEMA__` stands for the schema).
 pub const TABLES_SQL: &str = include_str!("../../../sql/warehouse/tables.sql");
+/// The views BI tools read (`CREATE OR REPLACE VIEW`, `__SCHEMA__` as above).
+pub const VIEWS_SQL: &str = include_str!("../../../sql/warehouse/views.sql");
+/// `COMMENT ON` every table, view and column (`__SCHEMA__` as above).
+pub const COMMENTS_SQL: &str = include_str!("../../../sql/warehouse/comments.sql");
+/// The views of [`VIEWS_SQL`], in order.
+pub const VIEWS: [&str; 2] = ["v_fact_movie_analytics", "v_customer_spend"];
 
 /// One dimension: its table, id column, natural key and every column in file order.
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +88,117 @@ pub fn tables_sql(schema: &str) -> Result<String, DbError> {
     Ok(TABLES_SQL.replace("__SCHEMA__", check_identifier(schema)?))
 }
 
+/// The views for `schema`.
+pub fn views_sql(schema: &str) -> Result<String, DbError> {
+    Ok(VIEWS_SQL.replace("__SCHEMA__", check_identifier(schema)?))
+}
+
+/// The comments for `schema`.
+pub fn comments_sql(schema: &str) -> Result<String, DbError> {
+    Ok(COMMENTS_SQL.replace("__SCHEMA__", check_identifier(schema)?))
+}
+
+/// One comment of [`COMMENTS_SQL`]: on a table or view (`column` None) or on one of its columns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Comment {
+    pub object: String,
+    pub column: Option<String>,
+    pub text: String,
+}
+
+/// The comments of [`COMMENTS_SQL`] as data (for a database without `COMMENT ON`).
+pub fn comments() -> Vec<Comment> {
+    let pattern = regex::Regex::new(
+        r"(?s)^COMMENT ON (?:TABLE|VIEW|COLUMN) __SCHEMA__\.([a-z_]+)(?:\.([a-z_]+))? IS '((?:[^']|'')*)'$",
+    )
+    .expect("valid regex");
+    split_sql(COMMENTS_SQL)
+        .iter()
+        .map(|statement| {
+            let found = pattern.captures(statement).unwrap_or_else(|| panic!("comments.sql: unexpected `{statement}`"));
+            Comment {
+                object: found[1].to_string(),
+                column: found.get(2).map(|c| c.as_str().to_string()),
+                text: found[3].replace("''", "'"),
+            }
+        })
+        .collect()
+}
+
+/// Splits a SQL script into statements on the `;` outside quotes, dropping `--` comments
+/// (outside quotes) and empty statements.
+pub fn split_sql(sql: &str) -> Vec<String> {
+    let mut statements = Vec::new();
+    let mut current = String::new();
+    let mut chars = sql.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            '-' if !quoted && chars.peek() == Some(&'-') => {
+                for skipped in chars.by_ref() {
+                    if skipped == '\n' {
+                        current.push('\n');
+                        break;
+                    }
+                }
+            }
+            ';' if !quoted => {
+                statements.push(std::mem::take(&mut current));
+            }
+            _ => current.push(c),
+        }
+    }
+    statements.push(current);
+    statements.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+/// The foreign keys of the fact: (fact column, dimension table), one per dimension.
+pub fn foreign_keys() -> Vec<(&'static str, &'static str)> {
+    DIMENSIONS.iter().map(|d| (d.id, d.table)).collect()
+}
+
+/// Adds the fact's foreign keys that a table made before they existed lacks (PostgreSQL; a
+/// new table gets them from the DDL).
+pub async fn ensure_foreign_keys(client: &impl tokio_postgres::GenericClient, schema: &str) -> Result<(), DbError> {
+    let schema = check_identifier(schema)?;
+    let rows = client
+        .query(
+            "SELECT kcu.column_name::text FROM information_schema.table_constraints tc \
+             JOIN information_schema.key_column_usage kcu \
+               ON kcu.constraint_name = tc.constraint_name AND kcu.constraint_schema = tc.constraint_schema \
+             WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_schema = $1 AND tc.table_name = $2",
+            &[&schema, &FACT_TABLE],
+        )
+        .await
+        .map_err(query_err("read the fact's foreign keys"))?;
+    let present: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    for (column, table) in foreign_keys() {
+        if !present.iter().any(|p| p == column) {
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE {schema}.{FACT_TABLE} ADD FOREIGN KEY ({column}) REFERENCES {schema}.{table} ({column})"
+                ))
+                .await
+                .map_err(query_err(format!("add the foreign key {FACT_TABLE}.{column}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates or refreshes the views, the missing foreign keys and every comment (PostgreSQL).
+pub async fn ensure_views_and_comments(
+    client: &impl tokio_postgres::GenericClient,
+    schema: &str,
+) -> Result<(), DbError> {
+    ensure_foreign_keys(client, schema).await?;
+    client.batch_execute(&views_sql(schema)?).await.map_err(query_err("create the warehouse views"))?;
+    client.batch_execute(&comments_sql(schema)?).await.map_err(query_err("comment the warehouse tables and views"))
+}
+
 /// Creates the schema and the warehouse tables if they are missing.
 pub async fn ensure_tables(client: &impl tokio_postgres::GenericClient, schema: &str) -> Result<(), DbError> {
     client.batch_execute(&tables_sql(schema)?).await.map_err(query_err("create the warehouse tables"))
@@ -141,9 +258,14 @@ pub fn dimension_conflict_queries(schema: &str, dim: &Dimension, load: &str) -> 
 /// Queries that return a row describing the first problem with the loaded fact rows, or
 /// nothing: a row of another date, a key with no dimension member.
 pub fn fact_check_queries(schema: &str, load: &str, run_date: NaiveDate) -> Vec<String> {
+    fact_check_queries_with(schema, load, run_date, &format!("DATE '{run_date}'"))
+}
+
+/// [`fact_check_queries`] with the run date written as `date_literal` (SQLite has no `DATE '...'`).
+pub fn fact_check_queries_with(schema: &str, load: &str, run_date: NaiveDate, date_literal: &str) -> Vec<String> {
     let mut queries = vec![format!(
         "SELECT CAST(COUNT(*) AS varchar) || ' fact row(s) have an insert_date other than {run_date}' \
-         FROM {load} WHERE insert_date IS NULL OR insert_date <> DATE '{run_date}' HAVING COUNT(*) > 0"
+         FROM {load} WHERE insert_date IS NULL OR insert_date <> {date_literal} HAVING COUNT(*) > 0"
     )];
     for dim in &DIMENSIONS {
         queries.push(format!(
@@ -159,9 +281,14 @@ pub fn fact_check_queries(schema: &str, load: &str, run_date: NaiveDate) -> Vec<
 
 /// Replaces the run date's fact rows by the loaded ones.
 pub fn fact_replace_sql(schema: &str, load: &str, run_date: NaiveDate) -> Vec<String> {
+    fact_replace_sql_with(schema, load, &format!("DATE '{run_date}'"))
+}
+
+/// [`fact_replace_sql`] with the run date written as `date_literal`.
+pub fn fact_replace_sql_with(schema: &str, load: &str, date_literal: &str) -> Vec<String> {
     let columns = FACT_COLUMNS.join(", ");
     vec![
-        format!("DELETE FROM {schema}.{FACT_TABLE} WHERE insert_date = DATE '{run_date}'"),
+        format!("DELETE FROM {schema}.{FACT_TABLE} WHERE insert_date = {date_literal}"),
         format!("INSERT INTO {schema}.{FACT_TABLE} ({columns}) SELECT {columns} FROM {load}"),
     ]
 }
@@ -246,6 +373,7 @@ pub async fn load_run(
     let fact_rows_replaced =
         tx.execute(delete.as_str(), &[]).await.map_err(query_err("delete the date's fact rows"))?;
     tx.execute(insert.as_str(), &[]).await.map_err(query_err("insert the fact rows"))?;
+    ensure_views_and_comments(&tx, schema).await?;
     tx.commit().await.map_err(query_err("commit the warehouse load"))?;
     tracing::info!(%run_date, fact_rows, fact_rows_replaced, "warehouse loaded");
     Ok(WarehouseReport { run_date, tables, fact_rows_replaced })
@@ -265,7 +393,11 @@ pub async fn check_complete(store: &dyn ObjectStore, load_root: &ObjectUri) -> R
 /// skipped). None is an error: the job that writes the table did not run. A folder without
 /// Spark's `_SUCCESS` marker (written once every part file is committed) is a write that
 /// crashed or is still running: refused, never loaded in part.
-async fn part_files(store: &dyn ObjectStore, load_root: &ObjectUri, table: &str) -> Result<Vec<ObjectUri>, DbError> {
+pub(crate) async fn part_files(
+    store: &dyn ObjectStore,
+    load_root: &ObjectUri,
+    table: &str,
+) -> Result<Vec<ObjectUri>, DbError> {
     let folder = load_root.join(table);
     let prefix = folder.join("");
     // Only direct children: a nested folder is not part of this table.
@@ -331,7 +463,7 @@ async fn copy_file(
 }
 
 /// The header's column names, checked to be exactly `expected` in any order.
-fn check_header(header: &str, expected: &[&str]) -> Result<Vec<String>, String> {
+pub(crate) fn check_header(header: &str, expected: &[&str]) -> Result<Vec<String>, String> {
     let found: Vec<String> =
         header.trim_end_matches(['\r', '\n']).split(',').map(|c| c.trim().trim_matches('"').to_string()).collect();
     let mut sorted_found: Vec<&str> = found.iter().map(String::as_str).collect();
