@@ -21,7 +21,6 @@ one run to the next and a rerun costs seconds); file times are preserved for the
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import os
 import re
 import shlex
@@ -196,7 +195,9 @@ def is_ignored(relative: str, rules: Sequence[tuple[bool, str]]) -> bool:
 
 def context_files(context: Path, source: str, rules) -> Iterable[tuple[Path, str]]:
     """(absolute path, path relative to the source root) of every file a COPY source names."""
-    matches = sorted(context.glob(source)) if any(c in source for c in "*?[") else [context / source]
+    matches = (
+        sorted(context.glob(source)) if any(c in source for c in "*?[") else [context / source]
+    )
     if not matches or not all(m.exists() for m in matches):
         raise DockerContextError(f"COPY source {source!r} is not in the build context {context}")
     for match in matches:
@@ -209,7 +210,9 @@ def context_files(context: Path, source: str, rules) -> Iterable[tuple[Path, str
         for dirpath, dirnames, filenames in os.walk(match):
             here = Path(dirpath)
             dirnames[:] = [
-                d for d in dirnames if not is_ignored((here / d).relative_to(context).as_posix(), rules)
+                d
+                for d in dirnames
+                if not is_ignored((here / d).relative_to(context).as_posix(), rules)
             ]
             for name in filenames:
                 file = here / name
@@ -229,7 +232,9 @@ def assemble(context: Path, stage: Stage, rules, root: Path) -> list[str]:
         into_dir = copy.dest.endswith("/") or len(copy.sources) > 1
         for source in copy.sources:
             for file, rel in context_files(context, source, rules):
-                is_dir_source = (context / source).is_dir() if not any(c in source for c in "*?[") else False
+                is_dir_source = (
+                    (context / source).is_dir() if not any(c in source for c in "*?[") else False
+                )
                 if is_dir_source:
                     target = dest / rel
                 elif into_dir:
@@ -248,7 +253,9 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--dockerfile", default=str(REPO / "Dockerfile"))
     parser.add_argument("--context", default=str(REPO))
     parser.add_argument("--scratch", default=str(REPO / "target" / "docker-context"))
-    parser.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", str(REPO / "target")))
+    parser.add_argument(
+        "--target-dir", default=os.environ.get("CARGO_TARGET_DIR", str(REPO / "target"))
+    )
     parser.add_argument("--list", action="store_true", help="only list the assembled files")
     args = parser.parse_args(argv)
     context = Path(args.context).resolve()
@@ -276,8 +283,8 @@ def main(argv: Sequence[str]) -> int:
     if result.returncode != 0:
         print(
             "check-docker-context: the build stage does not compile with only the files it copies: "
-            "a file the crate includes (include_str!/include_bytes!) is missing from its COPY lines "
-            "or excluded by .dockerignore",
+            "a file the crate includes (include_str!/include_bytes!) is missing from its COPY "
+            "lines or excluded by .dockerignore",
             file=sys.stderr,
         )
         return 1

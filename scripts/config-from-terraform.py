@@ -84,7 +84,8 @@ def derived_settings(outputs: dict) -> list[tuple[str, str, str]]:
     missing = [name for name in needed if name not in outputs]
     if missing:
         raise ConfigFromTerraformError(
-            f"terraform outputs missing: {', '.join(missing)}; apply the current terraform/envs/<env>"
+            f"terraform outputs missing: {', '.join(missing)}; "
+            "apply the current terraform/envs/<env>"
         )
     values = {name: _string_value(name, outputs[name]) for name in needed}
     warehouse = (

@@ -68,9 +68,18 @@ def test_a_build_stage_without_sql_is_caught(tmp_path):
 
 
 def test_the_build_command_is_the_stages_own():
-    stage = script.build_stage(script.parse_stages((REPO / "Dockerfile").read_text(encoding="utf-8")))
+    stage = script.build_stage(
+        script.parse_stages((REPO / "Dockerfile").read_text(encoding="utf-8"))
+    )
     assert stage.name == "builder" and stage.workdir == "/src"
-    assert script.cargo_command(stage) == ["cargo", "build", "--release", "--locked", "-p", "emr-driver"]
+    assert script.cargo_command(stage) == [
+        "cargo",
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "emr-driver",
+    ]
 
 
 def test_copy_forms_and_stages(tmp_path):

@@ -149,7 +149,9 @@ def expected_fact(data):
 def psql(db, sql):
     out = subprocess.run(
         ["psql", f"{PG}/{db}", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return out.stdout
 
@@ -180,8 +182,18 @@ def warehouse_fact(db):
 
 def run_pipeline(db, lake, raw, *extra):
     env = dict(os.environ, EMR_DRIVER_LOCAL_LAKE_DIR=str(lake))
-    cmd = [str(DRIVER), "run", "--local", "--date", RUN_DATE, "--raw-dir", str(raw),
-           "--database-url", f"{PG}/{db}", *extra]
+    cmd = [
+        str(DRIVER),
+        "run",
+        "--local",
+        "--date",
+        RUN_DATE,
+        "--raw-dir",
+        str(raw),
+        "--database-url",
+        f"{PG}/{db}",
+        *extra,
+    ]
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, f"exit {done.returncode}\nstderr:\n{done.stderr[-6000:]}"
     return done
@@ -220,20 +232,23 @@ def test_local_run_on_the_full_data_matches_an_independent_computation(
     extra = actual.keys() - expected.keys()
     assert not missing and not extra, (
         f"{len(missing)} expected grain rows missing (e.g. {sorted(missing, key=str)[:3]}), "
-        f"{len(extra)} unexpected (e.g. {sorted(extra, key=str)[:3]})")
+        f"{len(extra)} unexpected (e.g. {sorted(extra, key=str)[:3]})"
+    )
     wrong = {k: (expected[k], actual[k]) for k in expected if expected[k] != actual[k]}
     assert not wrong, f"{len(wrong)} rows differ, e.g. {list(wrong.items())[:3]}"
     assert "succeeded" in first.stdout
 
     # The same date again, every step recomputed (--force; without it the completed steps of
     # the same inputs would be reused): the same warehouse, dimension ids included.
-    dims_sql = ("SELECT string_agg(x, '|' ORDER BY x) FROM ("
-                "SELECT 'd' || id_dim_date || coalesce(log_date::text, '') AS x FROM dim_date "
-                "UNION ALL "
-                "SELECT 'v' || id_dim_devices || device FROM dim_devices UNION ALL "
-                "SELECT 'l' || id_dim_location || location FROM dim_location UNION ALL "
-                "SELECT 'o' || id_dim_os || os FROM dim_os UNION ALL "
-                "SELECT 'b' || id_dim_browser || browser FROM dim_browser) t")
+    dims_sql = (
+        "SELECT string_agg(x, '|' ORDER BY x) FROM ("
+        "SELECT 'd' || id_dim_date || coalesce(log_date::text, '') AS x FROM dim_date "
+        "UNION ALL "
+        "SELECT 'v' || id_dim_devices || device FROM dim_devices UNION ALL "
+        "SELECT 'l' || id_dim_location || location FROM dim_location UNION ALL "
+        "SELECT 'o' || id_dim_os || os FROM dim_os UNION ALL "
+        "SELECT 'b' || id_dim_browser || browser FROM dim_browser) t"
+    )
     dims_before = psql(database, dims_sql)
     second = run_pipeline(database, lake, raw_dir, "--force")
     assert "already completed" not in second.stderr

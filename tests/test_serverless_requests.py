@@ -84,7 +84,7 @@ def test_every_start_job_run_is_valid_for_botocore(command):
         args = step["config"]["HadoopJarStep"]["Args"]
         submit = request["jobDriver"]["sparkSubmit"]
         entry = args.index(submit["entryPoint"])
-        assert args[entry + 1:] == submit["entryPointArguments"]
+        assert args[entry + 1 :] == submit["entryPointArguments"]
         assert f"--py-files {args[args.index('--py-files') + 1]}" in submit["sparkSubmitParameters"]
         assert "--conf spark.sql.shuffle.partitions=16" in submit["sparkSubmitParameters"]
         assert request["tags"]["run-id"] == doc["run_id"]

@@ -229,7 +229,7 @@ def test_the_emr_serverless_outputs_feed_the_serverless_section():
     result = run_script(stdin=json.dumps(outputs))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(EXPECTED_ENV)
-    assert result.stdout[len(EXPECTED_ENV):] == (
+    assert result.stdout[len(EXPECTED_ENV) :] == (
         "EMR_DRIVER_SERVERLESS_APPLICATION_ID=00fabcdexyz12345\n"
         "EMR_DRIVER_SERVERLESS_EXECUTION_ROLE_ARN=arn:aws:iam::111122223333:role/"
         "movie-analytics-dev-emr-serverless-runtime\n"

@@ -99,13 +99,17 @@ def test_the_run_date_command_prints_yesterday():
     # The same shell command the CronJob runs, with GNU date as in the image.
     if shutil.which("date") is None:
         pytest.skip("no date binary")
+
     def yesterday() -> str:
         return (datetime.now(timezone.utc) - timedelta(days=1)).date().isoformat()
 
     before = yesterday()
     result = subprocess.run(
         ["sh", "-c", 'printf %s "$(date -u -d yesterday +%F)"'],
-        capture_output=True, text=True, check=True, timeout=30,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     # Both ends, in case the command straddles midnight UTC.
     assert result.stdout in {before, yesterday()}
@@ -158,7 +162,9 @@ def test_the_grace_period_outlasts_the_drivers_cancel_and_settle(pod_spec, confi
     driver = REPO / "driver" / "src"
     # After SIGTERM the driver cancels the steps (ListSteps then CancelSteps, each retried
     # with backoff), waits `settle` for them, then terminates its cluster (retried too).
-    settle = rust_duration_secs(driver / "cli" / "run.rs", r"settle:\s*Duration::from_secs\((\d+)\)")
+    settle = rust_duration_secs(
+        driver / "cli" / "run.rs", r"settle:\s*Duration::from_secs\((\d+)\)"
+    )
     cancel = (driver / "runner" / "cancel.rs").read_text(encoding="utf-8")
     attempts = int(re.search(r"const CANCEL_ATTEMPTS: u32 = (\d+);", cancel).group(1))
     backoff = re.search(
@@ -170,7 +176,9 @@ def test_the_grace_period_outlasts_the_drivers_cancel_and_settle(pod_spec, confi
     # requests to answer, is the worst case.
     worst = settle + 3 * one_retried_call + 5 * 3 * attempts
     grace = pod_spec["terminationGracePeriodSeconds"]
-    assert grace > worst, f"terminationGracePeriodSeconds {grace} <= the driver's worst case {worst} s"
+    assert grace > worst, (
+        f"terminationGracePeriodSeconds {grace} <= the driver's worst case {worst} s"
+    )
     # And the job's deadline leaves room for the run timeout plus that.
     run_timeout = config["emr"]["run_timeout_minutes"] * 60
     job = load_yaml("cronjob.yaml")["spec"]["jobTemplate"]["spec"]
