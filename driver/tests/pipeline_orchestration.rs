@@ -251,6 +251,7 @@ impl World {
                     ..Default::default()
                 },
                 settle: Duration::from_secs(10),
+                turns: None,
             },
             shutdown,
         }

@@ -21,12 +21,21 @@ pub struct Args {
     /// The run date (the logical date of the nightly run), YYYY-MM-DD.
     #[arg(long)]
     pub date: String,
+    #[command(flatten)]
+    pub flags: RunFlags,
+}
+
+/// The options of a run, shared by `run` and `backfill` (flattened into both).
+#[derive(Debug, clap::Args)]
+pub struct RunFlags {
     /// Run on the local Spark with the local lake (same as --target local). Without
-    /// --raw-dir, the bundled sample data (sample/) is used.
+    /// --raw-dir, `run` uses the bundled sample data (sample/), `backfill` the lake's incoming
+    /// folders.
     #[arg(long, conflicts_with = "target")]
     pub local: bool,
-    /// Local folder with the date's vendor files (movie_review.csv, log_reviews.csv and,
-    /// optionally, user_purchase.csv; each may be .csv.gz): ingested into the raw bucket first.
+    /// `run`: local folder with the date's vendor files (movie_review.csv, log_reviews.csv and,
+    /// optionally, user_purchase.csv; each may be .csv.gz). `backfill`: the folder holding one
+    /// dt=YYYY-MM-DD/ folder of those per date. Ingested into the raw bucket first.
     #[arg(long)]
     pub raw_dir: Option<PathBuf>,
     /// PostgreSQL holding user_purchase (and, locally, the warehouse). With a
@@ -58,11 +67,12 @@ pub struct Args {
     pub plan: PlanArgs,
 }
 
-pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
+pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
+    let Args { date, flags: mut args } = args;
     if args.local {
         args.plan.target = Some(TargetArg::Local);
     }
-    let mut plan = args.plan.plan(global, &args.date)?;
+    let mut plan = args.plan.plan(global, &date)?;
     if args.keep_cluster {
         plan.config.emr.keep_cluster = true;
     }
@@ -85,16 +95,7 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
         crate::ingest::ingest(store.as_ref(), &incoming, &files).await?;
     }
 
-    let provider: Box<dyn RunnerProvider> = match plan.target {
-        Target::Local => Box::new(LocalProvider {
-            options: local_runner_options(&plan.config, &args.plan.project_root)?,
-            clock: Arc::clone(&clock),
-        }),
-        Target::Emr => {
-            let sdk = crate::aws::sdk_config(&crate::aws::AwsSettings::from_config(&plan.config)).await;
-            Box::new(EmrProvider { client: crate::aws::emr_client(&sdk) })
-        }
-    };
+    let provider = runner_provider(&plan, &args, &clock).await?;
     let options = run_options(&args, &plan);
     let (observer, progress): (Arc<dyn PollObserver>, Arc<dyn Progress>) = match global.output {
         Output::Text => (Arc::new(TextProgress::stderr()), Arc::new(TextLines)),
@@ -110,7 +111,25 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
     result.map(|()| ExitCode::Success)
 }
 
-fn run_options(args: &Args, plan: &Plan) -> RunOptions {
+/// The runner provider of the plan's target.
+pub(crate) async fn runner_provider(
+    plan: &Plan,
+    args: &RunFlags,
+    clock: &Arc<dyn Clock>,
+) -> Result<Box<dyn RunnerProvider>> {
+    Ok(match plan.target {
+        Target::Local => Box::new(LocalProvider {
+            options: local_runner_options(&plan.config, &args.plan.project_root)?,
+            clock: Arc::clone(clock),
+        }),
+        Target::Emr => {
+            let sdk = crate::aws::sdk_config(&crate::aws::AwsSettings::from_config(&plan.config)).await;
+            Box::new(EmrProvider { client: crate::aws::emr_client(&sdk) })
+        }
+    })
+}
+
+pub(crate) fn run_options(args: &RunFlags, plan: &Plan) -> RunOptions {
     let emr = &plan.config.emr;
     let deadline = args.timeout.unwrap_or(Duration::from_secs(emr.run_timeout_minutes.max(1) as u64 * 60));
     let interval = match plan.target {
@@ -139,6 +158,7 @@ fn run_options(args: &Args, plan: &Plan) -> RunOptions {
         poll: PollOptions { interval, deadline: Some(deadline), ..PollOptions::default() },
         diagnose,
         settle: Duration::from_secs(120),
+        turns: None,
     }
 }
 
