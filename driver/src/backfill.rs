@@ -205,8 +205,13 @@ pub struct DateOutcome {
     pub rows: Option<u64>,
     #[serde(rename = "seconds", serialize_with = "seconds")]
     pub elapsed: Option<Duration>,
+    #[serde(serialize_with = "code_number")]
     pub exit_code: ExitCode,
     pub cause: Option<String>,
+}
+
+fn code_number<S: serde::Serializer>(code: &ExitCode, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_u8(code.code())
 }
 
 fn seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -678,7 +683,8 @@ mod tests {
         let e = date_range("2001-01-01", "2021-01-01").unwrap_err();
         assert!(matches!(e, BackfillError::TooLong { days: 7306, .. }), "{e}");
         assert!(e.to_string().contains("split the backfill"), "{e}");
-        assert_eq!(date_range("2011-01-01", "2021-01-08").unwrap().len(), MAX_DATES);
+        assert_eq!(date_range("2011-01-01", "2021-01-07").unwrap().len(), MAX_DATES);
+        assert!(matches!(date_range("2011-01-01", "2021-01-08"), Err(BackfillError::TooLong { days: 3661, .. })));
     }
 
     #[test]
