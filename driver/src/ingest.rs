@@ -156,6 +156,41 @@ pub async fn ingest(
     Ok(uploaded)
 }
 
+/// Whether `<incoming>/` holds exactly what [`ingest`] of `files` would leave there, and no
+/// input that is not among them: every file under its name with the same sha256 (and a record
+/// count), neither its twin of the other compression nor any other input present. Read-only:
+/// a backfill asks it before deciding that a date's earlier run used these same files.
+pub async fn already_ingested(
+    store: &dyn ObjectStore,
+    incoming: &ObjectUri,
+    files: &[PathBuf],
+) -> Result<bool, IngestError> {
+    let mut expected = BTreeMap::new();
+    for path in files {
+        let Some((spec, gz)) = input_for(path) else { return Ok(false) };
+        let name = if gz { format!("{}.gz", spec.name) } else { spec.name.to_string() };
+        expected.insert(name, path.clone());
+    }
+    for spec in INPUTS {
+        for name in [spec.name.to_string(), format!("{}.gz", spec.name)] {
+            let meta = store.head(&incoming.join(&name)).await?;
+            match (expected.get(&name), meta) {
+                (None, None) => {}
+                (Some(path), Some(meta)) => {
+                    let sha256 = file_sha256(path).await?;
+                    if meta.metadata.get(SHA256_METADATA) != Some(&sha256)
+                        || !meta.metadata.contains_key(RECORDS_METADATA)
+                    {
+                        return Ok(false);
+                    }
+                }
+                _ => return Ok(false),
+            }
+        }
+    }
+    Ok(true)
+}
+
 /// The sha256 of a local file, read in chunks.
 async fn file_sha256(path: &Path) -> Result<String, IngestError> {
     use sha2::{Digest, Sha256};

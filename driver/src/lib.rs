@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod backend;
+pub mod backfill;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

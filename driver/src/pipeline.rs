@@ -118,6 +118,9 @@ pub struct RunOptions {
     pub lock_heartbeat: Option<Duration>,
     /// Ingest the vendor files of this folder under the lock first; the run reads exactly them.
     pub raw_dir: Option<std::path::PathBuf>,
+    /// Set by a backfill: the build_dimensions wave waits for the earlier dates' (dimension ids
+    /// in date order) and the database work takes turns with the other dates' runs.
+    pub turns: Option<crate::backfill::RunTurns>,
 }
 
 /// Lines for people (stderr) about the driver's own work; the poll observer shows the steps.
@@ -415,7 +418,14 @@ impl Pipeline {
             // build_dimensions hands out new dimension ids from the union of every date's
             // snapshots: two dates doing that at once (a parallel backfill) could give two
             // values the same id, so that one wave holds a lock shared by all dates.
-            let registry_lock = if wave.contains(&"build_dimensions") {
+            let builds_dimensions = wave.contains(&"build_dimensions");
+            if builds_dimensions {
+                if let Err(e) = self.await_dimension_turn().await {
+                    self.finish_runner(&provided, manifest).await;
+                    return Err(e);
+                }
+            }
+            let registry_lock = if builds_dimensions {
                 match self.acquire_dimension_registry(deadline_at).await {
                     Ok(lock) => Some(lock),
                     Err(e) => {
@@ -435,6 +445,9 @@ impl Pipeline {
                 if let Err(e) = lock.release(self.store.as_ref()).await {
                     self.progress.line(&format!("warning: could not release the dimension registry lock: {e}"));
                 }
+            }
+            if let (true, Some(turns)) = (builds_dimensions, &self.options.turns) {
+                turns.dimensions.pass();
             }
             self.write_manifest(manifest).await?;
             if let Err(e) = outcome {
@@ -465,6 +478,55 @@ impl Pipeline {
             self.progress.line(&format!("cluster {} is {}", status.id, status.state.as_str()));
         }
         Ok(())
+    }
+
+    /// In a backfill, waits until every earlier date of it is done with build_dimensions.
+    async fn await_dimension_turn(&self) -> Result<()> {
+        let Some(turns) = &self.options.turns else { return Ok(()) };
+        if !turns.dimensions.is_my_turn() {
+            self.progress.line("waiting for the earlier dates of the backfill to build their dimensions");
+        }
+        tokio::select! {
+            _ = turns.dimensions.wait() => Ok(()),
+            signal = shutdown_requested(self.shutdown.clone()) => {
+                Err(PipelineError::Cancelled { signal, cancelled: "nothing (waiting for the earlier dates' dimensions)".into() }.into())
+            }
+        }
+    }
+
+    /// In a backfill, the turn of this run at the databases (held while it is kept).
+    async fn database_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let turns = self.options.turns.as_ref()?;
+        Some(std::sync::Arc::clone(&turns.database).lock_owned().await)
+    }
+
+    /// The manifest of an earlier run of this date with the same inputs, code and configuration
+    /// (the same run id) that succeeded, unless `force`: a backfill skips such a date. Read-only
+    /// (the vendor files are checked as `run` checks them first); the plan is left unbound.
+    pub async fn succeeded_before(&mut self) -> Result<Option<RunManifest>> {
+        if self.options.force {
+            return Ok(None);
+        }
+        // With a folder of inputs, the earlier run counts only if the date's incoming files are
+        // exactly that folder's (otherwise the run ingests them and is a new run).
+        if let Some(dir) = self.options.raw_dir.clone() {
+            let incoming = ObjectUri::parse(&self.plan.uris.movie_review_input)?.parent();
+            let files = crate::ingest::files_in_dir(&dir)?;
+            if !crate::ingest::already_ingested(self.store.as_ref(), &incoming, &files).await? {
+                return Ok(None);
+            }
+        }
+        let unbound = self.plan.clone();
+        let checked = self.preflight().await;
+        let previous = match checked {
+            Ok(_) => self.previous_manifest().await,
+            Err(e) => {
+                self.plan = unbound;
+                return Err(e);
+            }
+        };
+        let run_id = std::mem::replace(&mut self.plan, unbound).run_id;
+        Ok(previous.filter(|m| m.state == RunState::Succeeded && m.run_id == run_id))
     }
 
     /// The lock around the dimension registry, shared by every run date: waits (polling) while
@@ -624,6 +686,10 @@ impl Pipeline {
         if self.completed_before(previous, USER_PURCHASE) {
             return self.reuse_previous(manifest, previous, USER_PURCHASE);
         }
+        let _turn = match self.options.databases.source_url {
+            Some(_) => self.database_turn().await,
+            None => None,
+        };
         self.driver_step(manifest, USER_PURCHASE, self.stage_user_purchase_inner(file)).await
     }
 
@@ -993,6 +1059,7 @@ impl Pipeline {
             self.progress.line(&format!("no warehouse database: dims and fact are in {}", self.plan.uris.load_root));
             return Ok(());
         };
+        let _turn = self.database_turn().await;
         self.driver_step(manifest, LOAD_WAREHOUSE, self.load_warehouse_inner(&url)).await
     }
 

@@ -253,6 +253,7 @@ impl World {
                 settle: Duration::from_secs(10),
                 lock_heartbeat: None,
                 raw_dir: None,
+                turns: None,
             },
             shutdown,
         }

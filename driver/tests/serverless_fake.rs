@@ -368,6 +368,7 @@ impl World {
                 settle: Duration::from_secs(60),
                 lock_heartbeat: None,
                 raw_dir: None,
+                turns: None,
             },
             shutdown,
         }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::error::{ExitCode, Result};
 
+mod backfill;
 mod check;
 mod deploy;
 mod export_user_purchase;
@@ -65,6 +66,8 @@ pub enum Output {
 pub enum Command {
     /// Run the nightly pipeline for one date (deploy, export, jobs, warehouse load, manifest).
     Run(run::Args),
+    /// Run a range of dates, each as an ordinary run, up to N at once; resumable.
+    Backfill(backfill::Args),
     /// Print the exact requests a run would send (step configs, cluster request), calling nothing.
     Render(render::Args),
     /// Upload the job code and the bootstrap script to the raw bucket, content-addressed.
@@ -125,6 +128,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
         Command::Run(args) => run::run(args, g).await,
+        Command::Backfill(args) => backfill::run(args, g).await,
         Command::Render(args) => render::run(args, g).await,
         Command::Deploy(args) => deploy::run(args, g).await,
         Command::Ingest(args) => ingest::run(args, g).await,

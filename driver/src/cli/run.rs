@@ -17,14 +17,21 @@ pub struct Args {
     /// The run date (the logical date of the nightly run), YYYY-MM-DD.
     #[arg(long)]
     pub date: String,
+    #[command(flatten)]
+    pub flags: RunFlags,
+}
+
+/// The options of a run, shared by `run` and `backfill` (flattened into both).
+#[derive(Debug, clap::Args)]
+pub struct RunFlags {
     /// Run on the local Spark with the local lake (same as --target local). Without
-    /// --raw-dir, the bundled sample data (sample/) is used.
+    /// --raw-dir, `run` uses the bundled sample data (sample/), `backfill` the lake's incoming
+    /// folders.
     #[arg(long, conflicts_with = "target")]
     pub local: bool,
-    /// Local folder with the date's vendor files (movie_review.csv, log_reviews.csv and,
-    /// optionally, user_purchase.csv; each may be .csv.gz): ingested into the raw bucket once
-    /// the run holds the date's lock. The run reads exactly these files: the date's incoming
-    /// files of inputs not in the folder are removed.
+    /// `run`: local folder with the date's vendor files (movie_review.csv, log_reviews.csv and,
+    /// optionally, user_purchase.csv; each may be .csv.gz). `backfill`: the folder holding one
+    /// dt=YYYY-MM-DD/ folder of those per date. Ingested into the raw bucket first.
     #[arg(long)]
     pub raw_dir: Option<PathBuf>,
     /// PostgreSQL holding user_purchase (and, locally, the warehouse). With a
@@ -57,15 +64,10 @@ pub struct Args {
     pub plan: PlanArgs,
 }
 
-pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
-    if args.local {
-        args.plan.target = Some(TargetArg::Local);
-    }
-    if let Some(url) = args.warehouse_url.clone().filter(|u| !u.trim().is_empty()) {
-        // The flag (or WAREHOUSE_URL) is warehouse.url: the plan checks it with the rest.
-        args.plan.sets.push(format!("warehouse.url={url}"));
-    }
-    let mut plan = args.plan.plan(global, &args.date)?;
+pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
+    let Args { date, flags: mut args } = args;
+    args.resolve_flags();
+    let mut plan = args.plan.plan(global, &date)?;
     if args.keep_cluster {
         plan.config.emr.keep_cluster = true;
     }
@@ -99,8 +101,21 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
     result.map(|()| ExitCode::Success)
 }
 
+impl RunFlags {
+    /// Folds the flags that are configuration into the plan arguments: `--local` is the local
+    /// target; `--warehouse-url` (or WAREHOUSE_URL) is `warehouse.url`, checked with the rest.
+    pub(crate) fn resolve_flags(&mut self) {
+        if self.local {
+            self.plan.target = Some(TargetArg::Local);
+        }
+        if let Some(url) = self.warehouse_url.clone().filter(|u| !u.trim().is_empty()) {
+            self.plan.sets.push(format!("warehouse.url={url}"));
+        }
+    }
+}
+
 /// The run's options: the target's timing from the backend, `--timeout` replacing the deadline.
-fn run_options(args: &Args, plan: &Plan, target: TargetOptions) -> RunOptions {
+pub(crate) fn run_options(args: &RunFlags, plan: &Plan, target: TargetOptions) -> RunOptions {
     let poll = PollOptions { deadline: args.timeout.or(target.poll.deadline), ..target.poll };
     let source_url = args.database_url.clone().filter(|u| !u.is_empty());
     let warehouse_url = warehouse_url(plan, source_url.as_deref());
@@ -118,6 +133,7 @@ fn run_options(args: &Args, plan: &Plan, target: TargetOptions) -> RunOptions {
         settle: target.settle,
         lock_heartbeat: Some(crate::lock::HEARTBEAT_EVERY),
         raw_dir: None,
+        turns: None,
     }
 }
 
@@ -136,7 +152,7 @@ pub fn warehouse_url(plan: &Plan, source_url: Option<&str>) -> Option<String> {
 /// (`source.password_secret_arn`, `warehouse.password_secret_arn`), read now, at run time, so a
 /// rotated password is always the current one. A PostgreSQL warehouse that is the source
 /// database itself gets the source's credentials.
-async fn with_secret_credentials(plan: &Plan, backend: &Backend, databases: Databases) -> Result<Databases> {
+pub(crate) async fn with_secret_credentials(plan: &Plan, backend: &Backend, databases: Databases) -> Result<Databases> {
     use crate::config::non_empty;
     let source_arn = non_empty(&plan.config.source.password_secret_arn);
     let warehouse_arn = non_empty(&plan.config.warehouse.password_secret_arn);
