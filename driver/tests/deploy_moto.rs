@@ -36,6 +36,7 @@ fn plan_for(endpoint: &str, root: &Path) -> Plan {
     let overrides = Overrides::default()
         .set("pipeline.target", "emr")
         .set("buckets.raw", "raw-bucket")
+        .set("emr.subnet_id", "subnet-0abc")
         .set("aws.endpoint_url", endpoint);
     let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/pipeline.toml")).unwrap();
     let config = Config::from_toml_str(&file, "pipeline.toml", &Default::default(), &Overrides::default()).unwrap();
