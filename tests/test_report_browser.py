@@ -108,6 +108,8 @@ def write_part(folder: Path, header: str, lines: list[str]) -> None:
         folder / "part-00000-test-c000.csv.gz", "wt", encoding="utf-8", newline=""
     ) as out:
         out.write(header + "\n" + "\n".join(lines) + "\n")
+    # A complete Spark write ends with its marker: the load refuses a folder without one.
+    (folder / "_SUCCESS").write_bytes(b"")
 
 
 def manifest() -> dict:
