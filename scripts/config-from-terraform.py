@@ -127,10 +127,11 @@ def settings_from_outputs(outputs: Any) -> list[tuple[str, str, str]]:
     settings = [(section, key, value) for (section, key), value in ENVIRONMENT_SETTINGS.items()]
     for name, (section, key) in OUTPUT_TO_CONFIG.items():
         settings.append((section, key, _string_value(name, outputs[name])))
+    settings += derived_settings(outputs)
     for name, (section, key) in OPTIONAL_OUTPUT_TO_CONFIG.items():
         if name in outputs:
             settings.append((section, key, _string_value(name, outputs[name])))
-    return settings + derived_settings(outputs)
+    return settings
 
 
 def _string_value(name: str, output: Any) -> str:

@@ -163,7 +163,7 @@ def test_the_grace_period_outlasts_the_drivers_cancel_and_settle(pod_spec, confi
     # After SIGTERM the driver cancels the steps (ListSteps then CancelSteps, each retried
     # with backoff), waits `settle` for them, then terminates its cluster (retried too).
     settle = rust_duration_secs(
-        driver / "cli" / "run.rs", r"settle:\s*Duration::from_secs\((\d+)\)"
+        driver / "backend.rs", r"const SETTLE: Duration = Duration::from_secs\((\d+)\)"
     )
     cancel = (driver / "runner" / "cancel.rs").read_text(encoding="utf-8")
     attempts = int(re.search(r"const CANCEL_ATTEMPTS: u32 = (\d+);", cancel).group(1))
