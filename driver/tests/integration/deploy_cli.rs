@@ -1,6 +1,6 @@
 //! `emr-driver deploy` through the binary: dry run, the local lake, and S3 on moto.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

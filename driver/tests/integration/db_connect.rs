@@ -1,7 +1,7 @@
 //! Connections to the real PostgreSQL on 127.0.0.1:5432: plain, TLS (`sslmode=require`), and a
 //! verified TLS connection refused for an untrusted (self-signed) server certificate.
 
-mod db_common;
+use crate::db_common;
 
 use emr_driver::db::{connect, DbError};
 use emr_driver::error::{ExitCode, ExitStatus};

@@ -1,7 +1,7 @@
 //! `emr-driver status`, `wait` and `logs` as a user runs them: the real binary against a moto
 //! server (EMR and S3), and `logs local` against a lake folder.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::PathBuf;

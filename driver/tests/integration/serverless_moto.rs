@@ -8,7 +8,7 @@
 //! idempotency is tested against the fake in serverless_fake.rs), it reports no
 //! `totalResourceUtilization`, and it truncates `createdAt` to midnight.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

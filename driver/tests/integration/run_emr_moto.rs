@@ -7,7 +7,7 @@
 //! the staging bucket and exit with the AWS code (7), saying what to do. (The cancel path with
 //! a working `CancelSteps` is covered at the HTTP level in runner_emr_http.rs and by the fakes.)
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::Command;

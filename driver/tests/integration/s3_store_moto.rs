@@ -2,7 +2,7 @@
 //! pagination, multipart uploads (and their abort on failure), conditional writes, and the
 //! error classification of a missing bucket and an unreachable endpoint.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::pin::Pin;

@@ -3,7 +3,7 @@
 //! and password of the connection URL, read at run time; the password never reaches an error
 //! or a log line, and a rotated secret is read again on the next run.
 
-mod support;
+use crate::support;
 
 use emr_driver::aws::{sdk_config, AwsSettings};
 use emr_driver::error::{ExitCode, ExitStatus};

@@ -1,6 +1,6 @@
 //! The database commands end to end through the binary, against the real PostgreSQL.
 
-mod db_common;
+use crate::db_common;
 
 use assert_cmd::Command;
 use db_common::TestDb;

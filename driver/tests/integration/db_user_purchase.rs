@@ -1,7 +1,7 @@
 //! `user_purchase` against the real PostgreSQL on 127.0.0.1:5432: load (the real 541,908-row
 //! file and tiny inline ones), bad rows, reload, export round trip.
 
-mod db_common;
+use crate::db_common;
 
 use std::collections::BTreeMap;
 use std::io::Read;

@@ -3,7 +3,7 @@
 //! (moto never moves steps past RUNNING and does not implement CancelSteps: those paths are
 //! covered in runner_emr_http.rs.)
 
-mod support;
+use crate::support;
 
 use aws_sdk_emr::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_emr::types::{ClusterState, JobFlowInstancesConfig};

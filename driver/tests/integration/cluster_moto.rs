@@ -2,7 +2,7 @@
 //! renders becomes a cluster with the bootstrap action, tags and release label, and a rerun
 //! finds the cluster its run created.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

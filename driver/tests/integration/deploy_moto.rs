@@ -1,7 +1,7 @@
 //! `deploy` against a moto S3 server: the first deploy uploads every artifact, a second one
 //! sends no upload at all (counted on the wire), a changed file uploads only itself.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 

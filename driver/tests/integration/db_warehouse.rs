@@ -1,7 +1,7 @@
 //! The warehouse load and the five questions against the real PostgreSQL on 127.0.0.1:5432,
 //! from load files written here by hand in the jobs' format (CSV, header, gzip, Spark names).
 
-mod db_common;
+use crate::db_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
