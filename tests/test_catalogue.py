@@ -81,6 +81,16 @@ def compare_tables(where: str, found: dict[str, dict], expected: dict[str, dict]
     return problems
 
 
+def differences(found, wanted) -> str:
+    """What to change in `found` to get `wanted`: the names missing, extra or out of order."""
+    found, wanted = list(found), list(wanted)
+    missing = [n for n in wanted if n not in found]
+    extra = [n for n in found if n not in wanted]
+    if missing or extra:
+        return f"missing {missing}, not in the catalogue {extra}"
+    return f"same names in another order: {found}, catalogue order {wanted}"
+
+
 def check(problems: list[str]) -> None:
     assert not problems, "\n".join(problems)
 
@@ -195,9 +205,9 @@ def test_the_jobs_require_the_catalogues_input_columns():
             continue
         if list(module.REQUIRED_COLUMNS) != source["required_columns"]:
             problems.append(
-                f"pyspark_jobs/{where}.py: REQUIRED_COLUMNS {list(module.REQUIRED_COLUMNS)}, "
-                f"{CATALOGUE_NAME} sources.{source['name']}.required_columns "
-                f"{source['required_columns']}"
+                f"pyspark_jobs/{where}.py: REQUIRED_COLUMNS against {CATALOGUE_NAME} "
+                f"sources.{source['name']}.required_columns: "
+                + differences(module.REQUIRED_COLUMNS, source["required_columns"])
             )
         if source["output"] != module.OUTPUT or source["job"] != where:
             problems.append(
@@ -208,8 +218,8 @@ def test_the_jobs_require_the_catalogues_input_columns():
     wanted = CAT["user_purchase_table"]["used_by_build_fact"]
     if used != wanted:
         problems.append(
-            f"pyspark_jobs/build_fact.py: PURCHASE_COLUMNS {used}, {CATALOGUE_NAME} "
-            f"user_purchase_table.used_by_build_fact {wanted}"
+            f"pyspark_jobs/build_fact.py: PURCHASE_COLUMNS against {CATALOGUE_NAME} "
+            f"user_purchase_table.used_by_build_fact: " + differences(used, wanted)
         )
     export = [c["name"] for c in STAGING["user_purchase"]["columns"]]
     problems += [
@@ -237,7 +247,9 @@ def test_the_dimension_job_builds_the_catalogues_dimensions():
         expected = [
             {"name": c["name"], "type": lists.spark_type(c["type"])} for c in spec["columns"]
         ]
-        problems += compare_columns(where, spec["table"], found, expected, ("type",))
+        problems += compare_columns(
+            f"{where} (Spark types)", spec["table"], found, expected, ("type",)
+        )
         for attribute, key in (("source_column", "source_column"), ("value_column", "natural_key")):
             if getattr(job, attribute) != spec[key]:
                 problems.append(
@@ -256,7 +268,8 @@ def test_the_fact_job_writes_the_catalogues_fact():
     wanted = [c["name"] for c in fact["columns"]]
     if list(build_fact.FACT_COLUMNS) != wanted:
         problems.append(
-            f"{where}: FACT_COLUMNS {list(build_fact.FACT_COLUMNS)}, {CATALOGUE_NAME}: {wanted}"
+            f"{where}: FACT_COLUMNS against {CATALOGUE_NAME} fact.columns: "
+            + differences(build_fact.FACT_COLUMNS, wanted)
         )
     if fact["table"] != build_fact.OUTPUT:
         problems.append(
@@ -270,8 +283,8 @@ def test_the_fact_job_writes_the_catalogues_fact():
     sessions = [d["source_column"] for d in CAT["dimensions"]]
     if list(build_fact.SESSION_COLUMNS) != sessions:
         problems.append(
-            f"{where}: SESSION_COLUMNS {list(build_fact.SESSION_COLUMNS)}, the catalogue "
-            f"dimensions' source_column: {sessions}"
+            f"{where}: SESSION_COLUMNS against the source_column of each dimension in "
+            f"{CATALOGUE_NAME}: " + differences(build_fact.SESSION_COLUMNS, sessions)
         )
     check(problems)
 
@@ -300,8 +313,9 @@ def test_the_value_checks_use_the_warehouse_widths():
     ]
     if list(parse_logs.TEXT_COLUMNS) != text_columns:
         problems.append(
-            f"pyspark_jobs/parse_logs.py: TEXT_COLUMNS {list(parse_logs.TEXT_COLUMNS)}, the "
-            f"varchar columns of review_logs in {CATALOGUE_NAME}: {text_columns}"
+            f"pyspark_jobs/parse_logs.py: TEXT_COLUMNS against the varchar columns of "
+            f"review_logs in {CATALOGUE_NAME}: "
+            + differences(parse_logs.TEXT_COLUMNS, text_columns)
         )
     check(problems)
 
@@ -338,7 +352,7 @@ def test_the_jobs_outputs_have_the_catalogues_columns_and_types(spark):  # noqa:
         expected = [
             {"name": c["name"], "type": lists.spark_type(c["type"])} for c in spec["columns"]
         ]
-        where = "pyspark_jobs/" + (spec.get("job") or "build_fact") + ".py"
+        where = "pyspark_jobs/" + (spec.get("job") or "build_fact") + ".py (Spark types)"
         problems += compare_columns(where, table, found, expected, ("type",))
     check(problems)
 
