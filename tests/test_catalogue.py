@@ -22,6 +22,7 @@ from pyspark_jobs import (
     build_fact,
     classify_reviews,
     parse_logs,
+    run_job,
     warehouse_types,
 )
 from pyspark_jobs.tests.conftest import spark  # noqa: F401 - the session fixture
@@ -355,6 +356,16 @@ def test_the_jobs_outputs_have_the_catalogues_columns_and_types(spark):  # noqa:
         where = "pyspark_jobs/" + (spec.get("job") or "build_fact") + ".py (Spark types)"
         problems += compare_columns(where, table, found, expected, ("type",))
     check(problems)
+
+
+def test_run_job_dispatches_the_catalogues_steps():
+    steps = [s["name"] for s in CAT["steps"]]
+    assert list(run_job.JOBS) == steps, (
+        f"pyspark_jobs/run_job.py: JOBS against {CATALOGUE_NAME} steps: "
+        + differences(run_job.JOBS, steps)
+    )
+    missing = [s for s in steps if not (REPO / "pyspark_jobs" / f"{s}.py").is_file()]
+    assert not missing, f"pyspark_jobs/: no job module for the steps {missing}"
 
 
 # --- docs ---------------------------------------------------------------------------------
