@@ -177,7 +177,7 @@ fn catalogue_steps_are_the_plans_steps_templates_and_waves() {
         ));
     }
     // Every step once, in a wave after every step it waits for.
-    let wave_of = |step: &str| WAVES.iter().position(|wave| wave.iter().any(|s| *s == step));
+    let wave_of = |step: &str| WAVES.iter().position(|wave| wave.contains(&step));
     let mut waved: Vec<&str> = WAVES.iter().flat_map(|wave| wave.iter().copied()).collect();
     waved.sort_unstable();
     let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
