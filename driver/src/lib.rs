@@ -4,6 +4,8 @@
 pub mod aws;
 pub mod backend;
 pub mod backfill;
+#[cfg(test)]
+mod catalogue_check;
 pub mod cli;
 pub mod clock;
 pub mod cluster;
