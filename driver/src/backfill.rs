@@ -31,9 +31,10 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use tokio::sync::{watch, Mutex, OnceCell};
 
+use crate::clock::format_duration;
 use crate::clock::Clock;
 use crate::error::{ExitCode, ExitStatus, Result};
-use crate::manifest::{format_duration, ClusterRef, RunManifest};
+use crate::manifest::{ClusterRef, RunManifest};
 use crate::pipeline::{Pipeline, ProvidedRunner, RunnerProvider};
 use crate::plan::{parse_run_date, Plan, PlanError};
 use crate::runner::{CancelOutcome, RunnerError, StepRunner, Termination};

@@ -170,6 +170,19 @@ impl Backoff {
     }
 }
 
+/// `1h02m`, `3m05s`, `12.4s`: the one way the driver writes a duration (progress lines, run
+/// summaries, the backfill table).
+pub fn format_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 3600 {
+        format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
+    } else if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,8 +16,7 @@ use crate::store::{ObjectStore, ObjectUri, StoreError};
 pub const PYSPARK_JOBS_ZIP: &str = "pyspark_jobs.zip";
 pub const RUN_JOB_PY: &str = "run_job.py";
 pub const PACKAGES_SH: &str = "packages.sh";
-/// The user metadata key holding an artifact's digest (`x-amz-meta-sha256` on S3).
-pub const SHA256_METADATA: &str = "sha256";
+pub use crate::store::SHA256_METADATA;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {

@@ -8,9 +8,9 @@ use crate::error::{ExitCode, ExitStatus};
 use crate::preflight::{self, InputSpec, PreflightError, Problem};
 use crate::store::{ObjectStore, ObjectUri, StoreError};
 
-/// The object metadata key holding the sha256 of an ingested file: the run id covers it, and
-/// ingesting the same content again uploads nothing.
-pub const SHA256_METADATA: &str = "sha256";
+// The sha256 of an ingested file is kept in the same metadata key as an artifact's: the run id
+// covers it, and ingesting the same content again uploads nothing.
+pub use crate::store::SHA256_METADATA;
 
 /// The object metadata key holding the number of CSV records (after the header) the driver
 /// counted in an ingested file, with the `csv` crate (RFC 4180: a quoted field may hold

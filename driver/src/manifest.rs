@@ -1,6 +1,7 @@
 //! The run manifest (DESIGN.md 2.5): one JSON document per run, written to
 //! `s3://<staging>/_runs/<run_id>.json`, and its human summary.
 
+use crate::clock::format_duration;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -299,18 +300,6 @@ fn state_word(state: RunState) -> &'static str {
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("")
-}
-
-/// `1h02m`, `3m05s`, `12.4s`.
-pub fn format_duration(d: std::time::Duration) -> String {
-    let secs = d.as_secs();
-    if secs >= 3600 {
-        format!("{}h{:02}m", secs / 3600, (secs % 3600) / 60)
-    } else if secs >= 60 {
-        format!("{}m{:02}s", secs / 60, secs % 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
 }
 
 #[cfg(test)]

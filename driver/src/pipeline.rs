@@ -625,7 +625,7 @@ impl Pipeline {
     async fn content_id(&self, uri: &ObjectUri) -> Result<String> {
         let meta =
             self.store.head(uri).await?.ok_or_else(|| crate::store::StoreError::NotFound { uri: uri.to_string() })?;
-        Ok(match meta.metadata.get(crate::ingest::SHA256_METADATA) {
+        Ok(match meta.metadata.get(crate::store::SHA256_METADATA) {
             Some(sha) => format!("sha256:{sha}"),
             None => format!(
                 "size:{} modified:{}",

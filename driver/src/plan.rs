@@ -135,7 +135,7 @@ impl LakeUris {
             metrics,
             artifacts_root: format!("s3://{raw}/artifacts"),
             manifest: st(&format!("_runs/{run_id}.json")),
-            lock: st(&format!("_locks/{dt}.json")),
+            lock: crate::lock::lock_uri(staging, date).to_string(),
             emr_log_uri: config.emr.log_uri.clone(),
         }
     }
@@ -241,11 +241,6 @@ fn check_warehouse(config: &Config) -> Result<(), PlanError> {
         return Err(PlanError::NoWarehouseUrl);
     }
     Ok(())
-}
-
-/// `"<run_id> <step key>"`: the run id in the name lets a rerun find its steps.
-pub fn step_name(run_id: &str, key: &str) -> String {
-    format!("{run_id} {key}")
 }
 
 impl Plan {
@@ -376,7 +371,7 @@ impl Plan {
     /// [`Plan::vars`] plus `step_name` for the step `key`.
     pub fn step_vars(&self, key: &str) -> Value {
         let mut vars = self.vars();
-        vars["step_name"] = Value::String(step_name(&self.run_id, key));
+        vars["step_name"] = Value::String(crate::runner::step_name(&self.run_id, key));
         vars
     }
 
@@ -454,20 +449,6 @@ fn mask_values(value: &mut Value, secrets: &[&str]) {
         Value::Object(map) => map.values_mut().for_each(|v| mask_values(v, secrets)),
         _ => {}
     }
-}
-
-/// Reads the config (file → env → flags), builds the artifacts from `project_root` and
-/// resolves the plan: what most commands start with.
-pub fn load_plan(
-    config_path: &Path,
-    overrides: &Overrides,
-    run_date: &str,
-    project_root: &Path,
-) -> Result<Plan, PlanError> {
-    // All layers at once, so a flag can fix a bad value from the file or the environment.
-    let config = Config::load(config_path, &crate::config::process_env(), overrides)?;
-    let artifacts = ArtifactSet::build(project_root)?;
-    Plan::resolve(&config, &Overrides::default(), run_date, &artifacts)
 }
 
 /// The object store of the target: the lake folder (`local.lake_dir`) for `local`, S3 (over

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::clock::{Backoff, Clock};
+use crate::clock::{format_duration, Backoff, Clock};
 use crate::error::{ExitCode, ExitStatus};
 use crate::runner::{RunnerError, StepRunner};
 use crate::step::{StepState, StepStatus};
@@ -213,19 +213,9 @@ impl TextProgress {
 
     fn line(&self, text: &str, elapsed: Duration) {
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(out, "[{:>8}] {text}", format_elapsed(elapsed));
+        let _ = writeln!(out, "[{:>8}] {text}", format_duration(elapsed));
         let _ = out.flush();
         *self.last_line_at.lock().unwrap_or_else(|p| p.into_inner()) = elapsed;
-    }
-}
-
-/// `1h02m03s`, `4m05s`, `6s`: compact and fixed in meaning.
-pub fn format_elapsed(elapsed: Duration) -> String {
-    let s = elapsed.as_secs();
-    match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, sec) => format!("{sec}s"),
-        (0, min, sec) => format!("{min}m{sec:02}s"),
-        (h, min, sec) => format!("{h}h{min:02}m{sec:02}s"),
     }
 }
 
@@ -233,13 +223,13 @@ impl PollObserver for TextProgress {
     fn state_changed(&self, step: &StepStatus, _previous: Option<StepState>, elapsed: Duration) {
         let mut text = format!("{} {:<14} {}", step.id, step.state.as_str(), step.name);
         if let (Some(start), Some(end)) = (step.started_at, step.ended_at) {
-            text.push_str(&format!(" (ran {})", format_elapsed((end - start).to_std().unwrap_or_default())));
+            text.push_str(&format!(" (ran {})", format_duration((end - start).to_std().unwrap_or_default())));
         }
         self.line(&text, elapsed);
     }
 
     fn retrying(&self, error: &RunnerError, attempt: u32, delay: Duration) {
-        let text = format!("retry {attempt} in {}: {error}", format_elapsed(delay));
+        let text = format!("retry {attempt} in {}: {error}", format_duration(delay));
         let elapsed = *self.last_line_at.lock().unwrap_or_else(|p| p.into_inner());
         self.line(&text, elapsed);
     }
@@ -319,9 +309,10 @@ mod tests {
 
     #[test]
     fn formats_elapsed_times() {
-        assert_eq!(format_elapsed(Duration::from_secs(6)), "6s");
-        assert_eq!(format_elapsed(Duration::from_secs(245)), "4m05s");
-        assert_eq!(format_elapsed(Duration::from_secs(3723)), "1h02m03s");
+        assert_eq!(format_duration(Duration::from_secs(6)), "6.0s");
+        assert_eq!(format_duration(Duration::from_millis(12_400)), "12.4s");
+        assert_eq!(format_duration(Duration::from_secs(245)), "4m05s");
+        assert_eq!(format_duration(Duration::from_secs(3723)), "1h02m");
     }
 
     #[derive(Clone, Default)]

@@ -3,6 +3,10 @@
 //! Locally, `s3://<bucket>/<key>` is the file `<lake_dir>/<bucket>/<key>`, so every URI the
 //! pipeline renders means the same thing on both backends.
 
+/// The user metadata key holding an object's sha256 (`x-amz-meta-sha256` on S3): written by
+/// `deploy` for artifacts and by `ingest` for vendor files, read to skip unchanged uploads.
+pub const SHA256_METADATA: &str = "sha256";
+
 pub mod local;
 pub mod s3;
 

@@ -51,12 +51,15 @@ enum Behaviour {
     CompleteAfterLists(usize),
     /// RUNNING until cancelled.
     Hang,
+    /// COMPLETED once a step of this (date, job) has been submitted: a barrier that makes an
+    /// interleaving of dates certain instead of likely.
+    CompleteAfterSubmitted(&'static str, &'static str),
 }
 
 struct FakeRunner {
     store: LocalStore,
     staging: String,
-    steps: Mutex<Vec<(StepStatus, usize)>>, // (status, completes at list call)
+    steps: Mutex<Vec<(StepStatus, Behaviour)>>, // (status, when it completes)
     behaviour: HashMap<(String, &'static str), Behaviour>, // (date, job)
     lists: AtomicUsize,
     submitted: Mutex<Vec<String>>, // step names, in submission order
@@ -159,10 +162,6 @@ impl StepRunner for FakeRunner {
             }
             let mut table = self.steps.lock().unwrap();
             let id = format!("s-FAKE{}", table.len());
-            let completes_at = match behaviour {
-                Behaviour::CompleteAfterLists(n) => n,
-                Behaviour::Hang => usize::MAX,
-            };
             let status = StepStatus {
                 id: id.clone(),
                 name: config.name.clone(),
@@ -171,7 +170,7 @@ impl StepRunner for FakeRunner {
                 started_at: None,
                 ended_at: None,
             };
-            table.push((status, completes_at));
+            table.push((status, behaviour));
             self.submitted.lock().unwrap().push(config.name.clone());
             ids.push(id);
         }
@@ -180,9 +179,17 @@ impl StepRunner for FakeRunner {
 
     async fn list_steps(&self, ids: &[String]) -> Result<Vec<StepStatus>, RunnerError> {
         let calls = self.lists.fetch_add(1, Ordering::SeqCst) + 1;
+        let submitted = self.submitted();
         let mut table = self.steps.lock().unwrap();
-        for (status, completes_at) in table.iter_mut() {
-            if status.state == StepState::Running && calls >= *completes_at {
+        for (status, behaviour) in table.iter_mut() {
+            let done = match *behaviour {
+                Behaviour::CompleteAfterLists(n) => calls >= n,
+                Behaviour::Hang => false,
+                Behaviour::CompleteAfterSubmitted(date, job) => {
+                    submitted.iter().any(|n| n.starts_with(date) && n.ends_with(&format!(" {job}")))
+                }
+            };
+            if status.state == StepState::Running && done {
                 status.state = StepState::Completed;
             }
         }
@@ -407,11 +414,17 @@ async fn parallel_backfill_gives_the_ids_and_fact_rows_of_one_by_one_runs_in_dat
 
 #[tokio::test]
 async fn without_the_turns_the_same_schedule_gives_other_ids() {
-    // The control: it shows the schedule above does race, so the test above can fail.
+    // The control: it shows the schedule above does race, so the test above can fail. The
+    // first date's first wave completes only once the second date's build_dimensions was
+    // submitted, so without the turns the second date certainly takes its ids first (a count
+    // of list calls, as above, makes that only likely: the dates' pollers share the counter).
     let reference = World::new().await;
     reference.one_by_one().await;
     let world = World::new().await;
-    let runner = world.runner(&slow_first_date());
+    let runner = world.runner(&[
+        ("2021-01-01", "classify_reviews", Behaviour::CompleteAfterSubmitted("2021-01-02", "build_dimensions")),
+        ("2021-01-01", "parse_logs", Behaviour::CompleteAfterSubmitted("2021-01-02", "build_dimensions")),
+    ]);
     let (outcomes, _) = world.backfill(&runner, 2, false, no_signal()).await;
     assert!(outcomes.iter().all(|o| o.state == DateState::Succeeded), "{outcomes:?}");
     assert_ne!(dims_order(&runner), DATES.to_vec());
