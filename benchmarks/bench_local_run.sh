@@ -23,8 +23,11 @@
 #   BENCH_REPEATS=1 BENCH_LOCAL_REVIEWS=2000 benchmarks/bench_local_run.sh
 #
 # Expected time on an idle 2-core machine: about 8 minutes with the defaults (3 rounds of about
-# 1 minute for the naive pipeline and 1-1.5 minutes for the run); about 1 minute for the smoke
-# test above. Everything goes to BENCH_OUT_DIR/local-run (default benchmarks/out/local-run).
+# 1 minute for the naive pipeline and 1-1.5 minutes for the run; an estimate from earlier runs,
+# not yet measured with this script). The smoke test above took 4 minutes on a loaded machine
+# (load average 5 on 2 cores): at that size the time is the runs' fixed costs (JVM start-ups,
+# per-step overheads), so its ratio says nothing about the full-size one. Everything goes to
+# BENCH_OUT_DIR/local-run (default benchmarks/out/local-run).
 #
 # Run from anywhere: benchmarks/bench_local_run.sh
 set -euo pipefail
