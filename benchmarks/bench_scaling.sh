@@ -13,6 +13,8 @@
 #     FILE` on a generated, uncompressed movie_review.csv of about BENCH_INGEST_MB MiB (default
 #     1024): FIGURE ingest.peak_rss_mb. BENCH_INGEST_MB=0 skips it.
 #
+# BENCH_PARTS (default "size cores ingest") runs only the parts named, e.g. BENCH_PARTS=ingest.
+#
 # Generated inputs are kept in BENCH_OUT_DIR (default benchmarks/out) and reused by the next
 # run with the same arguments; each run's lake is deleted once measured.
 #
@@ -29,12 +31,17 @@ SCALES=${BENCH_SCALES:-100000 1000000 3000000}
 CORES_SCALE=${BENCH_CORES_SCALE:-1000000}
 PURCHASES=${BENCH_SCALE_PURCHASES:-541908}
 INGEST_MB=${BENCH_INGEST_MB:-1024}
+PARTS=" ${BENCH_PARTS:-size cores ingest} "
 DATE=2021-10-31
 OUT=$OUT_BASE/scaling
 require_tools /usr/bin/time
 for n in $SCALES $CORES_SCALE $PURCHASES $INGEST_MB; do
   [[ $n =~ ^[0-9]+$ ]] || die "sizes must be whole numbers, not '$n' (BENCH_SCALES, BENCH_CORES_SCALE, BENCH_SCALE_PURCHASES, BENCH_INGEST_MB)"
 done
+for part in $PARTS; do
+  [[ " size cores ingest " == *" $part "* ]] || die "BENCH_PARTS names size, cores and/or ingest, not '$part'"
+done
+wanted() { [[ $PARTS == *" $1 "* ]]; }
 mkdir -p "$OUT"
 machine
 
@@ -50,42 +57,46 @@ one_run() { # MASTER LABEL -> sets RUN_SECONDS
   rm -rf "$OUT/lake"
 }
 
-echo; echo "== 1. whole local run by size ($LOCAL_MASTER, driver memory $LOCAL_MEMORY; purchases: $PURCHASES) =="
 declare -A TABLE
-for n in $SCALES; do
-  inputs_for "$n"
-  one_run "$LOCAL_MASTER" "$n"
-  TABLE[$n]=$RUN_SECONDS
-  per=$(echo "$RUN_SECONDS * 100000 / $n" | bc -l | xargs printf '%.1f')
-  echo "  $n reviews: $RUN_SECONDS s, $per s per 100k reviews"
-  figure "scaling.$n.run_seconds" "$RUN_SECONDS" s
-  figure "scaling.$n.seconds_per_100k_reviews" "$per" s
-  "$VENV_BIN/python" benchmarks/run_steps.py "scaling.$n" "$OUT/run-$n.jsonl" | sed 's/^/    /;s/^    FIGURE/FIGURE/'
-done
-echo
-printf '  %12s %12s %16s\n' reviews "wall (s)" "s / 100k reviews"
-for n in $SCALES; do
-  printf '  %12s %12s %16s\n' "$n" "${TABLE[$n]}" "$(echo "${TABLE[$n]} * 100000 / $n" | bc -l | xargs printf '%.1f')"
-done
-
-echo; echo "== 2. local[1] against local[2] at $CORES_SCALE reviews =="
-inputs_for "$CORES_SCALE"
-if [ -n "${TABLE[$CORES_SCALE]:-}" ] && [ "$LOCAL_MASTER" = "local[2]" ]; then
-  TWO=${TABLE[$CORES_SCALE]}
-  echo "  local[2]: $TWO s (the table's run above)"
-else
-  one_run "local[2]" "$CORES_SCALE-local2"
-  TWO=$RUN_SECONDS
-  echo "  local[2]: $TWO s"
+if wanted size; then
+  echo; echo "== 1. whole local run by size ($LOCAL_MASTER, driver memory $LOCAL_MEMORY; purchases: $PURCHASES) =="
+  for n in $SCALES; do
+    inputs_for "$n"
+    one_run "$LOCAL_MASTER" "$n"
+    TABLE[$n]=$RUN_SECONDS
+    per=$(echo "$RUN_SECONDS * 100000 / $n" | bc -l | xargs printf '%.1f')
+    echo "  $n reviews: $RUN_SECONDS s, $per s per 100k reviews"
+    figure "scaling.$n.run_seconds" "$RUN_SECONDS" s
+    figure "scaling.$n.seconds_per_100k_reviews" "$per" s
+    "$VENV_BIN/python" benchmarks/run_steps.py "scaling.$n" "$OUT/run-$n.jsonl" | sed 's/^/    /;s/^    FIGURE/FIGURE/'
+  done
+  echo
+  printf '  %12s %12s %16s\n' reviews "wall (s)" "s / 100k reviews"
+  for n in $SCALES; do
+    printf '  %12s %12s %16s\n' "$n" "${TABLE[$n]}" "$(echo "${TABLE[$n]} * 100000 / $n" | bc -l | xargs printf '%.1f')"
+  done
 fi
-one_run "local[1]" "$CORES_SCALE-local1"
-ONE=$RUN_SECONDS
-echo "  local[1]: $ONE s"
-figure "scaling.cores.$CORES_SCALE.local1_seconds" "$ONE" s
-figure "scaling.cores.$CORES_SCALE.local2_seconds" "$TWO" s
-figure "scaling.cores.$CORES_SCALE.speedup_local2_over_local1" "$(ratio "$ONE" "$TWO")" x
 
-if [ "$INGEST_MB" -gt 0 ]; then
+if wanted cores; then
+  echo; echo "== 2. local[1] against local[2] at $CORES_SCALE reviews =="
+  inputs_for "$CORES_SCALE"
+  if [ -n "${TABLE[$CORES_SCALE]:-}" ] && [ "$LOCAL_MASTER" = "local[2]" ]; then
+    TWO=${TABLE[$CORES_SCALE]}
+    echo "  local[2]: $TWO s (the table's run above)"
+  else
+    one_run "local[2]" "$CORES_SCALE-local2"
+    TWO=$RUN_SECONDS
+    echo "  local[2]: $TWO s"
+  fi
+  one_run "local[1]" "$CORES_SCALE-local1"
+  ONE=$RUN_SECONDS
+  echo "  local[1]: $ONE s"
+  figure "scaling.cores.$CORES_SCALE.local1_seconds" "$ONE" s
+  figure "scaling.cores.$CORES_SCALE.local2_seconds" "$TWO" s
+  figure "scaling.cores.$CORES_SCALE.speedup_local2_over_local1" "$(ratio "$ONE" "$TWO")" x
+fi
+
+if wanted ingest && [ "$INGEST_MB" -gt 0 ]; then
   echo; echo "== 3. driver peak RSS of ingest on a ~$INGEST_MB MiB movie_review.csv =="
   # About 930 bytes a review at the generator's default length (the real files average 908
   # bytes of text); the actual size is printed.
