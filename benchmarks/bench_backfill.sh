@@ -15,9 +15,9 @@
 #
 # Expected time on an idle 2-core machine with the defaults: about 10 minutes (two 7-night
 # backfills, 56 Spark steps; at this size a step's fixed cost dominates, so the nights are kept
-# small). An estimate, not yet measured. A smoke test (the smoke-test times are in
-# BENCHMARKS.md, section 7):
-#   BENCH_BACKFILL_REVIEWS=500 BENCH_BACKFILL_NIGHTS=3 benchmarks/bench_backfill.sh
+# small). An estimate, not yet measured. A smoke test (2 nights of 500 reviews took 33 + 27
+# minutes on a machine at load average 25-30, i.e. nothing to go by):
+#   BENCH_BACKFILL_REVIEWS=500 BENCH_BACKFILL_NIGHTS=2 benchmarks/bench_backfill.sh
 #
 # Run from anywhere: benchmarks/bench_backfill.sh
 set -euo pipefail

@@ -22,7 +22,7 @@
 # earlier 100k runs, not yet measured), dominated by the 3M run and the local[1] run at 1M;
 # generating took 107 s for the 1 GiB ingest file (1.15M reviews) on a loaded machine. The
 # ingest part alone (BENCH_PARTS=ingest) takes about 4 minutes. Quick runs:
-#   BENCH_SCALES="2000 4000" BENCH_CORES_SCALE=4000 BENCH_INGEST_MB=50 benchmarks/bench_scaling.sh
+#   BENCH_SCALES="2000 4000" BENCH_CORES_SCALE=2000 BENCH_INGEST_MB=50 benchmarks/bench_scaling.sh
 #   BENCH_SCALES="100000 1000000" BENCH_CORES_SCALE=100000 benchmarks/bench_scaling.sh
 #
 # Run from anywhere: benchmarks/bench_scaling.sh
