@@ -1,131 +1,119 @@
 #!/usr/bin/env bash
-# Benchmark 3: the whole local run on the real data (SHARED_DATA_DIR: 100,000 reviews and logs,
-# 541,908 purchases) against a temporary PostgreSQL database, created and dropped here:
-#   emr-driver --output json run --local --date D --raw-dir SHARED_DATA_DIR --database-url URL
-# Prints the total wall time, each step's wall time (from the run manifest's started_at /
-# ended_at) with its rows per second, and the share of the total that is Spark start-up: the
-# wall time of an empty `spark-submit` (start a SparkSession, stop it), measured right after
-# the run, times the number of Spark steps.
+# Benchmark 3 (issue 14): the whole local run against the naive reference pipeline, on the
+# same inputs, the same local Spark (master and driver memory of config/pipeline.toml's [local],
+# passed to both sides explicitly), side by side.
 #
-# Run from the repository root: benchmarks/bench_local_run.sh
+#  - project: emr-driver --output json run --local --date D --raw-dir RAW --set local.lake_dir=L
+#    with no database: user_purchase is converted from the file and the run ends in the embedded
+#    warehouse under the lake (DATABASE_URL / WAREHOUSE_URL are unset here for that reason).
+#    A fresh lake every time, so nothing is reused from an earlier round.
+#  - naive: benchmarks/naive/run.sh RAW OUT D, three spark-submit jobs one after the other
+#    (Tokenizer classifier, Python XML UDF, join-then-aggregate fact; see benchmarks/naive/).
+#
+# BENCH_REPEATS rounds (default 3), interleaved, the order reversed every other round; medians.
+# Prints `FIGURE local_run.ratio = x` (run / naive; issue 14's target is <= 0.5), the per-step
+# times of the project's runs from their manifests (medians), both sides' row counts (the naive
+# output counted once afterwards, untimed), and the wall time of an empty spark-submit (what
+# each of the naive pipeline's three JVM start-ups costs).
+#
+# Inputs: SHARED_DATA_DIR's real files when all three are there (100,000 reviews and logs,
+# 541,908 purchases), else generated full-size ones (`emr-driver generate --reviews 100000
+# --purchases 541908 --gzip`). BENCH_LOCAL_REVIEWS=N forces generated inputs of N reviews
+# (purchases scaled alike, BENCH_LOCAL_PURCHASES to choose), e.g. for a quick smoke test:
+#   BENCH_REPEATS=1 BENCH_LOCAL_REVIEWS=2000 benchmarks/bench_local_run.sh
+#
+# Expected time on an idle 2-core machine: about 8 minutes with the defaults (3 rounds of about
+# 1 minute for the naive pipeline and 1-1.5 minutes for the run; an estimate from earlier runs,
+# not yet measured with this script). The smoke test above took 4 minutes on a loaded machine
+# (load average 5 on 2 cores): at that size the time is the runs' fixed costs (JVM start-ups,
+# per-step overheads), so its ratio says nothing about the full-size one. Everything goes to
+# BENCH_OUT_DIR/local-run (default benchmarks/out/local-run).
+#
+# Run from anywhere: benchmarks/bench_local_run.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
-REPO=$PWD
-DRIVER=${DRIVER_BIN:-$REPO/target/release/emr-driver}
-unset DRIVER_BIN  # not needed below
-SHARED=${SHARED_DATA_DIR:-$REPO/../shared/data}
-PGURL_BASE=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
-OUT=${BENCH_OUT_DIR:-$REPO/benchmarks/out}/local-run
-DB=bench_run_$$_$(date +%s)
+# shellcheck source=benchmarks/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh"
+REPEATS=${BENCH_REPEATS:-3}
 DATE=2021-10-31
+OUT=$OUT_BASE/local-run
+require_tools
+[[ $REPEATS =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEATS must be a positive integer, not '$REPEATS'"
 
-[ -x "$DRIVER" ] || { echo "bench_local_run: $DRIVER not found: run scripts/setup.sh or set DRIVER_BIN" >&2; exit 2; }
+have_shared=yes
 for f in movie_review log_reviews user_purchase; do
-  [ -f "$SHARED/$f.csv.gz" ] || { echo "bench_local_run: $SHARED/$f.csv.gz not found: set SHARED_DATA_DIR" >&2; exit 2; }
+  [ -f "$SHARED/$f.csv.gz" ] || have_shared=no
 done
+mkdir -p "$OUT"
+machine
+if [ -z "${BENCH_LOCAL_REVIEWS:-}" ] && [ $have_shared = yes ]; then
+  RAW=$(cd "$SHARED" && pwd)
+  echo "inputs: the real files in $RAW"
+else
+  REVIEWS=${BENCH_LOCAL_REVIEWS:-100000}
+  PURCHASES=${BENCH_LOCAL_PURCHASES:-$(( REVIEWS * 541908 / 100000 ))}
+  [ -n "${BENCH_LOCAL_REVIEWS:-}" ] || echo "(no real files in $SHARED: using generated ones of the same size)"
+  RAW=$OUT_BASE/generated-local-run-$REVIEWS-$PURCHASES
+  generate "$RAW" --reviews "$REVIEWS" --purchases "$PURCHASES" --seed 7 --gzip
+  echo "inputs: generated, $REVIEWS reviews and logs, $PURCHASES purchases, in $RAW"
+fi
+warm_cache "$RAW"/*.csv*
 
-cleanup() { psql -X -q "$PGURL_BASE/postgres" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true; }
-trap cleanup EXIT
-rm -rf "$OUT"; mkdir -p "$OUT"
-psql -X -q -v ON_ERROR_STOP=1 "$PGURL_BASE/postgres" -c "CREATE DATABASE $DB"
+naive_round() { # ROUND
+  rm -rf "$OUT/naive-out"
+  local argv=(benchmarks/naive/run.sh "$RAW" "$OUT/naive-out" "$DATE")
+  show "NAIVE_MASTER=$LOCAL_MASTER NAIVE_DRIVER_MEMORY=$LOCAL_MEMORY ${argv[*]}"
+  local t; t=$(now)
+  NAIVE_MASTER=$LOCAL_MASTER NAIVE_DRIVER_MEMORY=$LOCAL_MEMORY SPARK_SUBMIT=$VENV_BIN/spark-submit \
+    "${argv[@]}" > "$OUT/naive-$1.log" 2>&1 || {
+    echo "$BENCH_NAME: the naive pipeline failed; the end of $OUT/naive-$1.log:" >&2
+    tail -30 "$OUT/naive-$1.log" >&2; exit 1; }
+  NAIVE_TIMES+=("$(seconds_since "$t")")
+  echo "  naive, round $1: ${NAIVE_TIMES[-1]} s"
+}
+run_round() { # ROUND
+  rm -rf "$OUT/lake"
+  driver_run "$OUT/run-$1.jsonl" "$OUT/run-$1.stderr" --date "$DATE" --raw-dir "$RAW" \
+    --set "local.lake_dir=$OUT/lake"
+  RUN_TIMES+=("$RUN_SECONDS")
+  echo "  run, round $1: $RUN_SECONDS s"
+}
 
-RUN=("$DRIVER" --output json run --local --date "$DATE" --raw-dir "$SHARED" \
-  --database-url "$PGURL_BASE/$DB" --set "local.lake_dir=$OUT/lake")
-echo "\$ ${RUN[*]}"
-start=$(date +%s.%N)
-"${RUN[@]}" > "$OUT/run.jsonl" 2> "$OUT/run.stderr" || {
-  echo "bench_local_run: the run failed (exit $?); its stderr:" >&2; tail -30 "$OUT/run.stderr" >&2; exit 1; }
-end=$(date +%s.%N)
+echo; echo "== $REPEATS interleaved round(s): naive pipeline and emr-driver run --local =="
+NAIVE_TIMES=() RUN_TIMES=() RUN_FILES=()
+for i in $(seq "$REPEATS"); do
+  if [ $(( i % 2 )) = 1 ]; then naive_round "$i"; run_round "$i"; else run_round "$i"; naive_round "$i"; fi
+  RUN_FILES+=("$OUT/run-$i.jsonl")
+done
+NAIVE=$(median "${NAIVE_TIMES[@]}") RUN=$(median "${RUN_TIMES[@]}")
+echo "naive: ${NAIVE_TIMES[*]} s; run: ${RUN_TIMES[*]} s"
+figure local_run.naive_seconds "$NAIVE" s
+figure local_run.run_seconds "$RUN" s
+figure local_run.ratio "$(ratio "$RUN" "$NAIVE")" "x (run / naive; target <= 0.5)"
 
-# An empty Spark application, submitted the way the local runner submits a step.
+echo; echo "== the project's run, from its manifests =="
+"$VENV_BIN/python" benchmarks/run_steps.py local_run.run "${RUN_FILES[@]}"
+
+echo; echo "== the naive pipeline's output, counted once (not timed) =="
+# The naive fact breaks DESIGN.md's invariant SUM(review_count) = classified reviews: its
+# purchases fan-out is visible here, beside the project's counts above.
+show "spark-submit benchmarks/naive/check_output.py --out $OUT/naive-out"
+PATH="$VENV_BIN:$PATH" PYSPARK_PYTHON="$VENV_BIN/python3" PYSPARK_DRIVER_PYTHON="$VENV_BIN/python3" \
+  "$VENV_BIN/spark-submit" --master "$LOCAL_MASTER" --driver-memory "$LOCAL_MEMORY" \
+  benchmarks/naive/check_output.py --out "$OUT/naive-out" 2> "$OUT/naive-check.stderr" || {
+  echo "$BENCH_NAME: the naive output check failed; the end of $OUT/naive-check.stderr:" >&2
+  tail -20 "$OUT/naive-check.stderr" >&2; exit 1; }
+
+echo; echo "== an empty Spark application, submitted like a step (one JVM start-up) =="
 cat > "$OUT/empty_app.py" <<'EOF'
 from pyspark.sql import SparkSession
 SparkSession.builder.getOrCreate().stop()
 EOF
-# The environment the local runner gives spark-submit (driver/src/runner/local.rs, spark_env).
-EMPTY=(env "PATH=$REPO/.venv/bin:$PATH" "PYSPARK_PYTHON=$REPO/.venv/bin/python3" \
-  "PYSPARK_DRIVER_PYTHON=$REPO/.venv/bin/python3" \
-  .venv/bin/spark-submit --master "local[2]" --driver-memory 4g "$OUT/empty_app.py")
-echo "\$ ${EMPTY[*]}"
-s=$(date +%s.%N)
-"${EMPTY[@]}" > "$OUT/empty_app.log" 2>&1 || {
-  echo "bench_local_run: the empty spark-submit failed; its output:" >&2; tail -20 "$OUT/empty_app.log" >&2; exit 1; }
-startup=$(echo "$(date +%s.%N) - $s" | bc -l)
-
-.venv/bin/python - "$OUT/run.jsonl" "$(echo "$end - $start" | bc -l)" "$startup" <<'EOF'
-import datetime as dt
-import json
-import sys
-
-lines, total, startup = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-manifest = None
-for line in open(lines):
-    if line.startswith("{"):
-        event = json.loads(line)
-        if event.get("event") == "run_finished":
-            manifest = event["manifest"]
-if manifest is None:
-    sys.exit("bench_local_run: no run_finished event in the run's output")
-
-
-def when(text):
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def step_rows(step):
-    """Rows the step read: its metrics' sources (Spark jobs), else the manifest's source of
-    the same name (driver steps)."""
-    metrics = step.get("metrics") or {}
-    if metrics.get("sources"):
-        return sum(s.get("rows_in", 0) for s in metrics["sources"].values())
-    if metrics.get("tables"):  # the warehouse load: rows copied into each table
-        return sum(t.get("rows", 0) for t in metrics["tables"])
-    for name, counts in manifest.get("sources", {}).items():
-        if name in step["key"]:
-            return counts.get("rows_in", 0)
-    return None
-
-
-def figure(name, value, unit=""):
-    print(f"FIGURE {name} = {value}{(' ' + unit) if unit else ''}")
-
-
-print(f"run {manifest['run_id']}: {manifest['state']}")
-figure("local_run.total_seconds", f"{total:.1f}", "s")
-spark_steps = 0
-for step in manifest["steps"]:
-    if not step.get("started_at") or not step.get("ended_at"):
-        print(f"  {step['key']}: {step['state']} (no times)")
-        continue
-    seconds = (when(step["ended_at"]) - when(step["started_at"])).total_seconds()
-    rows = step_rows(step)
-    spark = step.get("kind") not in (None, "driver") and step.get("metrics") is not None
-    spark_steps += 1 if spark else 0
-    rate = f"{rows / seconds:,.0f} rows/s" if rows and seconds > 0 else "-"
-    print(f"  {step['key']:<28} {step.get('kind', ''):<8} {seconds:7.1f} s  "
-          f"{rows if rows is not None else '-':>9} rows  {rate}")
-    figure(f"local_run.step.{step['key']}.seconds", f"{seconds:.1f}", "s")
-    if rows:
-        figure(f"local_run.step.{step['key']}.rows_per_second", f"{rows / seconds:,.0f}")
-for name, counts in sorted(manifest.get("sources", {}).items()):
-    print(f"  source {name}: in {counts['rows_in']:,}, out {counts['rows_out']:,}, "
-          f"rejected {counts['rows_rejected']:,}")
-# Spark steps that overlap in time (classify_reviews and parse_logs run side by side) start
-# their JVMs together: on the wall clock, one start-up per wave of overlapping steps.
-waves, wave_end = 0, None
-spark_times = sorted(
-    (when(s["started_at"]), when(s["ended_at"])) for s in manifest["steps"]
-    if s.get("metrics") is not None and s.get("kind") not in (None, "driver")
-    and s.get("started_at") and s.get("ended_at")
-)
-for begin, end in spark_times:
-    if wave_end is None or begin >= wave_end:
-        waves += 1
-        wave_end = end
-    else:
-        wave_end = max(wave_end, end)
-figure("local_run.empty_spark_submit_seconds", f"{startup:.1f}", "s")
-figure("local_run.spark_steps", spark_steps)
-figure("local_run.spark_step_waves", waves)
-figure("local_run.spark_startup_share_percent", f"{100 * startup * waves / total:.0f}", "%")
-EOF
+show "spark-submit --master $LOCAL_MASTER --driver-memory $LOCAL_MEMORY $OUT/empty_app.py"
+t=$(now)
+PATH="$VENV_BIN:$PATH" PYSPARK_PYTHON="$VENV_BIN/python3" PYSPARK_DRIVER_PYTHON="$VENV_BIN/python3" \
+  "$VENV_BIN/spark-submit" --master "$LOCAL_MASTER" --driver-memory "$LOCAL_MEMORY" "$OUT/empty_app.py" \
+  > "$OUT/empty_app.log" 2>&1 || {
+  echo "$BENCH_NAME: the empty spark-submit failed; its output:" >&2; tail -20 "$OUT/empty_app.log" >&2; exit 1; }
+EMPTY=$(seconds_since "$t")
+figure local_run.empty_spark_submit_seconds "$EMPTY" s
+figure local_run.naive_startup_share_percent "$(echo "100 * 3 * $EMPTY / $NAIVE" | bc -l | xargs printf '%.0f')" "% (3 start-ups / naive median)"

@@ -6,7 +6,12 @@
 #
 # Environment: SHARED_DATA_DIR (default <repo>/../shared/data), DRIVER_BIN (default
 # <repo>/target/release/emr-driver), BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432),
-# BENCH_LOG_ROWS / BENCH_REVIEW_ROWS (default 1000000).
+# BENCH_LOG_ROWS / BENCH_REVIEW_ROWS (default 1000000), BENCH_REPEATS, and the variables of
+# bench_local_run.sh, bench_scaling.sh and bench_backfill.sh (BENCHMARKS.md, "How to run").
+# BENCH_ONLY="local_run backfill" runs only the named benchmarks (names as in BENCHES below).
+#
+# With every default this takes well over an hour on 2 cores (bench_scaling.sh alone is about
+# an hour); BENCHMARKS.md lists each script's expected time and its quick settings.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${BENCH_OUT_DIR:-$PWD/benchmarks/out}
@@ -17,6 +22,8 @@ BENCHES=(
   "parse_logs:.venv/bin/python benchmarks/bench_parse_logs.py"
   "classify:.venv/bin/python benchmarks/bench_classify.py"
   "local_run:benchmarks/bench_local_run.sh"
+  "scaling:benchmarks/bench_scaling.sh"
+  "backfill:benchmarks/bench_backfill.sh"
   "postgres:benchmarks/bench_postgres.sh"
   "driver_overheads:.venv/bin/python benchmarks/bench_driver_overheads.py"
 )
@@ -27,11 +34,19 @@ echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 # Fresh inputs: generated files and their staged Parquet copies are made again (the single
 # scripts reuse them between runs; BENCH_KEEP_INPUTS=1 keeps them here too).
 if [ "${BENCH_KEEP_INPUTS:-0}" != 1 ]; then
-  rm -rf "$OUT"/generated-* "$OUT"/parse_logs "$OUT"/classify
+  rm -rf "$OUT"/generated-* "$OUT"/parse_logs "$OUT"/classify "$OUT"/local-run "$OUT"/scaling "$OUT"/backfill
 fi
 all_start=$(date +%s)
 failed=()
 declare -A took
+if [ -n "${BENCH_ONLY:-}" ]; then
+  chosen=()
+  for entry in "${BENCHES[@]}"; do
+    [[ " $BENCH_ONLY " == *" ${entry%%:*} "* ]] && chosen+=("$entry")
+  done
+  [ ${#chosen[@]} -gt 0 ] || { echo "run_all: BENCH_ONLY='$BENCH_ONLY' names none of: ${BENCHES[*]%%:*}" >&2; exit 2; }
+  BENCHES=("${chosen[@]}")
+fi
 for entry in "${BENCHES[@]}"; do
   name=${entry%%:*} command=${entry#*:}
   echo; echo "######## $name: $command"
