@@ -101,8 +101,9 @@ def first_line_of(spark: SparkSession, uri: str, size: int | None = None) -> str
 
     Read on the driver through the Hadoop FileSystem API, decompressed by the codec Hadoop
     picks from the file name (as Spark's readers do), so no Spark job runs: a header check
-    per file, also for a folder of many parts. Lines end at LF, CR or CRLF and bytes that are
-    not UTF-8 become U+FFFD, as with Spark's text reader. `size` (bytes), when known, spares
+    per file, also for a folder of many parts. As with Spark's text reader, lines end at LF,
+    CR or CRLF, a leading byte-order mark is dropped and bytes that are not UTF-8 become
+    U+FFFD. `size` (bytes), when known, spares
     opening a file that is empty anyway.
     """
     if size == 0:
@@ -120,7 +121,10 @@ def first_line_of(spark: SparkSession, uri: str, size: int | None = None) -> str
             opened.append(codec.createInputStream(opened[-1]))
         charset = jvm.java.nio.charset.StandardCharsets.UTF_8
         reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(opened[-1], charset))
-        return reader.readLine()
+        line = reader.readLine()
+        # Hadoop's line reader, under Spark's text and CSV readers, drops a UTF-8
+        # byte-order mark at the start of a file: the header line reads the same here.
+        return line[1:] if line is not None and line.startswith("\ufeff") else line
     except Exception as error:  # noqa: BLE001 - any reader failure here means a bad file
         raise UnusableInput(uri, f"cannot be read as text: {java_message(error)}") from None
     finally:
