@@ -8,8 +8,9 @@ length (about 0.9 KB). The CSV is read once with the project's reader and staged
 in 8 files (not timed; the `multiLine` CSV read cannot be split and would time one core's
 CSV parsing for both sides).
 
-The project side is what the job does: `has_repeated_keys` (a pass over the ids deciding
-whether the duplicate window can be skipped), then `tag_reviews` + `classify`. The baseline
+The project side is what the job does: `tag_reviews` without the duplicate window, a pass
+over its ids (`has_repeated_ids`: the job makes it over the persisted tagged frame) deciding
+whether the window must run after all, then `classify`. The baseline
 casts the ids and classifies with the ML feature transformers. Both write their
 (customer_id, review_id, positive_review, insert_date) rows as Parquet, compared afterwards.
 
@@ -82,11 +83,13 @@ def brief_approach(raw, run_date):
 
 
 def project_job(raw, run_date):
-    from pyspark_jobs.classify_reviews import classify, review_id, tag_reviews
-    from pyspark_jobs.rejects import has_repeated_keys
+    from pyspark_jobs.classify_reviews import _REVIEW_ID, classify, tag_reviews
+    from pyspark_jobs.rejects import CHECKED_BEFORE_DUPLICATES, has_repeated_ids
 
-    detect = has_repeated_keys(raw, review_id())
-    return classify(tag_reviews(raw, detect_duplicates=detect), run_date)
+    tagged = tag_reviews(raw, detect_duplicates=False)
+    if has_repeated_ids(tagged, _REVIEW_ID, CHECKED_BEFORE_DUPLICATES):
+        tagged = tag_reviews(raw, detect_duplicates=True)
+    return classify(tagged, run_date)
 
 
 def stage(spark, csv_path: Path, folder: Path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
@@ -258,16 +259,36 @@ def loadable_rows(dimension: Dimension, rows: Sequence[tuple]) -> tuple[list[tup
     return kept, len(rows) - len(kept)
 
 
+def rows_frame(spark: SparkSession, rows: Sequence[tuple], schema: T.StructType) -> DataFrame:
+    """`rows` (tuples in `schema`'s order) as a one-partition DataFrame, built in the JVM.
+
+    `spark.createDataFrame` over Python rows starts a Python worker to convert them; here
+    the rows travel as one JSON string literal that `from_json` parses: native, one
+    partition, rows in the given order (`explode` keeps the array's order). Dates are
+    ISO strings, the format `from_json` reads by default."""
+
+    def plain(value: object) -> object:
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+    records = [{f.name: plain(v) for f, v in zip(schema.fields, row)} for row in rows]
+    parsed = F.from_json(F.lit(json.dumps(records)), T.ArrayType(schema), {"mode": "FAILFAST"})
+    return (
+        spark.range(0, 1, 1, 1)
+        .select(F.explode(parsed).alias("row"))
+        .select(*[F.col("row")[f.name].alias(f.name) for f in schema.fields])
+    )
+
+
 def load(
     spark: SparkSession, rows: Mapping[str, list[tuple]], args: argparse.Namespace
 ) -> dict[str, int]:
     """Writes every snapshot and load file; returns the members left out of each load file."""
     left_out = {}
     for dimension in DIMENSIONS:
-        frame = spark.createDataFrame(rows[dimension.table], dimension.schema).coalesce(1)
+        frame = rows_frame(spark, rows[dimension.table], dimension.schema)
         write_parquet(frame, snapshot_uri(args.dims_root, dimension, args.run_date))
         kept, left_out[dimension.table] = loadable_rows(dimension, rows[dimension.table])
-        loadable = spark.createDataFrame(kept, dimension.schema).coalesce(1)
+        loadable = rows_frame(spark, kept, dimension.schema)
         write_load_csv(loadable, join_uri(args.load_root, dimension.table))
     return left_out
 

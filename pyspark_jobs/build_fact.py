@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from functools import reduce
 from typing import NamedTuple
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pyspark_jobs.build_dimensions import (
@@ -152,19 +152,47 @@ def review_sessions(reviews: DataFrame, logs: DataFrame) -> DataFrame:
     )
 
 
+_LOOKUP_KEY = INTERNAL_PREFIX + "dimension_key"
+_LOOKUP_ID = INTERNAL_PREFIX + "dimension_id"
+
+
+def _lookup_key(dimension: Dimension, value: Column) -> Column:
+    """`<table>:<value as text>`: one key space for every dimension (NULL for NULL). Dates
+    as `yyyy-MM-dd` on both sides, so the keys are equal exactly when the values are."""
+    return F.concat(F.lit(dimension.table + ":"), value.cast("string"))
+
+
+def dimension_lookup(dims: Mapping[str, DataFrame]) -> DataFrame:
+    """(key, id) of every member of every dimension, one small frame broadcast once: the
+    five lookups join the same frame, so Spark reuses one broadcast (one Spark job) instead
+    of building five."""
+    parts = [
+        dims[d.table]
+        .filter(F.col(d.value_column).isNotNull())
+        .select(
+            _lookup_key(d, F.col(d.value_column)).alias(_LOOKUP_KEY),
+            F.col(id_column(d)).cast("int").alias(_LOOKUP_ID),
+        )
+        for d in DIMENSIONS
+    ]
+    return reduce(DataFrame.unionByName, parts)
+
+
 def with_dimension_ids(sessions: DataFrame, dims: Mapping[str, DataFrame]) -> DataFrame:
     """Replace each session value by its dimension id: 0 (Unknown) for NULL, NULL for a value
     missing from the dimension (an invariant violation, reported by `check_invariants`)."""
+    lookup = F.broadcast(dimension_lookup(dims))
     keyed = sessions
     for dimension in DIMENSIONS:
         value, key = dimension.source_column, id_column(dimension)
-        lookup = F.broadcast(
-            dims[dimension.table]
-            .filter(F.col(dimension.value_column).isNotNull())
-            .select(F.col(dimension.value_column).alias(value), F.col(key))
-        )
-        keyed = keyed.join(lookup, value, "left").withColumn(
-            key, F.when(F.col(value).isNull(), F.lit(0)).otherwise(F.col(key))
+        # The lookup joins as it is, never renamed: five identical broadcast plans, which
+        # Spark reuses as one.
+        keyed = (
+            keyed.withColumn(_LOOKUP_KEY, _lookup_key(dimension, F.col(value)))
+            .join(lookup, _LOOKUP_KEY, "left")
+            .drop(_LOOKUP_KEY)
+            .withColumn(key, F.when(F.col(value).isNull(), F.lit(0)).otherwise(F.col(_LOOKUP_ID)))
+            .drop(_LOOKUP_ID)
         )
     return keyed.drop(*SESSION_COLUMNS)
 
@@ -198,20 +226,31 @@ def build(inputs: Inputs, tagged_purchases: DataFrame, run_date: dt.date) -> Dat
 
 
 def fact_summary(fact: DataFrame) -> dict[str, int]:
-    """The totals the invariants and metrics need, in one Spark job."""
+    """The totals the invariants and metrics need, in one aggregation over the (persisted)
+    fact: per customer first, then over the customers, so the distinct customers need no
+    COUNT(DISTINCT) (which expands every row once per distinct aggregate)."""
     ids = [id_column(d) for d in DIMENSIONS]
-    row = fact.agg(
+    unmatched = reduce(operator.or_, [F.col(k).isNull() for k in ids])
+    per_customer = fact.groupBy("customerid").agg(
         F.count(F.lit(1)).alias("rows"),
-        F.coalesce(F.sum("review_count"), F.lit(0)).alias("review_count"),
-        F.coalesce(F.sum(F.when(F.col("id_dim_date") == 0, F.col("review_count"))), F.lit(0)).alias(
+        F.sum("review_count").alias("review_count"),
+        F.sum(F.when(F.col("id_dim_date") == 0, F.col("review_count"))).alias(
             "reviews_without_log"
         ),
-        F.sum(F.when(reduce(operator.or_, [F.col(k).isNull() for k in ids]), 1).otherwise(0)).alias(
-            "rows_with_unmatched_value"
-        ),
+        F.sum(F.when(unmatched, 1).otherwise(0)).alias("rows_with_unmatched_value"),
         F.sum(F.when(F.col("amount_spent").isNull(), 1).otherwise(0)).alias("amount_overflows"),
-        F.countDistinct("customerid").alias("customers"),
-        F.countDistinct(F.when(~F.col(_HAS_PURCHASES), F.col("customerid"))).alias(
+        # Every row of a customer carries the same flag (it comes from the join on the id).
+        F.max(F.when(~F.col(_HAS_PURCHASES), 1).otherwise(0)).alias("without_purchases"),
+    )
+    known = F.col("customerid").isNotNull()
+    row = per_customer.agg(
+        F.coalesce(F.sum("rows"), F.lit(0)).alias("rows"),
+        F.coalesce(F.sum("review_count"), F.lit(0)).alias("review_count"),
+        F.coalesce(F.sum("reviews_without_log"), F.lit(0)).alias("reviews_without_log"),
+        F.sum("rows_with_unmatched_value").alias("rows_with_unmatched_value"),
+        F.sum("amount_overflows").alias("amount_overflows"),
+        F.count(F.when(known, 1)).alias("customers"),
+        F.count(F.when(known & (F.col("without_purchases") == 1), 1)).alias(
             "customers_without_purchases"
         ),
     ).collect()[0]
@@ -255,8 +294,27 @@ def _read_parquet(spark: SparkSession, uri: str, columns: Sequence[str]) -> Data
 
 
 def _dimension(spark: SparkSession, args: argparse.Namespace, dimension: Dimension) -> DataFrame:
+    """The run's snapshot of `dimension`, read with its known schema: no Spark job to infer
+    it from the files (build_dimensions writes exactly that schema)."""
     uri = snapshot_uri(args.dims_root, dimension, args.run_date)
-    return _read_parquet(spark, uri, [id_column(dimension), dimension.value_column])
+    try:
+        frame = spark.read.schema(dimension.schema).parquet(uri)
+    except Exception as error:  # noqa: BLE001 - a missing or unreadable snapshot folder
+        problem = " ".join(str(error).split())[:300]
+        raise UnusableInput(uri, f"cannot be read as Parquet: {problem}") from None
+    return frame.select(id_column(dimension), dimension.value_column)
+
+
+def input_rows(reviews: DataFrame, logs: DataFrame) -> tuple[int, int]:
+    """(classified reviews, review_logs rows) of the run, counted in one aggregation."""
+    tagged = reviews.select(F.lit(0).alias("input")).unionByName(
+        logs.select(F.lit(1).alias("input"))
+    )
+    counted = tagged.agg(
+        F.count(F.when(F.col("input") == 0, 1)).alias("reviews"),
+        F.count(F.when(F.col("input") == 1, 1)).alias("logs"),
+    ).collect()[0]
+    return int(counted["reviews"]), int(counted["logs"])
 
 
 def extract(spark: SparkSession, args: argparse.Namespace) -> Inputs:
@@ -282,14 +340,14 @@ def main(argv: Sequence[str]) -> int:
     purchase_counts, tallies = summarize(
         purchases, args.purchases, {"purchases_without_customer": F.col(_CUSTOMER_ID).isNull()}
     )
-    classified_reviews = inputs.reviews.count()
-    log_rows = inputs.logs.count()
+    classified_reviews, log_rows = input_rows(inputs.reviews, inputs.logs)
     fact = persist(build(inputs, purchases, args.run_date))
     summary = fact_summary(fact)
     check_invariants(summary, classified_reviews)
     load(fact, args)
     if args.rejects:
-        write_parquet(purchase_rejects(purchases, args.run_date), args.rejects)
+        rejected = purchase_counts["rows_rejected"]
+        write_parquet(purchase_rejects(purchases, args.run_date), args.rejects, rejected)
     write_metrics(
         spark,
         args.metrics,

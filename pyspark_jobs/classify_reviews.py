@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -23,9 +23,10 @@ from pyspark_jobs.job_metrics import metrics_document, write_metrics
 from pyspark_jobs.lake_io import write_parquet
 from pyspark_jobs.parse_values import strict_int
 from pyspark_jobs.rejects import (
+    BAD_ID,
+    CHECKED_BEFORE_DUPLICATES,
     INTERNAL_PREFIX,
     finish_tagging,
-    has_repeated_keys,
     header_columns,
     missing_or_invalid,
     reject_duplicates,
@@ -35,7 +36,7 @@ from pyspark_jobs.rejects import (
     start_tagging,
     usable,
 )
-from pyspark_jobs.source_job import persist, reading, source_options, summarize
+from pyspark_jobs.source_job import source_options, summarize, tag_persisted
 from pyspark_jobs.spark_session import job_session
 
 JOB = "classify_reviews"
@@ -72,7 +73,7 @@ def tag_reviews(raw: DataFrame, detect_duplicates: bool = True) -> DataFrame:
     """The raw records with typed ids and a reject reason (NULL for a usable review).
 
     `detect_duplicates=False` skips the duplicate window; only for input where
-    `has_repeated_keys(raw, review_id(raw))` is false, on which the window tags nothing."""
+    `has_repeated_ids` finds no repeated review id, on which the window tags nothing."""
     header = header_columns(raw)
     df = (
         start_tagging(raw)
@@ -83,7 +84,7 @@ def tag_reviews(raw: DataFrame, detect_duplicates: bool = True) -> DataFrame:
     df = reject_when(
         df,
         F.col(_REVIEW_ID).isNull(),
-        "bad_id",
+        BAD_ID,
         missing_or_invalid(F.col(REVIEW_ID), REVIEW_ID, "is not a 32-bit integer"),
     )
     if detect_duplicates:
@@ -118,9 +119,10 @@ def review_rejects(tagged: DataFrame, run_date: dt.date) -> DataFrame:
     return rejects_frame(tagged, SOURCE, run_date)
 
 
-def load(tagged: DataFrame, args: argparse.Namespace) -> None:
-    write_parquet(classify(tagged, args.run_date), args.output)
-    write_parquet(review_rejects(tagged, args.run_date), args.rejects)
+def load(tagged: DataFrame, args: argparse.Namespace, counts: Mapping[str, object]) -> None:
+    """Writes both outputs; `counts` (the `sources` entry) spares a write job for no rows."""
+    write_parquet(classify(tagged, args.run_date), args.output, counts["rows_out"])
+    write_parquet(review_rejects(tagged, args.run_date), args.rejects, counts["rows_rejected"])
 
 
 def main(argv: Sequence[str]) -> int:
@@ -128,9 +130,13 @@ def main(argv: Sequence[str]) -> int:
     spark = job_session(f"{JOB} {args.run_date}")
     raw = extract(spark, args)
     # The duplicate window shuffles every review with its text (most of this job's time,
-    # measured); a cheap pass over the ids tells whether it can find anything at all.
-    detect = reading(args.input, lambda: has_repeated_keys(raw, review_id()))
-    tagged = persist(tag_reviews(raw, detect_duplicates=detect))
+    # measured); it runs only when the ids of the tagged reviews repeat.
+    tagged = tag_persisted(
+        lambda detect: tag_reviews(raw, detect_duplicates=detect),
+        args.input,
+        _REVIEW_ID,
+        CHECKED_BEFORE_DUPLICATES,
+    )
     counts, tallies = summarize(
         tagged,
         args.input,
@@ -139,7 +145,7 @@ def main(argv: Sequence[str]) -> int:
             "empty_review_text": F.col(_EMPTY_TEXT),
         },
     )
-    load(tagged, args)
+    load(tagged, args, counts)
     write_metrics(
         spark,
         args.metrics,

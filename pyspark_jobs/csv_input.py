@@ -10,6 +10,7 @@ A record the reader cannot split into the header's columns is kept, whole, in
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Sequence
 
@@ -95,13 +96,53 @@ def header_names(line: str) -> list[str]:
     return [field.lstrip("\ufeff").strip() for field in fields]
 
 
-def first_line_of(spark: SparkSession, uri: str) -> str | None:
-    """The first line of a (possibly compressed) text file, None for an empty file."""
+def first_line_of(spark: SparkSession, uri: str, size: int | None = None) -> str | None:
+    """The first line of a (possibly compressed) text file, None for an empty file.
+
+    Read on the driver through the Hadoop FileSystem API, decompressed by the codec Hadoop
+    picks from the file name (as Spark's readers do), so no Spark job runs: a header check
+    per file, also for a folder of many parts. As with Spark's text reader, lines end at LF,
+    CR or CRLF, a leading byte-order mark is dropped and bytes that are not UTF-8 become
+    U+FFFD. `size` (bytes), when known, spares
+    opening a file that is empty anyway.
+    """
+    if size == 0:
+        return None
+    jvm = spark.sparkContext._jvm
+    opened = []  # the file's stream, then the decompressing one: closed in reverse
     try:
-        row = spark.read.text(uri).first()
+        path, fs = _hadoop_path(spark, uri)
+        codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+            spark.sparkContext._jsc.hadoopConfiguration()
+        )
+        codec = codecs.getCodec(path)
+        opened.append(fs.open(path))
+        if codec is not None:
+            opened.append(codec.createInputStream(opened[-1]))
+        charset = jvm.java.nio.charset.StandardCharsets.UTF_8
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(opened[-1], charset))
+        line = reader.readLine()
+        # Hadoop's line reader, under Spark's text and CSV readers, drops a UTF-8
+        # byte-order mark at the start of a file: the header line reads the same here.
+        return line[1:] if line is not None and line.startswith("\ufeff") else line
     except Exception as error:  # noqa: BLE001 - any reader failure here means a bad file
-        raise UnusableInput(uri, f"cannot be read as text: {first_line(error)}") from None
-    return None if row is None else row[0]
+        raise UnusableInput(uri, f"cannot be read as text: {java_message(error)}") from None
+    finally:
+        for stream in reversed(opened):
+            # Nothing more is read from it; a failing close must not hide the answer.
+            with contextlib.suppress(Exception):
+                stream.close()
+
+
+def java_message(error: BaseException) -> str:
+    """The Java exception's own `Class: message` line of a Py4J error, else `first_line`."""
+    java = getattr(error, "java_exception", None)
+    if java is not None:
+        try:
+            return str(java.toString()).strip()[:300]
+        except Exception:  # noqa: BLE001 - the gateway may be gone; fall back to the text
+            pass
+    return first_line(error)
 
 
 def read_csv_strings(spark: SparkSession, uri: str, required: Sequence[str]) -> DataFrame:
@@ -116,8 +157,8 @@ def read_csv_strings(spark: SparkSession, uri: str, required: Sequence[str]) -> 
     if all(size == 0 for _, size in files):
         raise UnusableInput(uri, "is empty (0 bytes)")
     headers = []
-    for file_uri, _ in files:
-        line = first_line_of(spark, file_uri)
+    for file_uri, size in files:
+        line = first_line_of(spark, file_uri, size)
         problem = header_problem(line, required)
         if problem:
             raise UnusableInput(file_uri, problem)

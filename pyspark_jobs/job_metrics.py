@@ -3,7 +3,9 @@
 Format (docs/architecture.md): `job`, `run_date`, `sources` (per input: rows_in, rows_out,
 rows_rejected, rejected_by_reason), `outputs` (rows per output table), `warnings` (counts of
 records that were kept but deserve a look). The driver copies the object into the run
-manifest. Written with Spark's text writer, so it lands on S3 like any other output.
+manifest. Written through the Hadoop FileSystem API (`lake_io.replace_with_file`), so it
+lands on S3 like any other output without a Spark job: a folder with `part-00000.json` (the
+line, newline-terminated) and `_SUCCESS`, the layout of a Spark text write.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from collections.abc import Mapping
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from pyspark_jobs.lake_io import replace_with_file
 from pyspark_jobs.rejects import REASON
+
+METRICS_FILE = "part-00000.json"
 
 
 def source_counts(rows_out: int, rejected_by_reason: Mapping[str, int]) -> dict[str, object]:
@@ -80,4 +85,4 @@ def metrics_document(
 def write_metrics(spark: SparkSession, uri: str, document: Mapping[str, object]) -> None:
     """Replace the folder `uri` with one text file holding `document` as one JSON line."""
     line = json.dumps(document, sort_keys=False, separators=(", ", ": "))
-    spark.createDataFrame([(line,)], "value string").coalesce(1).write.mode("overwrite").text(uri)
+    replace_with_file(spark, uri, METRICS_FILE, (line + "\n").encode("utf-8"))

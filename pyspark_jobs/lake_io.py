@@ -22,14 +22,63 @@ LOAD_CSV_OPTIONS = {
 }
 
 
-def write_parquet(df: DataFrame, uri: str) -> None:
-    """Replace the folder `uri` (one partition, e.g. `.../dt=D/`) with `df` as Parquet."""
+def write_parquet(df: DataFrame, uri: str, rows: int | None = None) -> None:
+    """Replace the folder `uri` (one partition, e.g. `.../dt=D/`) with `df` as Parquet.
+
+    `rows`, when the caller already counted them: for 0 (rejects on a clean day) the folder
+    is replaced by an empty output (`replace_with_empty`) without a Spark job."""
+    if rows == 0:
+        replace_with_empty(df.sparkSession, uri)
+        return
     df.write.mode("overwrite").parquet(uri)
 
 
 def write_load_csv(df: DataFrame, uri: str) -> None:
     """Replace the folder `uri` with `df` as one gzip CSV file for the warehouse COPY."""
     df.coalesce(1).write.mode("overwrite").options(**LOAD_CSV_OPTIONS).csv(uri)
+
+
+SUCCESS_MARKER = "_SUCCESS"
+
+
+def replace_with_file(spark: SparkSession, uri: str, name: str, content: bytes) -> None:
+    """Replace the folder `uri` with one file `name` holding `content`, then `_SUCCESS`.
+
+    Written on the driver through the Hadoop FileSystem API (S3 on EMR, the local disk
+    locally): no Spark job and no Python worker for a few bytes. The layout is a Spark
+    write's (data file, then the marker readers wait for)."""
+    folder, fs = _file_system(spark, uri)
+    _recreate(fs, folder)
+    _write_file(spark, fs, folder, name, content)
+    _write_file(spark, fs, folder, SUCCESS_MARKER, b"")
+
+
+def replace_with_empty(spark: SparkSession, uri: str) -> None:
+    """Replace the folder `uri` with an empty output: only the `_SUCCESS` marker.
+
+    What an output without rows is, without a Spark job (Spark writes one empty part file
+    for it). Readers give Spark the schema (`spark.read.schema(...)`), which reads such a
+    folder as no rows; the warehouse load takes the folder because the marker is there."""
+    folder, fs = _file_system(spark, uri)
+    _recreate(fs, folder)
+    _write_file(spark, fs, folder, SUCCESS_MARKER, b"")
+
+
+def _recreate(fs, folder) -> None:
+    if fs.exists(folder) and not fs.delete(folder, True):
+        raise OSError(f"cannot delete {folder.toString()} to replace it")
+    if not fs.mkdirs(folder):
+        raise OSError(f"cannot create the folder {folder.toString()}")
+
+
+def _write_file(spark: SparkSession, fs, folder, name: str, content: bytes) -> None:
+    path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(folder, name)
+    stream = fs.create(path, True)
+    try:
+        if content:
+            stream.write(bytearray(content))
+    finally:
+        stream.close()
 
 
 def _file_system(spark: SparkSession, uri: str):

@@ -25,6 +25,7 @@ DETAIL = INTERNAL_PREFIX + "reject_detail"
 
 # Reasons shared by the jobs (each job may add its own; README lists them all).
 MALFORMED_ROW = "malformed_row"
+BAD_ID = "bad_id"
 DUPLICATE_KEY = "duplicate_key"
 DUPLICATE_IDENTICAL = "duplicate_identical"
 
@@ -77,6 +78,10 @@ def reject_malformed_rows(df: DataFrame, column_count: int) -> DataFrame:
     )
 
 
+# The reasons the vendor-file jobs tag before their duplicate window: a record they reject
+# is no copy of anything.
+CHECKED_BEFORE_DUPLICATES = (MALFORMED_ROW, BAD_ID)
+
 COPIES = INTERNAL_PREFIX + "copies"
 DIFFERING = INTERNAL_PREFIX + "differing"
 COPY_NUMBER = INTERNAL_PREFIX + "copy_number"
@@ -125,17 +130,20 @@ def reject_duplicates(df: DataFrame, key: str, content: Sequence[str], what: str
     return tagged.drop(COPIES, DIFFERING, COPY_NUMBER)
 
 
-def has_repeated_keys(raw: DataFrame, key: Column) -> bool:
-    """Whether `key` repeats among the records the reader could split and whose key parses
-    (exactly the records `reject_duplicates` looks at, when it runs right after the
-    malformed-row and id checks).
+def has_repeated_ids(tagged: DataFrame, id_column: str, checked_before: Sequence[str]) -> bool:
+    """Whether `id_column` (an id already parsed) repeats among the records of `tagged` that
+    `reject_duplicates` would look at: those no check in `checked_before` (the reasons
+    tagged before the duplicate window: malformed row, bad id) rejected. A record a later
+    check rejected still counts, as the window runs before that check.
 
-    One Spark job that reads only the key column. When it says no, the duplicate window, a
-    shuffle of every record with its full text, can be skipped: it would tag nothing.
+    Meant for the persisted tagged frame of a run without the window: one job over the ids
+    in the cache, no second pass over the input. When it says no, the window (a shuffle of
+    every record with its full text) would tag nothing and is not run.
     """
-    keys = raw.filter(F.col(CORRUPT_RECORD).isNull()).select(key.alias("key"))
-    repeated = keys.filter(F.col("key").isNotNull()).groupBy("key").count()
-    return bool(repeated.filter(F.col("count") > 1).limit(1).collect())
+    earlier = F.coalesce(F.col(REASON).isin(list(checked_before)), F.lit(False))
+    ids = tagged.filter(F.col(id_column).isNotNull() & ~earlier).select(id_column)
+    repeated = ids.groupBy(id_column).count().filter(F.col("count") > 1)
+    return bool(repeated.limit(1).collect())
 
 
 def usable(tagged: DataFrame) -> DataFrame:

@@ -3,7 +3,7 @@ whole-file checks that need the records, and the common command-line options."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from pyspark import StorageLevel
@@ -13,6 +13,7 @@ from pyspark_jobs.cli_args import Option
 from pyspark_jobs.csv_input import first_line, is_unreadable_file_error
 from pyspark_jobs.errors import UnusableInput
 from pyspark_jobs.job_metrics import count_tagged, source_counts
+from pyspark_jobs.rejects import has_repeated_ids
 
 T = TypeVar("T")
 
@@ -29,6 +30,26 @@ def source_options(what: str, output: str) -> list[Option]:
 def persist(df: DataFrame) -> DataFrame:
     """Keep the tagged records: counting and the two writes then read the input once."""
     return df.persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def tag_persisted(
+    tag: Callable[[bool], DataFrame],
+    input_uri: str,
+    id_column: str,
+    checked_before: Sequence[str],
+) -> DataFrame:
+    """The input's tagged records, persisted, with the input read once in the usual case.
+
+    `tag(detect_duplicates)` builds the tagged frame. It is first built without the
+    duplicate window and persisted; the pass that fills the cache also answers whether an
+    id repeats (`has_repeated_ids`). Only then is it rebuilt with the window (the input read
+    a second time): the window's result differs only when an id repeats.
+    """
+    tagged = persist(tag(False))
+    if not reading(input_uri, lambda: has_repeated_ids(tagged, id_column, checked_before)):
+        return tagged
+    tagged.unpersist()
+    return persist(tag(True))
 
 
 def reading(input_uri: str, action: Callable[[], T]) -> T:

@@ -10,7 +10,7 @@ import pytest
 
 from pyspark_jobs import build_dimensions, build_fact
 from pyspark_jobs.errors import InvariantBroken, UnusableInput
-from pyspark_jobs.tests.conftest import read_metrics, write_text
+from pyspark_jobs.tests.conftest import assertDataFrameEqual, read_metrics, write_text
 
 RUN = "2021-10-31"
 RUN_DATE = dt.date(2021, 10, 31)
@@ -20,6 +20,11 @@ LOG_SCHEMA = (
     "ip string, phone_number string, insert_date date"
 )
 APRIL = dt.date(2021, 4, 25)
+FACT_SCHEMA = (
+    "customerid int, id_dim_date int, id_dim_devices int, id_dim_location int, id_dim_os int, "
+    "id_dim_browser int, amount_spent decimal(18,5), review_score bigint, review_count bigint, "
+    "insert_date date"
+)
 PURCHASES_CSV = (
     "invoice_number,stock_code,detail,quantity,invoice_date,unit_price,customer_id,country\n"
     '536365,85123A,"WHITE HANGING HEART, T-LIGHT",6,2010-12-01 08:26:00,2.550,17850,UK\n'
@@ -105,10 +110,9 @@ def test_fact_rows_at_the_grain_with_unknown_members_and_net_spend(spark, tmp_pa
     os_ids = ids(spark, tmp_path, "dim_os")
     browsers = ids(spark, tmp_path, "dim_browser")
     locations = ids(spark, tmp_path, "dim_location")
-    rows = sorted(tuple(r) for r in fact.collect())
     kansas = locations["Kansas"]
     spend_17850 = Decimal("6") * Decimal("2.55") + Decimal("2") * Decimal("1.85")
-    assert rows == sorted(
+    expected = spark.createDataFrame(
         [
             (17850, 20210425, devices["Mobile"], kansas, os_ids["Apple iOS"],
              browsers["Safari"], spend_17850, 1, 2, RUN_DATE),
@@ -117,8 +121,11 @@ def test_fact_rows_at_the_grain_with_unknown_members_and_net_spend(spark, tmp_pa
             (14527, 20210425, 0, locations["Lousiana"], os_ids["BeOS"], 0,
              Decimal("-17.5"), 0, 1, RUN_DATE),
             (20001, 0, 0, 0, 0, 0, Decimal("0"), 1, 1, RUN_DATE),
-        ]
+        ],
+        FACT_SCHEMA,
     )  # fmt: skip
+    assertDataFrameEqual(fact, expected)
+    rows = [tuple(r) for r in fact.collect()]
     assert sum(r[8] for r in rows) == len(reviews)
 
     metrics = read_metrics(tmp_path / "_metrics" / "build_fact")

@@ -11,8 +11,8 @@ from pyspark.sql import functions as F
 
 from pyspark_jobs import classify_reviews as job
 from pyspark_jobs.errors import UnusableInput
-from pyspark_jobs.rejects import has_repeated_keys
-from pyspark_jobs.tests.conftest import read_metrics, write_text
+from pyspark_jobs.rejects import CHECKED_BEFORE_DUPLICATES, has_repeated_ids
+from pyspark_jobs.tests.conftest import assertDataFrameEqual, read_metrics, write_text
 
 RUN_DATE = dt.date(2021, 10, 31)
 RAW_SCHEMA = "cid string, review_str string, id_review string, _corrupt_record string"
@@ -155,12 +155,11 @@ def test_main_classifies_a_quoted_csv_and_reports_metrics(spark, tmp_path):
     assert job.main(job_args(tmp_path, path)) == 0
 
     out = spark.read.parquet(str(tmp_path / "classified_movie_review" / "dt=2021-10-31"))
-    assert out.columns == ["customer_id", "review_id", "positive_review", "insert_date"]
-    assert sorted(tuple(r) for r in out.collect()) == [
-        (13340, 1, 1, RUN_DATE),
-        (16838, 2, 0, RUN_DATE),
-        (17850, 3, 0, RUN_DATE),
-    ]
+    expected = spark.createDataFrame(
+        [(13340, 1, 1, RUN_DATE), (16838, 2, 0, RUN_DATE), (17850, 3, 0, RUN_DATE)],
+        "customer_id int, review_id int, positive_review int, insert_date date",
+    )
+    assertDataFrameEqual(out, expected)
     rejects = spark.read.parquet(str(tmp_path / "rejects" / "movie_review" / "dt=2021-10-31"))
     assert sorted(r["reason"] for r in rejects.collect()) == [
         "bad_customer_id", "duplicate_identical", "malformed_row",
@@ -203,19 +202,31 @@ def test_a_day_where_every_record_is_rejected_is_unusable(spark, tmp_path):
     assert not (tmp_path / "classified_movie_review").exists()
 
 
-def test_repeated_keys_are_found_only_among_splittable_records_with_valid_ids(spark):
+def test_repeated_ids_are_found_only_among_splittable_records_with_valid_ids(spark):
     def check(rows):
-        return has_repeated_keys(raw_reviews(spark, rows), job.review_id())
+        tagged = job.tag_reviews(raw_reviews(spark, rows), detect_duplicates=False)
+        return has_repeated_ids(tagged, job._REVIEW_ID, CHECKED_BEFORE_DUPLICATES)
 
     assert not check([("1", "a", "10"), ("2", "b", "11"), ("3", "c", "x"), ("4", "d", "x")])
     assert not check([("1", "a", "10"), ("9", "a", "10", "9,a,10,extra")])
     assert check([("1", "a", "10"), ("2", "b", " 10")])
+    # A copy a later check rejects (bad customer id) is still a copy: the window runs
+    # before that check and rejects both.
+    assert check([("1", "a", "10"), ("x", "a", "10")])
+
+
+def test_main_finds_duplicates_that_a_later_check_also_rejects(spark, tmp_path):
+    path = write_text(
+        tmp_path / "movie_review.csv",
+        "cid,review_str,id_review\n1,good,10\nx,good,10\n2,fine,11\n",
+    )
+    assert job.main(job_args(tmp_path, path)) == 0
+    metrics = read_metrics(tmp_path / "_metrics" / "classify_reviews")
+    assert metrics["sources"]["movie_review"]["rejected_by_reason"] == {"duplicate_key": 2}
 
 
 def test_skipping_the_window_changes_nothing_without_repeated_keys(spark):
     raw = raw_reviews(spark, [("1", "good", "10"), ("x", "bad", "11"), ("3", None, "z")])
     with_window = job.tag_reviews(raw)
     without = job.tag_reviews(raw, detect_duplicates=False)
-    assert sorted(map(tuple, with_window.collect()), key=str) == sorted(
-        map(tuple, without.collect()), key=str
-    )
+    assertDataFrameEqual(without, with_window)

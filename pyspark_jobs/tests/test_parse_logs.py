@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from pyspark_jobs import parse_logs as job
-from pyspark_jobs.rejects import has_repeated_keys
-from pyspark_jobs.tests.conftest import read_metrics, write_text
+from pyspark_jobs.rejects import CHECKED_BEFORE_DUPLICATES, has_repeated_ids
+from pyspark_jobs.tests.conftest import assertDataFrameEqual, read_metrics, write_text
 
 RUN_DATE = dt.date(2021, 10, 31)
 RAW_SCHEMA = "id_review string, log string, _corrupt_record string"
@@ -215,12 +215,13 @@ def test_main_writes_logs_rejects_and_metrics(spark, tmp_path):
 
 
 def test_repeated_ids_decide_whether_the_duplicate_window_runs(spark):
-    def raw_logs(rows):
-        return spark.createDataFrame(rows, RAW_SCHEMA)
+    def repeated(rows):
+        tagged = job.tag_logs(spark.createDataFrame(rows, RAW_SCHEMA), detect_duplicates=False)
+        return has_repeated_ids(tagged, job._LOG_ID, CHECKED_BEFORE_DUPLICATES)
 
-    distinct_ids = raw_logs([("1", VALID, None), ("x", VALID, None), ("y", VALID, None)])
-    assert not has_repeated_keys(distinct_ids, job.log_id())
-    assert has_repeated_keys(raw_logs([("1", VALID, None), ("01", "<x/>", None)]), job.log_id())
+    assert not repeated([("1", VALID, None), ("x", VALID, None), ("y", VALID, None)])
+    # `01` is id 1 and `<x/>` a bad_xml reject, a check that comes after the window.
+    assert repeated([("1", VALID, None), ("01", "<x/>", None)])
 
 
 def test_skipping_the_duplicate_window_changes_nothing_without_repeated_ids(spark):
@@ -235,10 +236,9 @@ def test_skipping_the_duplicate_window_changes_nothing_without_repeated_ids(spar
     ]
     raw = spark.createDataFrame(rows, RAW_SCHEMA)
 
-    def tagged_rows(detect):
-        return sorted(map(tuple, job.tag_logs(raw, detect_duplicates=detect).collect()), key=str)
-
-    assert tagged_rows(True) == tagged_rows(False) == tagged_rows(None)
+    assertDataFrameEqual(
+        job.tag_logs(raw, detect_duplicates=False), job.tag_logs(raw, detect_duplicates=True)
+    )
 
 
 EQUIVALENCE_DOCUMENTS = [
