@@ -259,11 +259,9 @@ async fn ingest_parts(
     let mut parts = Vec::with_capacity(summary.parts.len());
     for part in &summary.parts {
         let name = crate::split::part_name(part.index);
-        let metadata = BTreeMap::from([
-            (SHA256_METADATA.to_string(), part.sha256.clone()),
-            (RECORDS_METADATA.to_string(), part.rows.to_string()),
-        ]);
-        store.put_file(&folder.join(&name), &part.done.path, &metadata).await?;
+        // No object metadata: the manifest holds the digests and counts, and the local store
+        // would keep metadata in a sidecar file that Spark, reading the folder, would take for data.
+        store.put_file(&folder.join(&name), &part.done.path, &BTreeMap::new()).await?;
         parts.push(inputs::PartEntry {
             name,
             rows: part.rows,
@@ -572,11 +570,22 @@ mod tests {
         std::fs::write(&file, "cid,review_str,id_review\n1,\"a\nb\",1\n2,c,2\n").unwrap();
         let store = LocalStore::new(dir.path().join("lake"));
         let incoming = ObjectUri::parse("s3://raw/incoming/dt=2021-10-31").unwrap();
-        let done = ingest(&store, &incoming, &[file], PART).await.unwrap();
-        let part = done["movie_review.csv"].join("part-00000.csv.gz");
-        let meta = store.head(&part).await.unwrap().unwrap().metadata;
-        assert_eq!(meta.get(RECORDS_METADATA).map(String::as_str), Some("2"));
-        assert_eq!(meta.get(SHA256_METADATA).map(String::len), Some(64));
+        let done = ingest(&store, &incoming, std::slice::from_ref(&file), PART).await.unwrap();
+        let folder = &done["movie_review.csv"];
+        let manifest: inputs::PartsManifest =
+            serde_json::from_slice(&store.get_bytes(&folder.join(inputs::MANIFEST_NAME)).await.unwrap()).unwrap();
+        assert_eq!(manifest.records, 2);
+        assert_eq!(manifest.parts[0].rows, 2);
+        assert_eq!(manifest.source.sha256, sha256_of_path(&file).unwrap());
+        // The folder the job reads holds parts only (and the manifest, which Spark skips).
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("lake/raw/incoming/dt=2021-10-31/movie_review"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(
+            names.iter().all(|n| n.starts_with("part-") && n.ends_with(".csv.gz") || n == "_manifest.json"),
+            "{names:?}"
+        );
     }
 
     #[tokio::test]

@@ -122,6 +122,11 @@ fn ingest_cuts_record_aligned_parts_and_a_redelivery_replaces_all_of_them() {
     let manifest = manifest_of(&lake, "movie_review");
     let parts = parts_of(&lake, "movie_review");
     assert!(parts.len() >= 3, "{} parts", parts.len());
+    // Spark reads the whole folder: nothing in it but the parts and the `_` manifest.
+    for entry in std::fs::read_dir(folder_of(&lake, "movie_review")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(name == "_manifest.json" || (name.starts_with("part-") && name.ends_with(".csv.gz")), "{name}");
+    }
     assert_eq!(manifest.records, 6000);
     assert_eq!(manifest.part_size_bytes, 1 << 20);
     assert_eq!(manifest.source.bytes, movies.len() as u64);
