@@ -61,6 +61,9 @@ pub struct Config {
     /// The source database (`DATABASE_URL`): where its credentials come from.
     #[serde(default)]
     pub source: SourceSection,
+    /// How `ingest` cuts the vendor files into parts; every key has a default.
+    #[serde(default)]
+    pub ingest: IngestSection,
     /// Passed to every Spark step as `--conf key=value`, in key order.
     #[serde(default)]
     pub spark: BTreeMap<String, String>,
@@ -188,6 +191,33 @@ pub struct SourceSection {
     pub password_secret_arn: String,
 }
 
+/// `[ingest]`: how the vendor files are cut into record-aligned gzipped parts (issue #14), so
+/// that Spark reads a big file as many tasks (a gzipped, multi-line CSV is one task).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSection {
+    /// Uncompressed bytes per part, in MiB (a part closes after the record that reaches it).
+    /// 32: the 100,000-review movie_review.csv (88 MiB) is 3 parts, log_reviews.csv (21 MiB)
+    /// one; a 1 GB day 30 parts.
+    pub part_size_mb: i64,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        IngestSection { part_size_mb: DEFAULT_PART_SIZE_MB }
+    }
+}
+
+/// The default `ingest.part_size_mb`.
+pub const DEFAULT_PART_SIZE_MB: i64 = 32;
+
+impl IngestSection {
+    /// The part size in bytes.
+    pub fn part_size_bytes(&self) -> u64 {
+        self.part_size_mb.max(1) as u64 * 1024 * 1024
+    }
+}
+
 /// `[serverless]`: the EMR Serverless application the job runs go to, or what the driver
 /// creates when none is given (release label: `emr.release_label`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,6 +320,7 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("warehouse", "glue_database", Kind::Text),
     ("warehouse", "spectrum_schema", Kind::Text),
     ("source", "password_secret_arn", Kind::Text),
+    ("ingest", "part_size_mb", Kind::Integer),
 ];
 
 /// `EMR_DRIVER_*` variables that are not config overrides.
@@ -316,6 +347,7 @@ pub const OPTIONAL_KEYS: &[&str] = &[
     "warehouse.glue_database",
     "warehouse.spectrum_schema",
     "source.password_secret_arn",
+    "ingest.part_size_mb",
 ];
 
 /// The free-form section whose keys are Spark property names.
@@ -349,6 +381,8 @@ pub const NOT_HASHED: &[&str] = &[
     "warehouse.url",
     "warehouse.password_secret_arn",
     "source.password_secret_arn",
+    // How the inputs are cut: the parts' digests are in the run id already.
+    "ingest.part_size_mb",
 ];
 
 /// One bad key: its name, the value found, where the value came from, and how to fix it.
@@ -845,6 +879,7 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
         ("emr.poll_interval_seconds", config.emr.poll_interval_seconds),
         ("emr.run_timeout_minutes", config.emr.run_timeout_minutes),
         ("emr.cluster_start_timeout_minutes", config.emr.cluster_start_timeout_minutes),
+        ("ingest.part_size_mb", config.ingest.part_size_mb),
     ] {
         if value <= 0 {
             bad(key, &value.to_string(), "must be a positive whole number".into());

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::diagnose::{self, DiagnoseOptions};
 use crate::error::{Error, ExitCode, ExitStatus, Result};
+use crate::inputs::{BoundInputs, Inputs, Located};
 use crate::lock::{LockRequest, RunLock};
 use crate::manifest::{ArtifactRef, ClusterRef, RunManifest, RunState, StepRecord};
 use crate::plan::Plan;
@@ -53,6 +54,8 @@ pub enum PipelineError {
     BadMetrics { job: String, uri: String, reason: String },
     #[error("input {input} does not balance: rows_in {rows_in} != rows_out {rows_out} + rejected {rows_rejected}; a job lost records, which is a bug")]
     Unbalanced { input: String, rows_in: u64, rows_out: u64, rows_rejected: u64 },
+    #[error("the inputs of {date} changed between resolving the plan and taking the run lock (another ingest?): the plan was for run {planned}, the incoming folder now makes run {found}; render the plan again and rerun the date")]
+    InputsChanged { date: String, planned: String, found: String },
     #[error("input {input} ({uri}) has {counted} CSV records (counted by the driver at ingest) but its job read rows_in {rows_in}; the job lost or invented records, which is a bug: the warehouse was not loaded")]
     Miscounted { input: String, uri: String, counted: u64, rows_in: u64 },
 }
@@ -63,7 +66,7 @@ impl ExitStatus for PipelineError {
             PipelineError::StepFailed { .. } => ExitCode::StepFailed,
             PipelineError::Cancelled { .. } | PipelineError::Interrupted { .. } => ExitCode::Cancelled,
             PipelineError::TimedOut { .. } => ExitCode::TimedOut,
-            PipelineError::NoPurchaseSource => ExitCode::BadInput,
+            PipelineError::NoPurchaseSource | PipelineError::InputsChanged { .. } => ExitCode::BadInput,
             PipelineError::BadMetrics { .. } | PipelineError::Unbalanced { .. } | PipelineError::Miscounted { .. } => {
                 ExitCode::Internal
             }
@@ -261,7 +264,8 @@ impl Pipeline {
                 return self.failed_before_start(e);
             }
         }
-        // Read-only checks first: they also bind the run id to the input files' digests.
+        // Read-only checks of what is now in the incoming folder; they also make sure that the
+        // plan is the one of these inputs.
         let purchases_from_file = match self.preflight().await {
             Ok(file) => file,
             Err(e) => return self.failed_before_start(e),
@@ -309,7 +313,7 @@ impl Pipeline {
     /// the lock, and the date's incoming files of inputs the folder does not hold are removed,
     /// so that nothing of an earlier ingest (a stale user_purchase.csv) is used.
     async fn ingest_exactly(&self, dir: &std::path::Path) -> Result<()> {
-        let incoming = ObjectUri::parse(&self.plan.uris.movie_review_input)?.parent();
+        let incoming = ObjectUri::parse(&self.plan.uris.incoming)?;
         let files = crate::ingest::files_in_dir(dir)?;
         for spec in [&preflight::MOVIE_REVIEW, &preflight::LOG_REVIEWS] {
             if !files.iter().any(|f| crate::ingest::input_for(f).is_some_and(|(s, _)| s.name == spec.name)) {
@@ -321,15 +325,12 @@ impl Pipeline {
             }
         }
         self.progress.line(&format!("ingesting {} file(s) from {} into {incoming}", files.len(), dir.display()));
-        let ingested = crate::ingest::ingest(self.store.as_ref(), &incoming, &files).await?;
+        let part_size = self.plan.config.ingest.part_size_bytes();
+        let ingested = crate::ingest::ingest(self.store.as_ref(), &incoming, &files, part_size).await?;
         for spec in crate::ingest::INPUTS {
             if !ingested.contains_key(spec.name) {
-                for name in [spec.name.to_string(), format!("{}.gz", spec.name)] {
-                    let stale = incoming.join(&name);
-                    if self.store.head(&stale).await?.is_some() {
-                        self.progress.line(&format!("removing {stale}: not among the files of {}", dir.display()));
-                        self.store.delete(&stale).await?;
-                    }
+                for stale in crate::ingest::remove_input(self.store.as_ref(), &incoming, &spec).await? {
+                    self.progress.line(&format!("removed {stale}: not among the files of {}", dir.display()));
                 }
             }
         }
@@ -502,31 +503,34 @@ impl Pipeline {
 
     /// The manifest of an earlier run of this date with the same inputs, code and configuration
     /// (the same run id) that succeeded, unless `force`: a backfill skips such a date. Read-only
-    /// (the vendor files are checked as `run` checks them first); the plan is left unbound.
+    /// (the vendor files are checked as `run` checks them first).
     pub async fn succeeded_before(&mut self) -> Result<Option<RunManifest>> {
         if self.options.force {
             return Ok(None);
         }
+        let incoming = ObjectUri::parse(&self.plan.uris.incoming)?;
         // With a folder of inputs, the earlier run counts only if the date's incoming files are
         // exactly that folder's (otherwise the run ingests them and is a new run).
         if let Some(dir) = self.options.raw_dir.clone() {
-            let incoming = ObjectUri::parse(&self.plan.uris.movie_review_input)?.parent();
             let files = crate::ingest::files_in_dir(&dir)?;
-            if !crate::ingest::already_ingested(self.store.as_ref(), &incoming, &files).await? {
+            let part_size = self.plan.config.ingest.part_size_bytes();
+            if !crate::ingest::already_ingested(self.store.as_ref(), &incoming, &files, part_size).await? {
                 return Ok(None);
             }
         }
-        let unbound = self.plan.clone();
-        let checked = self.preflight().await;
-        let previous = match checked {
-            Ok(_) => self.previous_manifest().await,
-            Err(e) => {
-                self.plan = unbound;
-                return Err(e);
-            }
+        let (found, _) = self.checked_inputs().await?;
+        let plan = match &self.plan.inputs {
+            BoundInputs::Bound(bound) if *bound == found => self.plan.clone(),
+            // The plan was for other inputs: the run will say so; nothing to skip.
+            BoundInputs::Bound(_) => return Ok(None),
+            BoundInputs::NotYet { .. } => self.plan.for_inputs(found)?,
         };
-        let run_id = std::mem::replace(&mut self.plan, unbound).run_id;
-        Ok(previous.filter(|m| m.state == RunState::Succeeded && m.run_id == run_id))
+        let uri = ObjectUri::parse(&plan.uris.manifest)?;
+        let previous: Option<RunManifest> = match self.store.get_bytes(&uri).await {
+            Ok(bytes) => serde_json::from_slice(&bytes).ok(),
+            Err(_) => None,
+        };
+        Ok(previous.filter(|m| m.state == RunState::Succeeded && m.run_id == plan.run_id))
     }
 
     /// The lock around the dimension registry, shared by every run date: waits (polling) while
@@ -573,66 +577,74 @@ impl Pipeline {
         }
     }
 
-    /// Checks the vendor files before anything is loaded; points the plan at the files found
-    /// (`.csv` or `.csv.gz`). Returns the raw user_purchase file to stage, when that is the
-    /// source (no database given).
-    async fn preflight(&mut self) -> Result<Option<ObjectUri>> {
-        let incoming = ObjectUri::parse(&self.plan.uris.movie_review_input)?;
-        let incoming = incoming.parent();
-        let mut found = BTreeMap::new();
+    /// The inputs in the incoming folder, checked as a run checks them before loading anything:
+    /// each split input's parts all there and alone (and the first one's header), a single file's
+    /// head, the user_purchase file's head. Also returns the user_purchase file, if any.
+    async fn checked_inputs(&self) -> Result<(Inputs, Option<ObjectUri>)> {
+        let incoming = ObjectUri::parse(&self.plan.uris.incoming)?;
+        let database = self.options.databases.source_url.as_deref();
+        let (inputs, located, purchases) = crate::inputs::read_store(self.store.as_ref(), &incoming, database).await?;
         let specs: [&InputSpec; 2] = [&preflight::MOVIE_REVIEW, &preflight::LOG_REVIEWS];
-        for spec in specs {
-            let uri = preflight::locate(self.store.as_ref(), &incoming, spec).await?;
-            preflight::check(self.store.as_ref(), &uri, spec).await?;
-            found.insert(spec.name, uri);
-        }
-        let purchases = match preflight::locate(self.store.as_ref(), &incoming, &preflight::USER_PURCHASE).await {
-            Ok(uri) => {
-                preflight::check(self.store.as_ref(), &uri, &preflight::USER_PURCHASE).await?;
-                Some(uri)
+        for (spec, located) in specs.into_iter().zip(&located) {
+            match located {
+                Located::Parts { folder, manifest } => {
+                    crate::inputs::check_parts(self.store.as_ref(), folder, manifest).await?;
+                    let first = folder.join(&manifest.parts[0].name);
+                    preflight::check(self.store.as_ref(), &first, spec).await?;
+                }
+                Located::File(uri) => {
+                    preflight::check(self.store.as_ref(), uri, spec).await?;
+                    self.progress.line(&format!(
+                        "{uri} was put in the bucket without `emr-driver ingest`: it is read as one file (one Spark \
+                         task); ingest it to cut it into parts"
+                    ));
+                }
             }
-            Err(preflight::PreflightError::Unusable { problem: preflight::Problem::Missing, .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
+        }
+        if let Some(uri) = &purchases {
+            preflight::check(self.store.as_ref(), uri, &preflight::USER_PURCHASE).await?;
+        }
+        Ok((inputs, purchases))
+    }
+
+    /// Checks the vendor files before anything is loaded, and that the plan is the one of these
+    /// inputs: a plan resolved before they were there is resolved again now (the run id then
+    /// covers them); a plan resolved for other inputs fails the run. Returns the raw
+    /// user_purchase file to stage, when that is the source (no database given).
+    async fn preflight(&mut self) -> Result<Option<ObjectUri>> {
+        let (found, purchases) = self.checked_inputs().await?;
         if purchases.is_none() && self.options.databases.source_url.is_none() {
             return Err(PipelineError::NoPurchaseSource.into());
         }
-        // The run id covers the inputs too: a vendor file sent again with other content is a
-        // new run (nothing reused from the earlier attempt), the same files are the same run.
-        let mut fingerprint = Vec::new();
-        for uri in found.values().chain(purchases.iter()) {
-            fingerprint.push(format!("{uri}={}", self.content_id(uri).await?));
+        // What the plan was resolved for: these inputs, others, or none yet.
+        let (same, bound) = match &self.plan.inputs {
+            BoundInputs::Bound(bound) => (*bound == found, true),
+            BoundInputs::NotYet { .. } => (false, false),
+        };
+        if bound && !same {
+            let found = self.plan.for_inputs(found)?;
+            return Err(PipelineError::InputsChanged {
+                date: self.plan.date(),
+                planned: self.plan.run_id.clone(),
+                found: found.run_id,
+            }
+            .into());
         }
-        if let Some(url) = &self.options.databases.source_url {
-            fingerprint.push(format!("user_purchase=database {}", crate::db::redact_url(url)));
+        if !bound {
+            let unbound = self.plan.run_id.clone();
+            self.plan = self.plan.for_inputs(found)?;
+            self.progress.line(&format!(
+                "inputs bound: run {} (the plan was resolved before they were there, as {unbound})",
+                self.plan.run_id
+            ));
         }
-        self.plan.bind_inputs(
-            &found[preflight::MOVIE_REVIEW.name].to_string(),
-            &found[preflight::LOG_REVIEWS.name].to_string(),
-            &fingerprint.join("\n"),
-        )?;
         self.progress.line(&format!(
             "inputs checked: {}, {}{}",
-            found[preflight::MOVIE_REVIEW.name],
-            found[preflight::LOG_REVIEWS.name],
+            self.plan.uris.movie_review_input,
+            self.plan.uris.log_reviews_input,
             purchases.as_ref().map(|p| format!(", {p}")).unwrap_or_default()
         ));
         Ok(purchases)
-    }
-
-    /// What identifies an input's content: its sha256 (recorded by `ingest`), else its size and
-    /// modification time.
-    async fn content_id(&self, uri: &ObjectUri) -> Result<String> {
-        let meta =
-            self.store.head(uri).await?.ok_or_else(|| crate::store::StoreError::NotFound { uri: uri.to_string() })?;
-        Ok(match meta.metadata.get(crate::store::SHA256_METADATA) {
-            Some(sha) => format!("sha256:{sha}"),
-            None => format!(
-                "size:{} modified:{}",
-                meta.size,
-                meta.last_modified.map(|t| t.to_rfc3339()).unwrap_or_default()
-            ),
-        })
     }
 
     async fn deploy(&self, manifest: &mut RunManifest) -> Result<()> {
@@ -988,26 +1000,22 @@ impl Pipeline {
     }
 
     /// Compares each job's `rows_in` with the record count the driver made at ingest (an
-    /// independent reader: the `csv` crate, not Spark). Inputs put in the bucket by something
-    /// else than `ingest` carry no count and are not compared (said on the progress lines).
+    /// independent reader: `csv_core`, the parser of the `csv` crate, not Spark), summed over the
+    /// parts in their manifest. Inputs put in the bucket by something else than `ingest` carry
+    /// no count and are not compared (said on the progress lines).
     async fn check_counts(&self, manifest: &RunManifest) -> Result<()> {
+        let Some(bound) = self.plan.inputs.bound() else { return Ok(()) };
         let inputs = [
-            (preflight::MOVIE_REVIEW.name, "movie_review", &self.plan.uris.movie_review_input),
-            (preflight::LOG_REVIEWS.name, "log_reviews", &self.plan.uris.log_reviews_input),
+            (preflight::MOVIE_REVIEW.name, "movie_review", &bound.movie_review),
+            (preflight::LOG_REVIEWS.name, "log_reviews", &bound.log_reviews),
         ];
-        for (file, source, uri) in inputs {
+        for (file, source, input) in inputs {
             let Some(counts) = manifest.sources.get(source) else { continue };
-            let object = ObjectUri::parse(uri)?;
-            let counted = self
-                .store
-                .head(&object)
-                .await?
-                .and_then(|m| m.metadata.get(crate::ingest::RECORDS_METADATA).and_then(|n| n.parse::<u64>().ok()));
-            match counted {
+            match input.records {
                 Some(counted) if counted != counts.rows_in => {
                     return Err(PipelineError::Miscounted {
                         input: file.to_string(),
-                        uri: uri.clone(),
+                        uri: input.uri.clone(),
                         counted,
                         rows_in: counts.rows_in,
                     }
@@ -1015,8 +1023,8 @@ impl Pipeline {
                 }
                 Some(_) => {}
                 None => self.progress.line(&format!(
-                    "{file}: no record count from ingest at {uri}; rows_in {} is not checked independently",
-                    counts.rows_in
+                    "{file}: no record count from ingest at {}; rows_in {} is not checked independently",
+                    input.uri, counts.rows_in
                 )),
             }
         }

@@ -1,6 +1,7 @@
-//! The resolved plan: configuration, run date and artifacts resolved once into the single
-//! object every command reads. Resolving calls nothing (no AWS, no store), so `render` and
-//! `--dry-run` print exactly what a run would send.
+//! The resolved plan: configuration, run date, artifacts and inputs resolved once into the
+//! single object every command reads. Resolving calls nothing (no AWS, no store): the inputs
+//! are found before ([`crate::inputs`]), so `render` and `--dry-run` print exactly what a run
+//! would send, its run id included. The plan is never changed once resolved.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,6 +16,7 @@ use crate::cluster::ClusterRequest;
 use crate::config::{Config, ConfigError, Overrides, Target};
 use crate::deploy::{ArtifactSet, DeployError, PlannedArtifact};
 use crate::error::{ExitCode, ExitStatus};
+use crate::inputs::{BoundInputs, Inputs};
 use crate::render::{render_step, step_template, RenderError, STEP_TEMPLATES};
 use crate::step::StepConfig;
 use crate::store::ObjectStore;
@@ -48,6 +50,8 @@ pub enum PlanError {
     UnknownStep { key: String },
     #[error(transparent)]
     Serverless(#[from] crate::serverless::ServerlessError),
+    #[error("the inputs' folder is not an object URI: {0}; check buckets.raw")]
+    Inputs(String),
     #[error(
         "emr.subnet_id is empty, and a cluster the driver creates (target = emr without a cluster id) must land in \
          the private subnets: set it to the Terraform output `emr_subnet_id` (scripts/config-from-terraform.py \
@@ -85,7 +89,11 @@ impl ExitStatus for PlanError {
 /// slash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LakeUris {
+    /// The date's folder of vendor inputs in the raw bucket.
+    pub incoming: String,
+    /// The folder of movie_review's parts (or, put there without `ingest`, one file).
     pub movie_review_input: String,
+    /// The folder of log_reviews' parts (or one file).
     pub log_reviews_input: String,
     pub user_purchase_input: String,
     pub user_purchase_export: String,
@@ -118,8 +126,9 @@ impl LakeUris {
         let metrics =
             STEP_DEPENDENCIES.iter().map(|(job, _)| (job.to_string(), format!("{metrics_root}/{job}"))).collect();
         LakeUris {
-            movie_review_input: format!("s3://{raw}/incoming/{dt}/movie_review{suffix}"),
-            log_reviews_input: format!("s3://{raw}/incoming/{dt}/log_reviews{suffix}"),
+            incoming: format!("s3://{raw}/incoming/{dt}"),
+            movie_review_input: format!("s3://{raw}/incoming/{dt}/movie_review"),
+            log_reviews_input: format!("s3://{raw}/incoming/{dt}/log_reviews"),
             user_purchase_input: format!("s3://{raw}/incoming/{dt}/user_purchase{suffix}"),
             user_purchase_export: st(&format!("user_purchase/{dt}")),
             user_purchase_export_file: st(&format!("user_purchase/{dt}/user_purchase.csv.gz")),
@@ -167,7 +176,12 @@ impl PlanArtifacts {
 pub struct Plan {
     pub config: Config,
     pub run_date: NaiveDate,
+    /// Of the configuration, the code and (when bound) the inputs.
     pub run_id: String,
+    /// The inputs the run reads, or why they are not known yet.
+    pub inputs: BoundInputs,
+    /// What the artifacts were built from (to resolve the plan again once the inputs are bound).
+    pub artifact_set: ArtifactSet,
     pub target: Target,
     pub config_hash: String,
     pub uris: LakeUris,
@@ -201,8 +215,11 @@ pub fn parse_run_date(value: &str) -> Result<NaiveDate, PlanError> {
     NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").map_err(|_| PlanError::BadDate { value: value.to_string() })
 }
 
-/// `<run-date>-<12 hex of sha256(config hash + artifact digests)>`.
-pub fn run_id(run_date: NaiveDate, config_hash: &str, artifacts: &ArtifactSet) -> String {
+/// `<run-date>-<12 hex of sha256(config hash + artifact digests + input digests)>`: the same
+/// configuration, code and input parts are the same run (a rerun finds its steps); a vendor
+/// file sent again with other content is a new run. Without inputs (not there yet), the run id
+/// of the configuration and code alone.
+pub fn run_id(run_date: NaiveDate, config_hash: &str, artifacts: &ArtifactSet, inputs: Option<&Inputs>) -> String {
     let mut hasher = Sha256::new();
     hasher.update(config_hash.as_bytes());
     for artifact in artifacts.all() {
@@ -210,6 +227,10 @@ pub fn run_id(run_date: NaiveDate, config_hash: &str, artifacts: &ArtifactSet) -
         hasher.update(artifact.name.as_bytes());
         hasher.update(b"=");
         hasher.update(artifact.sha256.as_bytes());
+    }
+    if let Some(inputs) = inputs {
+        hasher.update(b"\ninputs\n");
+        hasher.update(inputs.fingerprint().as_bytes());
     }
     let digest = hex::encode(hasher.finalize());
     format!("{}-{}", run_date.format("%Y-%m-%d"), &digest[..12])
@@ -244,17 +265,20 @@ fn check_warehouse(config: &Config) -> Result<(), PlanError> {
 }
 
 impl Plan {
-    /// Applies the flag overrides, validates the date and renders every request.
+    /// Applies the flag overrides, validates the date and renders every request for the
+    /// `inputs` found (the date's incoming folder, or a local folder's files as they will be
+    /// ingested).
     pub fn resolve(
         config: &Config,
         overrides: &Overrides,
         run_date: &str,
         artifacts: &ArtifactSet,
+        inputs: &BoundInputs,
     ) -> Result<Plan, PlanError> {
         let config = config.with_overrides(overrides)?;
         let run_date = parse_run_date(run_date)?;
         let config_hash = config.hash();
-        let run_id = run_id(run_date, &config_hash, artifacts);
+        let run_id = run_id(run_date, &config_hash, artifacts, inputs.bound());
         let date = run_date.format("%Y-%m-%d").to_string();
         let raw = config.buckets.raw.clone();
         let plan_artifacts = PlanArtifacts {
@@ -262,8 +286,18 @@ impl Plan {
             run_job_py: PlannedArtifact::new(&artifacts.run_job_py, &raw),
             packages_sh: PlannedArtifact::new(&artifacts.packages_sh, &raw),
         };
+        let mut uris = LakeUris::new(&config, &date, &run_id);
+        if let Some(bound) = inputs.bound() {
+            uris.movie_review_input = bound.movie_review.uri.clone();
+            uris.log_reviews_input = bound.log_reviews.uri.clone();
+            if let Some(purchases) = &bound.user_purchase {
+                uris.user_purchase_input = purchases.uri.clone();
+            }
+        }
         let mut plan = Plan {
-            uris: LakeUris::new(&config, &date, &run_id),
+            uris,
+            inputs: inputs.clone(),
+            artifact_set: artifacts.clone(),
             target: config.pipeline.target,
             cluster_id: config.cluster_id().map(str::to_string),
             config,
@@ -315,30 +349,16 @@ impl Plan {
         Ok(Some(ServerlessPlan { application_id, create_application, job_runs }))
     }
 
-    /// Points the plan at the vendor files actually found for the date (`.csv` or `.csv.gz`,
-    /// each on its own), folds `inputs` (what identifies their content) into the run id, and
-    /// renders the steps again. `render` shows the run id of the configuration and code alone.
-    pub fn bind_inputs(&mut self, movie_review: &str, log_reviews: &str, inputs: &str) -> Result<(), PlanError> {
-        let mut hasher = Sha256::new();
-        hasher.update(self.run_id.as_bytes());
-        hasher.update(b"\n");
-        hasher.update(inputs.as_bytes());
-        let digest = hex::encode(hasher.finalize());
-        self.run_id = format!("{}-{}", self.date(), &digest[..12]);
-        self.uris = LakeUris::new(&self.config, &self.date(), &self.run_id);
-        self.uris.movie_review_input = movie_review.to_string();
-        self.uris.log_reviews_input = log_reviews.to_string();
-        for i in 0..self.steps.len() {
-            let key = self.steps[i].key.clone();
-            let template = step_template(&key).expect("every step has an embedded template");
-            let config = render_step(&format!("steps/{key}.json.hbs"), template, &self.step_vars(&key))?;
-            self.steps[i].config = config;
-        }
-        if self.cluster.is_some() {
-            self.cluster = Some(ClusterRequest::render(&self.cluster_vars())?);
-        }
-        self.serverless = self.serverless_plan()?;
-        Ok(())
+    /// The plan of the same configuration, code and date for `inputs`: what a run resolves
+    /// once it has ingested the inputs that were not there when this plan was resolved.
+    pub fn for_inputs(&self, inputs: Inputs) -> Result<Plan, PlanError> {
+        Plan::resolve(
+            &self.config,
+            &Overrides::default(),
+            &self.date(),
+            &self.artifact_set,
+            &BoundInputs::Bound(inputs),
+        )
     }
 
     /// The run date as `YYYY-MM-DD`.
@@ -406,8 +426,17 @@ impl Plan {
     }
 
     fn to_json_unmasked(&self) -> Value {
+        let run_id_of = match &self.inputs {
+            BoundInputs::Bound(_) => "configuration, code and inputs".to_string(),
+            BoundInputs::NotYet { reason } => format!(
+                "configuration and code alone: the inputs are not there yet ({reason}); the run binds them once it \
+                 has ingested them, and its run id is then another"
+            ),
+        };
         let mut doc = json!({
             "run_id": self.run_id,
+            "run_id_of": run_id_of,
+            "inputs": self.inputs,
             "run_date": self.date(),
             "target": self.target,
             "config_hash": self.config_hash,

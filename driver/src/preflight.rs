@@ -50,6 +50,8 @@ pub enum Problem {
     HeaderOnly,
     #[error("the file is not text ({0})")]
     NotText(String),
+    #[error("{0}")]
+    Parts(String),
     #[error("the header lacks the required column(s) {missing:?} (found {found:?}); the vendor format changed or this is the wrong file")]
     MissingColumns { missing: Vec<String>, found: Vec<String> },
 }

@@ -51,11 +51,25 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
     let artifacts = ArtifactSet::build(&flags.plan.project_root)?;
     let mut plans = Vec::new();
     for date in &dates {
-        let mut plan = Plan::resolve(&config, &Overrides::default(), &date.to_string(), &artifacts)?;
-        if flags.keep_cluster {
-            plan.config.emr.keep_cluster = true;
-        }
-        plans.push(plan);
+        // Each date's plan for its own inputs: its dt=D/ folder under --raw-dir as ingest will
+        // cut it, or its incoming folder in the raw bucket.
+        let raw_dir = flags.raw_dir.as_ref().map(|dir| dir.join(raw_dir_name(*date)));
+        let inputs = match &raw_dir {
+            Some(dir) if !dir.is_dir() => {
+                crate::inputs::BoundInputs::not_yet(format!("no folder {} in --raw-dir", raw_dir_name(*date)))
+            }
+            _ => {
+                crate::cli::render::find_inputs(
+                    &config,
+                    &date.to_string(),
+                    raw_dir.as_deref(),
+                    flags.database_url.as_deref(),
+                    &flags.plan.project_root,
+                )
+                .await?
+            }
+        };
+        plans.push(Plan::resolve(&config, &Overrides::default(), &date.to_string(), &artifacts, &inputs)?);
     }
     let missing: Vec<NaiveDate> = match &flags.raw_dir {
         Some(dir) => dates.iter().copied().filter(|d| !dir.join(raw_dir_name(*d)).is_dir()).collect(),
@@ -131,7 +145,7 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
         }
     })
     .await;
-    if let Some(line) = shared.finish(flags.keep_cluster || config.emr.keep_cluster).await {
+    if let Some(line) = shared.finish(config.emr.keep_cluster).await {
         eprintln!("{line}");
     }
     let exit_code = worst_exit_code(outcomes.iter().map(|o| o.exit_code));
@@ -162,7 +176,7 @@ fn dry_run(args: &Args, plans: &[Plan], missing: &[NaiveDate]) -> serde_json::Va
                 args.parallel
             ),
             "missing_raw_dirs": missing.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-            "note": "run ids shown are those of the configuration and code; a run adds its input files' digests once it has found them",
+            "note": "each run id covers the configuration, the code and the date's inputs (their parts' digests); a date whose inputs are not there yet shows the run id of its configuration and code alone (its plan's run_id_of says so)",
         },
         "runs": plans.iter().map(|p| serde_json::json!({"date": p.date(), "plan": p.to_json()})).collect::<Vec<_>>(),
     })

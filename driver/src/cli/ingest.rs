@@ -1,5 +1,7 @@
 //! `emr-driver ingest --date D FILE...`: puts a date's vendor files into the raw bucket
-//! (`incoming/dt=D/`), checking each one first.
+//! (`incoming/dt=D/`), checking each one first; movie_review and log_reviews are cut into
+//! record-aligned gzipped parts (`incoming/dt=D/movie_review/part-00000.csv.gz`..., with a
+//! `_manifest.json`), so Spark reads a big file as many tasks.
 
 use std::path::PathBuf;
 
@@ -25,10 +27,10 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let config = args.plan.config(global)?;
     let date = parse_run_date(&args.date)?.format("%Y-%m-%d").to_string();
     let uris = LakeUris::new(&config, &date, "");
-    let first = ObjectUri::parse(&uris.movie_review_input)?;
-    let incoming = first.parent();
+    let incoming = ObjectUri::parse(&uris.incoming)?;
     let store = crate::backend::Backend::for_config(&config, &args.plan.project_root).await.store;
-    let done = crate::ingest::ingest(store.as_ref(), &incoming, &args.files).await?;
+    let part_size = config.ingest.part_size_bytes();
+    let done = crate::ingest::ingest(store.as_ref(), &incoming, &args.files, part_size).await?;
     match global.output {
         Output::Json => {
             let done: std::collections::BTreeMap<_, String> = done.iter().map(|(k, v)| (*k, v.to_string())).collect();

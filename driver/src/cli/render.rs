@@ -7,6 +7,7 @@ use crate::cli::Global;
 use crate::config::{process_env, Config, Overrides, Target};
 use crate::deploy::ArtifactSet;
 use crate::error::{ExitCode, Result};
+use crate::inputs::BoundInputs;
 use crate::plan::Plan;
 
 /// Flags that shape the plan; other commands flatten them too.
@@ -62,25 +63,43 @@ impl PlanArgs {
         Ok(Config::load(&global.config, &process_env(), &self.overrides()?)?)
     }
 
-    /// The plan for `date`, with the artifacts built from the project root.
-    pub fn plan(&self, global: &Global, date: &str) -> Result<Plan> {
-        let config = self.config(global)?;
+    /// The plan for `date` and `inputs`, with the artifacts built from the project root.
+    pub fn plan(&self, config: &Config, date: &str, inputs: &BoundInputs) -> Result<Plan> {
         let artifacts = ArtifactSet::build(&self.project_root)?;
-        Ok(Plan::resolve(&config, &Overrides::default(), date, &artifacts)?)
+        Ok(Plan::resolve(config, &Overrides::default(), date, &artifacts, inputs)?)
     }
 }
+
+pub use crate::inputs::find as find_inputs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The run date, YYYY-MM-DD.
     #[arg(long)]
     pub date: String,
+    /// The plan of `run --raw-dir DIR`: the inputs are the files of DIR as `ingest` will cut
+    /// them (nothing is written). Without it, the date's incoming folder in the raw bucket.
+    #[arg(long)]
+    pub raw_dir: Option<PathBuf>,
+    /// The source database the run will be given (its URL, without credentials, is part of
+    /// the inputs, hence of the run id).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     #[command(flatten)]
     pub plan: PlanArgs,
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let plan = args.plan.plan(global, &args.date)?;
+    let config = args.plan.config(global)?;
+    let inputs = find_inputs(
+        &config,
+        &args.date,
+        args.raw_dir.as_deref(),
+        args.database_url.as_deref(),
+        &args.plan.project_root,
+    )
+    .await?;
+    let plan = args.plan.plan(&config, &args.date, &inputs)?;
     let text = serde_json::to_string_pretty(&plan.to_json()).expect("the plan serialises");
     println!("{text}");
     Ok(ExitCode::Success)

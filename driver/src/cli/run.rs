@@ -67,10 +67,23 @@ pub struct RunFlags {
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let Args { date, flags: mut args } = args;
     args.resolve_flags();
-    let mut plan = args.plan.plan(global, &date)?;
-    if args.keep_cluster {
-        plan.config.emr.keep_cluster = true;
-    }
+    // The vendor files are ingested by the pipeline once it holds the date's lock; the plan is
+    // resolved before, for what that ingest will put in the bucket.
+    let raw_dir = match (&args.raw_dir, args.local) {
+        (Some(dir), _) => Some(dir.clone()),
+        (None, true) => Some(args.plan.project_root.join("sample")),
+        (None, false) => None,
+    };
+    let config = args.plan.config(global)?;
+    let inputs = crate::cli::render::find_inputs(
+        &config,
+        &date,
+        raw_dir.as_deref(),
+        args.database_url.as_deref(),
+        &args.plan.project_root,
+    )
+    .await?;
+    let plan = args.plan.plan(&config, &date, &inputs)?;
     if args.dry_run {
         println!("{}", serde_json::to_string_pretty(&plan.to_json()).expect("the plan serialises"));
         return Ok(ExitCode::Success);
@@ -110,6 +123,10 @@ impl RunFlags {
         }
         if let Some(url) = self.warehouse_url.clone().filter(|u| !u.trim().is_empty()) {
             self.plan.sets.push(format!("warehouse.url={url}"));
+        }
+        // Configuration too (not in the config hash), so the resolved plan is never changed.
+        if self.keep_cluster {
+            self.plan.sets.push("emr.keep_cluster=true".to_string());
         }
     }
 }

@@ -62,7 +62,10 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
     if args.local {
         args.plan.target = Some(TargetArg::Local);
     }
-    let plan = args.plan.plan(global, &args.date)?;
+    // An ad-hoc step is not a run of the inputs: its plan is of the configuration and code.
+    let config = args.plan.config(global)?;
+    let inputs = crate::inputs::BoundInputs::not_yet("submit does not read the inputs");
+    let plan = args.plan.plan(&config, &args.date, &inputs)?;
     let mut vars = plan.vars();
     let name = args.template.file_stem().and_then(|s| s.to_str()).unwrap_or("step").trim_end_matches(".json");
     vars["step_name"] = Value::String(format!("{} adhoc {name}", plan.run_id));

@@ -7,6 +7,7 @@
 //! the second date's: without the dimension turns the second date would build its dimensions
 //! first (the control below shows it does, and that the ids then differ).
 
+use emr_driver::inputs::BoundInputs;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -298,7 +299,14 @@ impl World {
     ) -> Pipeline {
         let clock: Arc<dyn Clock> = self.clock.clone();
         Pipeline {
-            plan: Plan::resolve(&self.config, &Overrides::default(), &date.to_string(), &self.artifacts).unwrap(),
+            plan: Plan::resolve(
+                &self.config,
+                &Overrides::default(),
+                &date.to_string(),
+                &self.artifacts,
+                &BoundInputs::not_yet("not looked for"),
+            )
+            .unwrap(),
             store: Arc::new(self.store.clone()),
             provider,
             clock,

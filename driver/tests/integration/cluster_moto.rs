@@ -3,6 +3,7 @@
 //! finds the cluster its run created.
 
 use crate::support;
+use emr_driver::inputs::BoundInputs;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -66,7 +67,7 @@ fn plan_for(endpoint: &str, date: &str) -> Plan {
         .set("pipeline.target", "emr")
         .set("aws.endpoint_url", endpoint)
         .set("emr.subnet_id", "subnet-0123456789abcdef0");
-    Plan::resolve(&config, &overrides, date, &artifacts()).unwrap()
+    Plan::resolve(&config, &overrides, date, &artifacts(), &BoundInputs::not_yet("not looked for")).unwrap()
 }
 
 #[tokio::test]

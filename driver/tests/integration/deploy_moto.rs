@@ -2,6 +2,7 @@
 //! sends no upload at all (counted on the wire), a changed file uploads only itself.
 
 use crate::support;
+use emr_driver::inputs::BoundInputs;
 
 use std::path::Path;
 
@@ -40,7 +41,14 @@ fn plan_for(endpoint: &str, root: &Path) -> Plan {
         .set("aws.endpoint_url", endpoint);
     let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config/pipeline.toml")).unwrap();
     let config = Config::from_toml_str(&file, "pipeline.toml", &Default::default(), &Overrides::default()).unwrap();
-    Plan::resolve(&config, &overrides, "2021-10-31", &ArtifactSet::build(root).unwrap()).unwrap()
+    Plan::resolve(
+        &config,
+        &overrides,
+        "2021-10-31",
+        &ArtifactSet::build(root).unwrap(),
+        &BoundInputs::not_yet("not looked for"),
+    )
+    .unwrap()
 }
 
 #[tokio::test]

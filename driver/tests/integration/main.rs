@@ -21,6 +21,7 @@ mod deploy_moto;
 mod diagnose_logs;
 mod generate_cli;
 mod generate_files;
+mod ingest_parts;
 mod kill_driver;
 mod lock_run;
 mod pipeline_orchestration;

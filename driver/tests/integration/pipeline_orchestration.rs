@@ -3,6 +3,7 @@
 //! instead of submitting twice, a held lock refuses a second run, a failed step stops the run
 //! with its cause, and a signal cancels the running steps.
 
+use emr_driver::inputs::BoundInputs;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -225,7 +226,14 @@ impl World {
     }
 
     fn plan(&self) -> Plan {
-        Plan::resolve(&self.config, &Overrides::default(), DATE, &self.artifacts).unwrap()
+        Plan::resolve(
+            &self.config,
+            &Overrides::default(),
+            DATE,
+            &self.artifacts,
+            &BoundInputs::not_yet("not looked for"),
+        )
+        .unwrap()
     }
 
     fn pipeline(&self, runner: Arc<FakeRunner>, shutdown: watch::Receiver<Option<String>>) -> Pipeline {

@@ -1,6 +1,7 @@
 //! Rendering: snapshots of every template for a fixed config, date and artifact digests, and
 //! the properties the snapshots cannot show (JSON safety, strictness, the DAG, the run id).
 
+use emr_driver::inputs::BoundInputs;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -82,7 +83,14 @@ fn emr_plan(sets: &[&str]) -> Plan {
     // A cluster the driver creates needs a subnet; later sets override it.
     let mut all = vec!["pipeline.target=emr", "emr.subnet_id=subnet-0abc"];
     all.extend_from_slice(sets);
-    Plan::resolve(&config(&[]), &Overrides::parse_sets(&all).unwrap(), DATE, &artifacts()).unwrap()
+    Plan::resolve(
+        &config(&[]),
+        &Overrides::parse_sets(&all).unwrap(),
+        DATE,
+        &artifacts(),
+        &BoundInputs::not_yet("not looked for"),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -143,7 +151,9 @@ fn an_empty_spark_table_still_renders_valid_json() {
     let text = FILE.split("[spark]").next().unwrap();
     let config = Config::from_toml_str(text, "t", &HashMap::new(), &Overrides::default()).unwrap();
     assert!(config.spark.is_empty());
-    let plan = Plan::resolve(&config, &Overrides::default(), DATE, &artifacts()).unwrap();
+    let plan =
+        Plan::resolve(&config, &Overrides::default(), DATE, &artifacts(), &BoundInputs::not_yet("not looked for"))
+            .unwrap();
     assert!(!plan.step("classify_reviews").unwrap().config.hadoop_jar_step.args.iter().any(|a| a == "--conf"));
 }
 
@@ -177,6 +187,7 @@ fn the_run_id_follows_the_config_and_the_code_but_not_the_cluster() {
         &Overrides::default(),
         DATE,
         &changed,
+        &BoundInputs::not_yet("not looked for"),
     )
     .unwrap();
     assert_ne!(base.run_id, other.run_id);
@@ -202,14 +213,23 @@ fn a_cluster_is_requested_only_for_emr_without_a_cluster_id() {
     let reuse = emr_plan(&["emr.cluster_id=j-ABCDEF"]);
     assert!(reuse.cluster.is_none());
     assert_eq!(reuse.cluster_id.as_deref(), Some("j-ABCDEF"));
-    let local = Plan::resolve(&config(&[]), &Overrides::default(), DATE, &artifacts()).unwrap();
+    let local =
+        Plan::resolve(&config(&[]), &Overrides::default(), DATE, &artifacts(), &BoundInputs::not_yet("not looked for"))
+            .unwrap();
     assert_eq!(local.target, Target::Local);
     assert!(local.cluster.is_none());
 }
 
 #[test]
 fn a_bad_date_is_refused() {
-    let err = Plan::resolve(&config(&[]), &Overrides::default(), "2021-13-01", &artifacts()).unwrap_err();
+    let err = Plan::resolve(
+        &config(&[]),
+        &Overrides::default(),
+        "2021-13-01",
+        &artifacts(),
+        &BoundInputs::not_yet("not looked for"),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("YYYY-MM-DD"), "{err}");
 }
 
@@ -243,7 +263,13 @@ fn a_cluster_template_with_an_unknown_field_is_refused() {
 }
 
 fn resolve(sets: &[&str]) -> Result<Plan, PlanError> {
-    Plan::resolve(&config(&[]), &Overrides::parse_sets(sets).unwrap(), DATE, &artifacts())
+    Plan::resolve(
+        &config(&[]),
+        &Overrides::parse_sets(sets).unwrap(),
+        DATE,
+        &artifacts(),
+        &BoundInputs::not_yet("not looked for"),
+    )
 }
 
 #[test]

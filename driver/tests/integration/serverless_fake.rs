@@ -6,6 +6,7 @@
 //! runs and attaches to running ones. moto cannot do these (its job runs are SUCCESS at once
 //! and it ignores the client token); serverless_moto.rs covers the calls against moto.
 
+use emr_driver::inputs::BoundInputs;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -335,7 +336,14 @@ impl World {
     }
 
     fn pipeline(&self, api: &Shared, shutdown: watch::Receiver<Option<String>>, deadline: Duration) -> Pipeline {
-        let plan = Plan::resolve(&self.config, &Overrides::default(), DATE, &self.artifacts).unwrap();
+        let plan = Plan::resolve(
+            &self.config,
+            &Overrides::default(),
+            DATE,
+            &self.artifacts,
+            &BoundInputs::not_yet("not looked for"),
+        )
+        .unwrap();
         // The runner learns the run id the pipeline binds from the inputs through the step
         // names it is given; its context's run id only tags the job runs.
         let runner: Arc<dyn StepRunner> = Arc::new(self.runner(api, &plan));
@@ -522,7 +530,14 @@ async fn a_rerun_skips_completed_job_runs_attaches_to_running_ones_and_retries_f
 async fn a_retried_submit_starts_one_job_run_and_a_rerun_after_a_failure_a_new_attempt() {
     let world = World::new().await;
     let api = world.api(&[("parse_logs", Script::Fail)]);
-    let plan = Plan::resolve(&world.config, &Overrides::default(), DATE, &world.artifacts).unwrap();
+    let plan = Plan::resolve(
+        &world.config,
+        &Overrides::default(),
+        DATE,
+        &world.artifacts,
+        &BoundInputs::not_yet("not looked for"),
+    )
+    .unwrap();
     let runner = world.runner(&api, &plan);
     let step: StepConfig = plan.step("parse_logs").unwrap().config.clone();
     let first = runner.submit(std::slice::from_ref(&step)).await.unwrap();

@@ -9,6 +9,7 @@
 //! `totalResourceUtilization`, and it truncates `createdAt` to midnight.
 
 use crate::support;
+use emr_driver::inputs::BoundInputs;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -87,7 +88,14 @@ async fn application_and_job_runs_against_moto() {
 
     // Job runs: one StartJobRun per step, listed with one ListJobRuns, read, cancelled.
     let artifacts = ArtifactSet::build(&repo()).unwrap();
-    let plan = Plan::resolve(&config, &Overrides::default(), "2021-10-31", &artifacts).unwrap();
+    let plan = Plan::resolve(
+        &config,
+        &Overrides::default(),
+        "2021-10-31",
+        &artifacts,
+        &BoundInputs::not_yet("not looked for"),
+    )
+    .unwrap();
     let context = JobRunContext::new(&config, &plan.run_id, &plan.config_hash);
     // moto stamps createdAt at midnight of today: look back a day, as the driver does.
     let since = chrono::Utc::now() - chrono::Duration::hours(24);
