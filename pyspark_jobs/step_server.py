@@ -46,11 +46,13 @@ import os
 import socket
 import sys
 import threading
+import time
 import traceback
 from typing import Any, Callable, TextIO
 
 EXIT_CRASH = 1
 EXIT_CANCELLED = 130
+CANCEL_REPEAT_SECONDS = 0.5
 
 
 class StepCancelled(BaseException):
@@ -221,8 +223,23 @@ class StepServer:
                     ctypes.c_ulong(step.thread.ident), ctypes.py_object(StepCancelled)
                 )
         # The Python exception is only seen when the thread runs Python again; the job it may
-        # be waiting for is stopped here.
-        self.spark.sparkContext.cancelJobGroup(step.id)
+        # be waiting for is stopped here, and again every half second until the step ended: a
+        # job submitted just after a cancel (the thread was already inside the call that
+        # starts it) is stopped too.
+        watcher = threading.Thread(target=self._keep_cancelling, args=(step,), daemon=True)
+        watcher.start()
+
+    def _keep_cancelling(self, step: _Step) -> None:
+        context = self.spark.sparkContext
+        while True:
+            with step.lock:
+                if step.finished:
+                    return
+            try:
+                context.cancelJobGroup(step.id)
+            except Exception:  # noqa: BLE001 - the context is stopping: the step ends with it
+                return
+            time.sleep(CANCEL_REPEAT_SECONDS)
 
     def _run_step(self, step: _Step) -> None:
         code = EXIT_CRASH
@@ -255,6 +272,7 @@ class StepServer:
         try:
             with step.lock:
                 if step.cancelled:
+                    step.finished = True
                     print(f"step {step.id}: cancelled before it started", file=sys.stderr)
                     return EXIT_CANCELLED
                 step.in_job = True
