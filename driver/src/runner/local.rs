@@ -336,7 +336,8 @@ impl StepRunner for LocalRunner {
     /// Stops the shared application (the run is over); a later step would start a new one.
     /// Not a cluster: still [`Termination::NotApplicable`].
     async fn terminate_if_created(&self) -> Result<Termination, RunnerError> {
-        if let Some(app) = self.inner.app_lock().take() {
+        let current = self.inner.app_lock().take();
+        if let Some(app) = current {
             app.stop();
             let grace = self.inner.options.kill_grace.max(Duration::from_secs(2)) * 3;
             let clock = Arc::clone(&self.inner.clock);
@@ -635,23 +636,21 @@ async fn run_in_application(inner: &Arc<Inner>, id: &str, step: &SharedStep) -> 
         "stdout": absolute("stdout"),
         "stderr": absolute("stderr"),
     });
-    {
+    // Under the table's lock: a cancel sees `entry.app` only once the request is queued, so the
+    // server knows the step when the cancel arrives.
+    let running = {
         let mut table = inner.lock();
+        let running = app.submit(id, request);
         if let Some(entry) = table.iter_mut().find(|e| e.id == id) {
             entry.app = Some(Arc::clone(&app));
+            if entry.cancel_requested {
+                // Cancelled while starting: cancel it in the application at once.
+                entry.cancel_requested = false;
+                request_kill(inner, entry);
+            }
         }
-    }
-    // Queued before any cancel sent from now on, so the server knows the step when the cancel
-    // arrives.
-    let running = app.submit(id, request);
-    {
-        let mut table = inner.lock();
-        if let Some(entry) = table.iter_mut().find(|e| e.id == id && e.cancel_requested) {
-            // Cancelled while starting: cancel it in the application at once.
-            entry.cancel_requested = false;
-            request_kill(inner, entry);
-        }
-    }
+        running
+    };
     let end = running.await;
     {
         let mut table = inner.lock();

@@ -441,7 +441,7 @@ pub fn shared_step(args: &[String], lake_root: &Path) -> Option<SharedStep> {
             if Path::new(arg).file_name()? != "run_job.py" {
                 return None;
             }
-            step.argv = rest.map(|a| map(a)).collect();
+            step.argv = rest.by_ref().map(|a| map(a)).collect();
             return Some(step);
         }
         if !VALUED.contains(&option) || !SHAREABLE.contains(&option) {
