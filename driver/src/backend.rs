@@ -297,7 +297,9 @@ impl LocalProvider {
     }
 
     fn runner(&self) -> Arc<LocalRunner> {
-        Arc::clone(self.runner.get_or_init(|| Arc::new(LocalRunner::new(self.options.clone(), Arc::clone(&self.clock)))))
+        Arc::clone(
+            self.runner.get_or_init(|| Arc::new(LocalRunner::new(self.options.clone(), Arc::clone(&self.clock)))),
+        )
     }
 }
 

@@ -167,7 +167,10 @@ pub fn shutdown_on_signals() -> std::io::Result<watch::Receiver<Option<String>>>
 }
 
 /// A channel that fires with the first of `a` and `b` (a signal, or a failure beside a wave).
-fn either_fires(a: watch::Receiver<Option<String>>, b: watch::Receiver<Option<String>>) -> watch::Receiver<Option<String>> {
+fn either_fires(
+    a: watch::Receiver<Option<String>>,
+    b: watch::Receiver<Option<String>>,
+) -> watch::Receiver<Option<String>> {
     let (tx, rx) = watch::channel(None);
     tokio::spawn(async move {
         let reason = tokio::select! {
@@ -455,7 +458,9 @@ impl Pipeline {
             let outcome = match purchases_from_file.take().filter(|_| index == 0) {
                 // user_purchase is needed by build_fact only: it is staged while the first
                 // wave runs.
-                Some(file) => self.first_wave_and_user_purchase(manifest, &provided, &previous, wave, deadline_at, file).await,
+                Some(file) => {
+                    self.first_wave_and_user_purchase(manifest, &provided, &previous, wave, deadline_at, file).await
+                }
                 None => self.run_wave(manifest, &provided, &previous, wave, deadline_at, self.shutdown.clone()).await,
             };
             if let Some(held) = registry_lock {

@@ -142,13 +142,7 @@ impl LocalRunner {
         let _ = nix::sys::prctl::set_child_subreaper(true);
         let lake_root = std::path::absolute(options.lake.root()).unwrap_or_else(|_| options.lake.root().to_path_buf());
         LocalRunner {
-            inner: Arc::new(Inner {
-                options,
-                lake_root,
-                clock,
-                table: Mutex::new(Vec::new()),
-                app: Mutex::new(None),
-            }),
+            inner: Arc::new(Inner { options, lake_root, clock, table: Mutex::new(Vec::new()), app: Mutex::new(None) }),
         }
     }
 
@@ -394,7 +388,10 @@ fn request_kill(inner: &Arc<Inner>, entry: &mut Entry) {
         tokio::spawn(async move {
             inner.clock.sleep(inner.options.kill_grace).await;
             if app.runs(&id) {
-                tracing::warn!("step {id} did not end within the grace period: killing the shared Spark application {}", app.id);
+                tracing::warn!(
+                    "step {id} did not end within the grace period: killing the shared Spark application {}",
+                    app.id
+                );
                 app.kill();
             }
         });
@@ -617,14 +614,20 @@ async fn run_in_application(inner: &Arc<Inner>, id: &str, step: &SharedStep) -> 
         Err(error) => return not_started(&error),
     };
     if !app.accepts(&step.py_files) {
-        tracing::info!("step {id}: other --py-files than the shared application {} loaded: its own spark-submit", app.id);
+        tracing::info!(
+            "step {id}: other --py-files than the shared application {} loaded: its own spark-submit",
+            app.id
+        );
         return None;
     }
     let created = std::fs::create_dir_all(&log_dir)
         .and_then(|()| std::fs::File::create(log_dir.join("stdout")))
         .and_then(|_| std::fs::File::create(log_dir.join("stderr")));
     if let Err(source) = created {
-        return not_started(&RunnerError::LocalIo { op: format!("create the step logs in {}", log_dir.display()), source });
+        return not_started(&RunnerError::LocalIo {
+            op: format!("create the step logs in {}", log_dir.display()),
+            source,
+        });
     }
     let absolute = |name: &str| std::path::absolute(log_dir.join(name)).unwrap_or_else(|_| log_dir.join(name));
     let request = serde_json::json!({
@@ -947,7 +950,9 @@ fn finish_step(inner: &Arc<Inner>, id: &str, end: ProcessEnd, stderr_uri: Option
             ProcessEnd::Exited(code) => format!("Step exited with code {code}"),
             ProcessEnd::Signalled(signal) => format!("Step was killed by signal {signal}"),
             ProcessEnd::NotStarted => "see stderr".to_string(),
-            ProcessEnd::ApplicationEnded => "The shared Spark application ended while the step ran; see stderr".to_string(),
+            ProcessEnd::ApplicationEnded => {
+                "The shared Spark application ended while the step ran; see stderr".to_string()
+            }
         }),
         log_file: stderr_uri,
     });

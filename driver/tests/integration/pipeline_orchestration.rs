@@ -432,7 +432,15 @@ async fn user_purchase_is_staged_beside_the_first_wave_and_its_failure_cancels_t
     let keys: Vec<&str> = manifest.steps.iter().map(|s| s.key.as_str()).collect();
     assert_eq!(
         keys,
-        ["deploy", "user_purchase", "classify_reviews", "parse_logs", "build_dimensions", "build_fact", "load_warehouse"]
+        [
+            "deploy",
+            "user_purchase",
+            "classify_reviews",
+            "parse_logs",
+            "build_dimensions",
+            "build_fact",
+            "load_warehouse"
+        ]
     );
 }
 

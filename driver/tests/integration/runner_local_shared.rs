@@ -373,8 +373,10 @@ async fn two_steps_run_at_once_in_one_application_with_logs_of_their_own() {
     let done = wait(&runner, &ids).await;
     // Each waited for the other to be running: only possible at once.
     assert!(done.iter().all(|s| s.state == StepState::Completed), "{done:?}");
-    let (a_out, a_err) = (log(&setup, &runner, &ids[0], "stdout.gz").await, log(&setup, &runner, &ids[0], "stderr.gz").await);
-    let (b_out, b_err) = (log(&setup, &runner, &ids[1], "stdout.gz").await, log(&setup, &runner, &ids[1], "stderr.gz").await);
+    let (a_out, a_err) =
+        (log(&setup, &runner, &ids[0], "stdout.gz").await, log(&setup, &runner, &ids[0], "stderr.gz").await);
+    let (b_out, b_err) =
+        (log(&setup, &runner, &ids[1], "stdout.gz").await, log(&setup, &runner, &ids[1], "stderr.gz").await);
     assert_eq!(spark_app_of(&a_err), spark_app_of(&b_err), "one application");
     assert_eq!(a_out.iter().filter(|l| l.starts_with("alpha out")).count(), 200);
     assert_eq!(b_out.iter().filter(|l| l.starts_with("beta out")).count(), 200);
