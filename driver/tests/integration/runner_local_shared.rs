@@ -24,7 +24,7 @@ use emr_driver::step::{ActionOnFailure, HadoopJarStep, StepConfig, StepState, St
 use emr_driver::store::local::LocalStore;
 use emr_driver::store::{ObjectStore, ObjectUri};
 
-const TEST_RUN_JOB: &str = r#"""run_job.py of the tests: a few test jobs, else the real dispatcher."""
+const TEST_RUN_JOB: &str = r#"# run_job.py of the tests: a few test jobs, else the real dispatcher.
 import os
 import sys
 import time
@@ -173,7 +173,14 @@ async fn wait_for_output(setup: &Setup, runner: &LocalRunner, id: &str, text: &s
     let path = setup.store.path_of(&runner.log_prefix(id).unwrap().join("stdout"));
     let started = Instant::now();
     while !std::fs::read_to_string(&path).is_ok_and(|t| t.contains(text)) {
-        assert!(started.elapsed() < Duration::from_secs(240), "step {id} never printed {text:?}");
+        if started.elapsed() > Duration::from_secs(240) || path.with_file_name("stdout.gz").exists() {
+            let status = runner.list_steps(&[id.to_string()]).await.unwrap();
+            let stderr = std::fs::read(path.with_file_name("stderr.gz"))
+                .map(|b| log_lines(&b).join("\n"))
+                .or_else(|_| std::fs::read_to_string(path.with_file_name("stderr")))
+                .unwrap_or_default();
+            panic!("step {id} never printed {text:?}: {status:?}\nits stderr:\n{stderr}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
