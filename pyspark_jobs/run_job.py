@@ -61,6 +61,13 @@ def report(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
         return
+    from pyspark_jobs.spark_session import step_session
+
+    if step_session() is not None:
+        # Inside the local runner's shared application (step_server.py) this thread's stderr
+        # already is the step's own stderr log; the JVM's System.err is the application's,
+        # shared by every step, where the line would be misattributed.
+        return
     from pyspark import SparkContext
 
     context = SparkContext._active_spark_context

@@ -21,7 +21,7 @@ use crate::pipeline::{ProvidedRunner, RunnerProvider};
 use crate::plan::Plan;
 use crate::poll::PollOptions;
 use crate::runner::emr::{CreatedCluster, EmrRunner};
-use crate::runner::local::{LocalRunner, LocalRunnerOptions};
+use crate::runner::local::{LocalRunner, LocalRunnerOptions, SparkApplication};
 use crate::runner::serverless::{ensure_application, ReadyApplication, ServerlessRunner};
 use crate::runner::StepRunner;
 use crate::store::local::LocalStore;
@@ -184,10 +184,10 @@ impl Backend {
     /// What `run` gets its runner from, once the artifacts are deployed.
     pub fn provider(&self) -> Result<Box<dyn RunnerProvider>> {
         Ok(match self.target {
-            Target::Local => Box::new(LocalProvider {
-                options: local_runner_options(&self.config, &self.project_root)?,
-                clock: Arc::clone(&self.clock),
-            }),
+            Target::Local => Box::new(LocalProvider::new(
+                local_runner_options(&self.config, &self.project_root)?,
+                Arc::clone(&self.clock),
+            )),
             Target::Emr => Box::new(EmrProvider { client: self.emr_client()? }),
             Target::EmrServerless => Box::new(ServerlessProvider { backend: self.clone_for_provider() }),
         })
@@ -268,6 +268,8 @@ pub fn local_runner_options(config: &Config, project_root: &Path) -> Result<Loca
         spark_submit
     };
     let log_uri = ObjectUri::parse(&config.emr.log_uri)?;
+    // Checked by the configuration (one of SparkApplication::NAMES); the default otherwise.
+    let spark_application = SparkApplication::parse(&config.local.spark_application).unwrap_or_default();
     Ok(LocalRunnerOptions {
         lake: LocalStore::new(&config.local.lake_dir),
         spark_submit,
@@ -276,23 +278,41 @@ pub fn local_runner_options(config: &Config, project_root: &Path) -> Result<Loca
         concurrency: config.emr.step_concurrency.max(1) as usize,
         log_prefix: log_uri.join("local/"),
         kill_grace: Duration::from_secs(10),
+        spark_application,
+        step_server: project_root.join("pyspark_jobs").join("step_server.py"),
     })
 }
 
-/// Steps on a local Spark, in this process.
+/// Steps on a local Spark, in this process: one runner, made by the first of `warm_up` and
+/// `provide`, so the application the warm-up starts is the one the steps go to.
 pub struct LocalProvider {
     pub options: LocalRunnerOptions,
     pub clock: Arc<dyn Clock>,
+    runner: std::sync::OnceLock<Arc<LocalRunner>>,
+}
+
+impl LocalProvider {
+    pub fn new(options: LocalRunnerOptions, clock: Arc<dyn Clock>) -> Self {
+        LocalProvider { options, clock, runner: std::sync::OnceLock::new() }
+    }
+
+    fn runner(&self) -> Arc<LocalRunner> {
+        Arc::clone(
+            self.runner.get_or_init(|| Arc::new(LocalRunner::new(self.options.clone(), Arc::clone(&self.clock)))),
+        )
+    }
 }
 
 #[async_trait]
 impl RunnerProvider for LocalProvider {
+    /// Starts the shared Spark application while the driver checks the inputs and stages
+    /// user_purchase (the JVM start-up then costs the run nothing).
+    async fn warm_up(&self, _plan: &Plan) {
+        self.runner().warm_up();
+    }
+
     async fn provide(&self, _plan: &Plan) -> Result<ProvidedRunner> {
-        Ok(ProvidedRunner {
-            runner: Arc::new(LocalRunner::new(self.options.clone(), Arc::clone(&self.clock))),
-            kind: "local-spark",
-            cluster: None,
-        })
+        Ok(ProvidedRunner { runner: self.runner(), kind: "local-spark", cluster: None })
     }
 }
 

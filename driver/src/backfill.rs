@@ -474,6 +474,12 @@ struct ShareOf(Arc<SharedProvider>);
 
 #[async_trait]
 impl RunnerProvider for ShareOf {
+    async fn warm_up(&self, plan: &Plan) {
+        if self.0.provided.get().is_none() {
+            self.0.inner.warm_up(plan).await;
+        }
+    }
+
     async fn provide(&self, plan: &Plan) -> Result<ProvidedRunner> {
         let shared = &self.0;
         let (runner, kind, cluster) = shared

@@ -150,6 +150,14 @@ pub struct LocalSection {
     pub spark_submit: String,
     pub master: String,
     pub driver_memory: String,
+    /// `shared`: the run_job.py steps of a local run go into ONE long-lived Spark application
+    /// started when the run starts; `per-step`: one spark-submit per step (a JVM each).
+    #[serde(default = "default_spark_application")]
+    pub spark_application: String,
+}
+
+fn default_spark_application() -> String {
+    "per-step".to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -304,6 +312,7 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("local", "spark_submit", Kind::Text),
     ("local", "master", Kind::Text),
     ("local", "driver_memory", Kind::Text),
+    ("local", "spark_application", Kind::OneOf(&["shared", "per-step"])),
     ("warehouse", "kind", Kind::OneOf(&["postgres", "redshift"])),
     ("warehouse", "schema", Kind::Text),
     ("warehouse", "redshift_copy_role_arn", Kind::Text),
@@ -342,6 +351,7 @@ pub const OPTIONAL_KEYS: &[&str] = &[
     "emr.core_security_group",
     "emr.service_access_security_group",
     "emr.cluster_start_timeout_minutes",
+    "local.spark_application",
     "warehouse.url",
     "warehouse.password_secret_arn",
     "warehouse.glue_database",
@@ -371,6 +381,8 @@ pub const NOT_HASHED: &[&str] = &[
     "emr.run_timeout_minutes",
     "serverless.application_id",
     "emr.cluster_start_timeout_minutes",
+    // How the local runner gives the steps their Spark: the same jobs compute the same data.
+    "local.spark_application",
     // The network of a created cluster: where it runs, like the cluster id.
     "emr.master_security_group",
     "emr.core_security_group",

@@ -1,8 +1,9 @@
 //! `run`: the nightly DAG for one date, written once over the traits (object store, step
 //! runner, clock) so the same code drives EMR and the local Spark.
 //!
-//! Order: lock → preflight of the vendor files → deploy → runner (cluster) → user_purchase to
-//! staging → classify_reviews ∥ parse_logs → build_dimensions → build_fact → warehouse load →
+//! Order: lock → (runner warm-up: the local shared Spark application starts) → preflight of
+//! the vendor files → deploy → runner (cluster) → classify_reviews ∥ parse_logs ∥ user_purchase
+//! to staging (only build_fact reads it) → build_dimensions → build_fact → warehouse load →
 //! manifest. The manifest is written after every stage, so a rerun of the same run id knows
 //! which steps already completed (and skips them), and a crash leaves a record.
 
@@ -86,6 +87,11 @@ pub struct ProvidedRunner {
 /// bootstraps from the deployed `packages.sh`).
 #[async_trait]
 pub trait RunnerProvider: Send + Sync {
+    /// Called when the run starts (holding the lock, before the inputs are checked): a runner
+    /// with something slow to start that needs no deployed artifact (the local runner's shared
+    /// Spark application) starts it now. Default: nothing.
+    async fn warm_up(&self, _plan: &Plan) {}
+
     async fn provide(&self, plan: &Plan) -> Result<ProvidedRunner>;
 }
 
@@ -161,6 +167,24 @@ pub fn shutdown_on_signals() -> std::io::Result<watch::Receiver<Option<String>>>
         let _ = tx.send(Some(name));
     });
     Ok(rx)
+}
+
+/// A channel that fires with the first of `a` and `b` (a signal, or a failure beside a wave).
+fn either_fires(
+    a: watch::Receiver<Option<String>>,
+    b: watch::Receiver<Option<String>>,
+) -> watch::Receiver<Option<String>> {
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        let reason = tokio::select! {
+            reason = shutdown_requested(a) => reason,
+            reason = shutdown_requested(b) => reason,
+            // Nobody listens any more: the wave is over.
+            _ = tx.closed() => return,
+        };
+        let _ = tx.send(Some(reason));
+    });
+    rx
 }
 
 async fn shutdown_requested(mut rx: watch::Receiver<Option<String>>) -> String {
@@ -259,6 +283,7 @@ impl Pipeline {
 
     /// Everything the run does while it holds the date's lock.
     async fn run_locked(&mut self, deadline_at: Option<Duration>) -> (RunManifest, Result<()>) {
+        self.provider.warm_up(&self.plan).await;
         if let Some(dir) = self.options.raw_dir.clone() {
             if let Err(e) = self.ingest_exactly(&dir).await {
                 return self.failed_before_start(e);
@@ -408,14 +433,8 @@ impl Pipeline {
             return Err(e);
         }
 
-        let staged = self.stage_user_purchase(manifest, &previous, purchases_from_file).await;
-        self.write_manifest(manifest).await?;
-        if let Err(e) = staged {
-            self.finish_runner(&provided, manifest).await;
-            return Err(e);
-        }
-
-        for wave in WAVES {
+        let mut purchases_from_file = Some(purchases_from_file);
+        for (index, wave) in WAVES.iter().enumerate() {
             // build_dimensions hands out new dimension ids from the union of every date's
             // snapshots: two dates doing that at once (a parallel backfill) could give two
             // values the same id, so that one wave holds a lock shared by all dates.
@@ -437,7 +456,14 @@ impl Pipeline {
             } else {
                 None
             };
-            let outcome = self.run_wave(manifest, &provided, &previous, wave, deadline_at).await;
+            let outcome = match purchases_from_file.take().filter(|_| index == 0) {
+                // user_purchase is needed by build_fact only: it is staged while the first
+                // wave runs.
+                Some(file) => {
+                    self.first_wave_and_user_purchase(manifest, &provided, &previous, wave, deadline_at, file).await
+                }
+                None => self.run_wave(manifest, &provided, &previous, wave, deadline_at, self.shutdown.clone()).await,
+            };
             if let Some(held) = registry_lock {
                 let lock = match held {
                     Held::Beating(held) => held.stop().await,
@@ -778,6 +804,42 @@ impl Pipeline {
         Ok(())
     }
 
+    /// The first wave and the staging of user_purchase at once. The staging is recorded in the
+    /// manifest as before (its own record, its figures); its failure cancels the wave's steps
+    /// and fails the run with the staging's error, as it failed the run before the wave did;
+    /// a failed wave fails the run once the staging has ended (a rerun reuses it).
+    async fn first_wave_and_user_purchase(
+        &self,
+        manifest: &mut RunManifest,
+        provided: &ProvidedRunner,
+        previous: &Option<RunManifest>,
+        wave: &[&str],
+        deadline_at: Option<Duration>,
+        file: Option<ObjectUri>,
+    ) -> Result<()> {
+        let mut staging_manifest = manifest.clone();
+        let (failed_tx, failed_rx) = watch::channel(None);
+        let staging = async {
+            let staged = self.stage_user_purchase(&mut staging_manifest, previous, file).await;
+            if let Err(e) = &staged {
+                let _ = failed_tx.send(Some(format!("user_purchase failed: {e}")));
+            }
+            staged
+        };
+        let shutdown = either_fires(self.shutdown.clone(), failed_rx);
+        let waved = self.run_wave(manifest, provided, previous, wave, deadline_at, shutdown);
+        let (staged, waved) = tokio::join!(staging, waved);
+        if let (Some(record), Some(staged_record)) =
+            (manifest.step_mut(USER_PURCHASE), staging_manifest.steps.iter().find(|s| s.key == USER_PURCHASE))
+        {
+            *record = staged_record.clone();
+        }
+        for (source, counts) in staging_manifest.sources {
+            manifest.sources.entry(source).or_insert(counts);
+        }
+        staged.and(waved)
+    }
+
     /// Submits the wave's steps that are not done yet (attaching to the ones already running on
     /// the cluster), waits for them, and records them in the manifest.
     async fn run_wave(
@@ -787,6 +849,7 @@ impl Pipeline {
         previous: &Option<RunManifest>,
         wave: &[&str],
         deadline_at: Option<Duration>,
+        shutdown: watch::Receiver<Option<String>>,
     ) -> Result<()> {
         let runner = provided.runner.as_ref();
         // What is left of the run's one deadline.
@@ -851,7 +914,7 @@ impl Pipeline {
             self.clock.as_ref(),
             &poll,
             self.observer.as_ref(),
-            shutdown_requested(self.shutdown.clone()),
+            shutdown_requested(shutdown),
             self.options.settle,
         )
         .await?;

@@ -13,6 +13,17 @@
 //! * Cancelling a running step sends SIGTERM to its process group, then SIGKILL after a grace
 //!   period; the group's processes are reaped, so nothing of the step is left afterwards.
 //!
+//! * With `spark_application = Shared` (opt-in for now, `local.spark_application = "shared"`; the default is `per-step`), the
+//!   `spark-submit ... run_job.py <job> ...` steps do not start a JVM each: they run in ONE
+//!   long-lived Spark application ([`super::shared_app`], `pyspark_jobs/step_server.py`),
+//!   started by [`LocalRunner::warm_up`] when the run starts (or by the first such step), each
+//!   under its own job group, session and log files, with the same life cycle, exit codes and
+//!   logs as a process. Cancelling such a step cancels its job group; one that does not end
+//!   within the grace period is ended with the whole application. A step that crashes the
+//!   application fails (with every step running beside it) and the next step gets a new one.
+//!   Steps whose options need a JVM of their own (`--jars`...), or that name other
+//!   `--py-files` than the application loaded, and other commands run as processes.
+//!
 //! The table of steps lives in memory: `list_steps` reads it, no I/O.
 
 use std::io::Write;
@@ -26,6 +37,7 @@ use bytes::Bytes;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
+use super::shared_app::{shared_step, Launch, SharedStep, SparkApp, StepEnd};
 use super::{CancelOutcome, RunnerError, StepRunner, Termination};
 use crate::clock::Clock;
 use crate::step::{ActionOnFailure, FailureDetails, StepConfig, StepState, StepStatus};
@@ -47,8 +59,35 @@ pub struct LocalRunnerOptions {
     pub concurrency: usize,
     /// Where step logs go: `<log_prefix>/<step id>/stderr.gz`.
     pub log_prefix: ObjectUri,
-    /// Time between SIGTERM and SIGKILL when a running step is cancelled.
+    /// Time between SIGTERM and SIGKILL when a running step is cancelled (in the shared
+    /// application: between cancelling its job group and killing the application).
     pub kill_grace: Duration,
+    /// One shared Spark application for the `run_job.py` steps, or a spark-submit per step.
+    pub spark_application: SparkApplication,
+    /// `pyspark_jobs/step_server.py`: what the shared application runs.
+    pub step_server: PathBuf,
+}
+
+/// `local.spark_application`: how the local runner gives the `run_job.py` steps their Spark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SparkApplication {
+    /// One long-lived application per run (per runner), started early, shared by the steps.
+    #[default]
+    Shared,
+    /// One `spark-submit` process per step.
+    PerStep,
+}
+
+impl SparkApplication {
+    pub const NAMES: &'static [&'static str] = &["shared", "per-step"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "shared" => Some(SparkApplication::Shared),
+            "per-step" => Some(SparkApplication::PerStep),
+            _ => None,
+        }
+    }
 }
 
 /// Steps on a local Spark.
@@ -62,6 +101,8 @@ struct Inner {
     lake_root: PathBuf,
     clock: Arc<dyn Clock>,
     table: Mutex<Vec<Entry>>,
+    /// The shared application the next `run_job.py` step goes to (when alive).
+    app: Mutex<Option<Arc<SparkApp>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,8 +113,10 @@ struct Entry {
     failure: Option<FailureDetails>,
     started_at: Option<chrono::DateTime<chrono::Utc>>,
     ended_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// The process group (= the child's pid) while the step runs.
+    /// The process group (= the child's pid) while the step runs as its own process.
     pgid: Option<i32>,
+    /// The shared application the step runs in.
+    app: Option<Arc<SparkApp>>,
     cancel_requested: bool,
 }
 
@@ -98,22 +141,53 @@ impl LocalRunner {
         #[cfg(target_os = "linux")]
         let _ = nix::sys::prctl::set_child_subreaper(true);
         let lake_root = std::path::absolute(options.lake.root()).unwrap_or_else(|_| options.lake.root().to_path_buf());
-        LocalRunner { inner: Arc::new(Inner { options, lake_root, clock, table: Mutex::new(Vec::new()) }) }
+        LocalRunner {
+            inner: Arc::new(Inner { options, lake_root, clock, table: Mutex::new(Vec::new()), app: Mutex::new(None) }),
+        }
     }
 
-    /// The process group of a running step (tests check it is gone after a cancel).
+    /// The process group of a step running as its own process (tests check it is gone after
+    /// a cancel).
     pub fn process_group(&self, step_id: &str) -> Option<i32> {
         self.inner.lock().iter().find(|e| e.id == step_id).and_then(|e| e.pgid)
+    }
+
+    /// The shared application a step runs in, while it runs there.
+    pub fn application_of(&self, step_id: &str) -> Option<Arc<SparkApp>> {
+        self.inner.lock().iter().find(|e| e.id == step_id).and_then(|e| e.app.clone())
+    }
+
+    /// The shared application the next step would go to, if one is alive.
+    pub fn shared_application(&self) -> Option<Arc<SparkApp>> {
+        self.inner.app_lock().clone().filter(|app| app.is_alive())
+    }
+
+    /// Starts the shared application now (in shared mode), so its JVM start-up overlaps the
+    /// driver's own work (input checks, user_purchase); the first step finds it warm. A
+    /// failure is only a warning: the first step then tries again and fails with the reason.
+    pub fn warm_up(&self) {
+        if self.inner.options.spark_application != SparkApplication::Shared {
+            return;
+        }
+        if let Err(e) = application(&self.inner) {
+            tracing::warn!("could not start the shared Spark application early: {e}");
+        }
     }
 }
 
 impl Drop for LocalRunner {
-    /// A dropped runner leaves no step process behind.
+    /// A dropped runner leaves no step process and no application behind.
     fn drop(&mut self) {
         for entry in self.inner.lock().iter() {
             if let Some(pgid) = entry.pgid {
                 let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
             }
+            if let Some(app) = &entry.app {
+                app.kill();
+            }
+        }
+        if let Some(app) = self.inner.app_lock().take() {
+            app.kill();
         }
     }
 }
@@ -125,9 +199,69 @@ impl Inner {
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn app_lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<SparkApp>>> {
+        self.app.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn step_log_prefix(&self, step_id: &str) -> ObjectUri {
         self.options.log_prefix.join(step_id).join("")
     }
+
+    /// What a step process, or the shared application, gets as its environment: only what
+    /// Spark and the jobs need, never the driver's database URLs or AWS keys.
+    fn spark_process_env(&self) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        let mut env = step_env(std::env::vars_os());
+        for (key, value) in
+            spark_env(&self.options.spark_submit, std::env::var_os("PATH"), |k| std::env::var_os(k).is_some())
+        {
+            env.retain(|(k, _)| k.as_os_str() != key.as_str());
+            env.push((key.into(), value));
+        }
+        env
+    }
+}
+
+/// The live shared application, or a new one (the old one ended: a crash, a stop).
+fn application(inner: &Arc<Inner>) -> Result<Arc<SparkApp>, RunnerError> {
+    let mut current = inner.app_lock();
+    if let Some(app) = current.as_ref().filter(|app| app.is_alive()) {
+        return Ok(Arc::clone(app));
+    }
+    let id = new_app_id();
+    let log_prefix = inner.step_log_prefix(&id);
+    let log_dir = inner.options.lake.path_of(&log_prefix);
+    let launch = Launch {
+        spark_submit: inner.options.spark_submit.clone(),
+        master: inner.options.master.clone(),
+        driver_memory: inner.options.driver_memory.clone(),
+        step_server: std::path::absolute(&inner.options.step_server)
+            .unwrap_or_else(|_| inner.options.step_server.clone()),
+        log_dir,
+        env: inner.spark_process_env(),
+        drain: inner.options.kill_grace.max(Duration::from_secs(2)),
+    };
+    tracing::info!("starting the shared Spark application {id} (logs in {log_prefix})");
+    let app = SparkApp::start(id, &launch, Arc::clone(&inner.clock), |log_dir| {
+        // The application's own logs, gzipped beside the steps' (EMR layout), best effort.
+        for name in ["stdout", "stderr"] {
+            let raw = log_dir.join(name);
+            if let Ok(bytes) = std::fs::read(&raw) {
+                if let Ok(gz) = gzip(&bytes) {
+                    if std::fs::write(log_dir.join(format!("{name}.gz")), gz).is_ok() {
+                        let _ = std::fs::remove_file(&raw);
+                    }
+                }
+            }
+        }
+    })?;
+    *current = Some(Arc::clone(&app));
+    Ok(app)
+}
+
+/// A new shared application id (`a-L` + 12), the name of its log folder beside the steps'.
+fn new_app_id() -> String {
+    let uuid = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    format!("a-L{}", &uuid[..12])
 }
 
 /// A new step id, EMR-shaped (`s-` + 13 upper-case characters) and unique across runs, so logs
@@ -161,6 +295,7 @@ impl StepRunner for LocalRunner {
                         started_at: None,
                         ended_at: None,
                         pgid: None,
+                        app: None,
                         cancel_requested: false,
                     });
                     id
@@ -192,7 +327,21 @@ impl StepRunner for LocalRunner {
         None
     }
 
+    /// Stops the shared application (the run is over); a later step would start a new one.
+    /// Not a cluster: still [`Termination::NotApplicable`].
     async fn terminate_if_created(&self) -> Result<Termination, RunnerError> {
+        let current = self.inner.app_lock().take();
+        if let Some(app) = current {
+            app.stop();
+            let grace = self.inner.options.kill_grace.max(Duration::from_secs(2)) * 3;
+            let clock = Arc::clone(&self.inner.clock);
+            tokio::spawn(async move {
+                clock.sleep(grace).await;
+                if app.is_alive() {
+                    app.kill();
+                }
+            });
+        }
         Ok(Termination::NotApplicable)
     }
 }
@@ -230,6 +379,24 @@ fn request_kill(inner: &Arc<Inner>, entry: &mut Entry) {
     }
     entry.cancel_requested = true;
     entry.state = StepState::CancelPending;
+    if let Some(app) = entry.app.clone() {
+        // In the shared application: its job group and its Python code are stopped; a step
+        // still running after the grace period is ended with the whole application.
+        app.cancel(&entry.id);
+        let inner = Arc::clone(inner);
+        let id = entry.id.clone();
+        tokio::spawn(async move {
+            inner.clock.sleep(inner.options.kill_grace).await;
+            if app.runs(&id) {
+                tracing::warn!(
+                    "step {id} did not end within the grace period: killing the shared Spark application {}",
+                    app.id
+                );
+                app.kill();
+            }
+        });
+        return;
+    }
     // No pgid yet: the process is being started; `run_step` sees `cancel_requested` and kills
     // it as soon as it exists.
     let Some(pgid) = entry.pgid else { return };
@@ -281,6 +448,8 @@ pub enum ProcessEnd {
     Signalled(i32),
     /// The process could not be started at all.
     NotStarted,
+    /// The shared application the step ran in ended under it.
+    ApplicationEnded,
 }
 
 /// The state a step ends in. Pure: a cancelled step is CANCELLED whatever its exit (it was
@@ -396,6 +565,18 @@ fn lake_path(lake_root: &Path, uri: &ObjectUri, trailing_slash: bool) -> String 
 /// next steps.
 async fn run_step(inner: Arc<Inner>, id: String, config: StepConfig) {
     let options = &inner.options;
+    if options.spark_application == SparkApplication::Shared {
+        if let Some(step) = shared_step(&config.hadoop_jar_step.args, &inner.lake_root) {
+            if let Some(end) = run_in_application(&inner, &id, &step).await {
+                let log_prefix = inner.step_log_prefix(&id);
+                let log_dir = options.lake.path_of(&log_prefix);
+                let stderr_uri = compress_logs(&inner, &log_prefix, &log_dir).await;
+                finish_step(&inner, &id, end, stderr_uri);
+                schedule(&inner);
+                return;
+            }
+        }
+    }
     let argv = rewrite_command(
         &config.hadoop_jar_step.args,
         &inner.lake_root,
@@ -416,6 +597,81 @@ async fn run_step(inner: Arc<Inner>, id: String, config: StepConfig) {
     let stderr_uri = compress_logs(&inner, &log_prefix, &log_dir).await;
     finish_step(&inner, &id, end, stderr_uri);
     schedule(&inner);
+}
+
+/// Runs a `run_job.py` step in the shared application (started if none is alive); `None` when
+/// the application has other `--py-files` loaded (the step then runs as its own process).
+async fn run_in_application(inner: &Arc<Inner>, id: &str, step: &SharedStep) -> Option<ProcessEnd> {
+    let log_prefix = inner.step_log_prefix(id);
+    let log_dir = inner.options.lake.path_of(&log_prefix);
+    let not_started = |error: &dyn std::fmt::Display| {
+        let _ = std::fs::create_dir_all(&log_dir);
+        let _ = std::fs::write(log_dir.join("stderr"), format!("{error}\n"));
+        Some(ProcessEnd::NotStarted)
+    };
+    let app = match application(inner) {
+        Ok(app) => app,
+        Err(error) => return not_started(&error),
+    };
+    if !app.accepts(&step.py_files) {
+        tracing::info!(
+            "step {id}: other --py-files than the shared application {} loaded: its own spark-submit",
+            app.id
+        );
+        return None;
+    }
+    let created = std::fs::create_dir_all(&log_dir)
+        .and_then(|()| std::fs::File::create(log_dir.join("stdout")))
+        .and_then(|_| std::fs::File::create(log_dir.join("stderr")));
+    if let Err(source) = created {
+        return not_started(&RunnerError::LocalIo {
+            op: format!("create the step logs in {}", log_dir.display()),
+            source,
+        });
+    }
+    let absolute = |name: &str| std::path::absolute(log_dir.join(name)).unwrap_or_else(|_| log_dir.join(name));
+    let request = serde_json::json!({
+        "op": "run",
+        "step_id": id,
+        "argv": step.argv,
+        "py_files": step.py_files,
+        "conf": step.conf.iter().cloned().collect::<std::collections::BTreeMap<String, String>>(),
+        "stdout": absolute("stdout"),
+        "stderr": absolute("stderr"),
+    });
+    // Under the table's lock: a cancel sees `entry.app` only once the request is queued, so the
+    // server knows the step when the cancel arrives.
+    let running = {
+        let mut table = inner.lock();
+        let running = app.submit(id, request);
+        if let Some(entry) = table.iter_mut().find(|e| e.id == id) {
+            entry.app = Some(Arc::clone(&app));
+            if entry.cancel_requested {
+                // Cancelled while starting: cancel it in the application at once.
+                entry.cancel_requested = false;
+                request_kill(inner, entry);
+            }
+        }
+        running
+    };
+    let end = running.await;
+    {
+        let mut table = inner.lock();
+        if let Some(entry) = table.iter_mut().find(|e| e.id == id) {
+            entry.app = None;
+        }
+    }
+    Some(match end {
+        StepEnd::Exited(code) => ProcessEnd::Exited(code),
+        StepEnd::ApplicationEnded(why) => {
+            // For the diagnosis: why the step ended, with the application's last log lines
+            // (an OutOfMemoryError, a JVM crash).
+            if let Ok(mut file) = std::fs::OpenOptions::new().append(true).create(true).open(log_dir.join("stderr")) {
+                let _ = writeln!(file, "{why}");
+            }
+            ProcessEnd::ApplicationEnded
+        }
+    })
 }
 
 /// Spawns the step in its own process group with its output in `log_dir`, waits for it, and
@@ -484,7 +740,7 @@ async fn spawn_and_wait(
 /// `spark-submit` → `spark-class` → `java`, so the JVM gets SIGKILL when the driver's thread
 /// that started it dies. It does not reach the JVM's own children (the Python driver of the
 /// job): [`group_sentinel`] covers those.
-fn die_with_the_driver(command: &mut tokio::process::Command) {
+pub(crate) fn die_with_the_driver(command: &mut tokio::process::Command) {
     #[cfg(target_os = "linux")]
     {
         let driver = std::process::id();
@@ -511,7 +767,7 @@ fn die_with_the_driver(command: &mut tokio::process::Command) {
 /// the job's Python driver and whatever else the step started in it. Returns the write end;
 /// `None` (with a warning) when the sentinel could not start (the step still runs, with only
 /// the parent-death signal).
-fn group_sentinel(pgid: i32, step_id: &str) -> Option<std::os::fd::OwnedFd> {
+pub(crate) fn group_sentinel(pgid: i32, step_id: &str) -> Option<std::os::fd::OwnedFd> {
     let (reader, writer) = match cloexec_pipe() {
         Ok(pair) => pair,
         Err(e) => {
@@ -622,7 +878,7 @@ pub fn spark_env(
 
 /// Kills whatever is left in the step's process group and reaps it, so the group is gone when
 /// the step's state changes. Bounded: gives up after a few seconds.
-async fn reap_group(pgid: i32) {
+pub(crate) async fn reap_group(pgid: i32) {
     let _ = tokio::task::spawn_blocking(move || {
         use nix::sys::wait::{waitpid, WaitPidFlag};
         let group = Pid::from_raw(pgid);
@@ -694,6 +950,9 @@ fn finish_step(inner: &Arc<Inner>, id: &str, end: ProcessEnd, stderr_uri: Option
             ProcessEnd::Exited(code) => format!("Step exited with code {code}"),
             ProcessEnd::Signalled(signal) => format!("Step was killed by signal {signal}"),
             ProcessEnd::NotStarted => "see stderr".to_string(),
+            ProcessEnd::ApplicationEnded => {
+                "The shared Spark application ended while the step ran; see stderr".to_string()
+            }
         }),
         log_file: stderr_uri,
     });

@@ -14,6 +14,7 @@ pub mod cancel;
 pub mod emr;
 pub mod local;
 pub mod serverless;
+pub mod shared_app;
 
 use std::collections::BTreeMap;
 

@@ -33,6 +33,7 @@ mod runner_cli_moto;
 mod runner_emr_http;
 mod runner_emr_moto;
 mod runner_local;
+mod runner_local_shared;
 mod s3_store_moto;
 mod secrets_moto;
 mod serverless_fake;

@@ -402,6 +402,57 @@ async fn a_failed_step_stops_the_run_with_its_cause_and_releases_the_lock() {
 }
 
 #[tokio::test]
+async fn user_purchase_is_staged_beside_the_first_wave_and_its_failure_cancels_the_wave() {
+    let world = World::new().await;
+    // A purchase row with a quantity that is not a number: staging fails (no skip flag).
+    let purchases =
+        ObjectUri::parse(&format!("s3://{}/incoming/dt={DATE}/user_purchase.csv", world.config.buckets.raw)).unwrap();
+    world
+        .store
+        .put_bytes(
+            &purchases,
+            Bytes::from_static(b"InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\r\n536365,85123A,X,six,12/1/2010 8:26,2.55,1,United Kingdom\r\n"),
+        )
+        .await
+        .unwrap();
+    // The first wave's steps never end on their own: only the staging failure can end the run.
+    let runner =
+        FakeRunner::new(world.store.clone(), &[("classify_reviews", Script::Hang), ("parse_logs", Script::Hang)]);
+    let (manifest, result) = world.run(runner.clone()).await;
+    let err = result.unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::BadInput, "the run fails with the staging's error: {err}");
+    assert!(err.chain().join(": ").contains("user_purchase"), "{err}");
+    // The first wave had been submitted beside the staging (before, it waited for it), and
+    // the staging's failure cancelled it.
+    assert_eq!(runner.submitted(), 2);
+    let mut cancelled = runner.cancelled.lock().unwrap().clone();
+    cancelled.sort();
+    assert_eq!(cancelled, vec!["s-FAKE0".to_string(), "s-FAKE1".to_string()]);
+    let state = |key: &str| manifest.steps.iter().find(|s| s.key == key).unwrap().state.clone();
+    assert_eq!(state("user_purchase"), "FAILED");
+    assert_eq!(state("classify_reviews"), "CANCELLED");
+    assert_eq!(state("parse_logs"), "CANCELLED");
+    assert_eq!(state("build_dimensions"), "PENDING");
+    assert_eq!(manifest.state, RunState::Failed);
+    let staged = manifest.steps.iter().find(|s| s.key == "user_purchase").unwrap();
+    assert!(staged.failure.as_deref().is_some_and(|f| f.contains("bad")), "{:?}", staged.failure);
+    // The manifest keeps its order: the driver's steps and the waves, as before.
+    let keys: Vec<&str> = manifest.steps.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "deploy",
+            "user_purchase",
+            "classify_reviews",
+            "parse_logs",
+            "build_dimensions",
+            "build_fact",
+            "load_warehouse"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_signal_cancels_the_running_steps() {
     let world = World::new().await;
     let runner =

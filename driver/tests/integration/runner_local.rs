@@ -13,7 +13,7 @@ use bytes::Bytes;
 use emr_driver::clock::{Clock, SystemClock};
 use emr_driver::diagnose::{diagnose, log_lines, CauseKind, DiagnoseOptions};
 use emr_driver::poll::{wait_for_steps, PollOptions, Quiet};
-use emr_driver::runner::local::{LocalRunner, LocalRunnerOptions};
+use emr_driver::runner::local::{LocalRunner, LocalRunnerOptions, SparkApplication};
 use emr_driver::runner::StepRunner;
 use emr_driver::step::{ActionOnFailure, HadoopJarStep, StepConfig, StepState};
 use emr_driver::store::local::LocalStore;
@@ -35,6 +35,10 @@ fn runner(lake: &std::path::Path, concurrency: usize, clock: Arc<dyn Clock>) -> 
             concurrency,
             log_prefix: ObjectUri::parse("s3://raw/emr-logs/local/").unwrap(),
             kill_grace: Duration::from_millis(300),
+            // Shared (the default): the commands that are not run_job.py steps still run as
+            // processes of their own, which these tests check.
+            spark_application: SparkApplication::Shared,
+            step_server: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pyspark_jobs/step_server.py"),
         },
         clock,
     )

@@ -14,7 +14,7 @@ use emr_driver::clock::SystemClock;
 use emr_driver::error::ExitCode;
 use emr_driver::poll::{PollOptions, Quiet};
 use emr_driver::runner::cancel::{wait_or_cancel, RunOutcome, ShutdownSignals};
-use emr_driver::runner::local::{LocalRunner, LocalRunnerOptions};
+use emr_driver::runner::local::{LocalRunner, LocalRunnerOptions, SparkApplication};
 use emr_driver::runner::{StepRunner, Termination};
 use emr_driver::step::{ActionOnFailure, HadoopJarStep, StepConfig, StepState};
 use emr_driver::store::local::LocalStore;
@@ -34,6 +34,10 @@ async fn sigint_cancels_the_running_step_and_kills_its_process_group() {
             concurrency: 1,
             log_prefix: ObjectUri::parse("s3://raw/emr-logs/local/").unwrap(),
             kill_grace: Duration::from_secs(5),
+            // Shared (the default): the commands that are not run_job.py steps still run as
+            // processes of their own, which these tests check.
+            spark_application: SparkApplication::Shared,
+            step_server: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pyspark_jobs/step_server.py"),
         },
         SystemClock::shared(),
     );
