@@ -341,8 +341,9 @@ pub fn rds_auth_token(
         .build()
         .map_err(signing)?
         .into();
-    // A presigned URL signs no payload (SigV4 query signing: UNSIGNED-PAYLOAD).
-    let request = SignableRequest::new("GET", request_uri, std::iter::empty(), SignableBody::UnsignedPayload)
+    // The request has no body, and RDS (as botocore) signs that empty payload's sha256 rather
+    // than UNSIGNED-PAYLOAD: the canonical request's last line is e3b0c442...b855.
+    let request = SignableRequest::new("GET", request_uri, std::iter::empty(), SignableBody::empty())
         .map_err(signing)?;
     let (instructions, _signature) = sign(request, &params).map_err(signing)?.into_parts();
     let mut query: Vec<(String, String)> =
