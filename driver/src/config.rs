@@ -1128,9 +1128,8 @@ mod tests {
     #[test]
     fn auth_auto_is_a_secret_when_one_is_named_and_conflicts_are_refused() {
         let text = include_str!("../../config/pipeline.toml");
-        let load = |sets: &[&str]| {
-            Config::from_toml_str(text, "f", &HashMap::new(), &Overrides::parse_sets(sets).unwrap())
-        };
+        let load =
+            |sets: &[&str]| Config::from_toml_str(text, "f", &HashMap::new(), &Overrides::parse_sets(sets).unwrap());
         let arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:rds!db-1-AbCdEf";
         let config = load(&[]).unwrap();
         assert_eq!((config.source_auth(), config.warehouse_auth()), (DbAuth::Password, DbAuth::Password));

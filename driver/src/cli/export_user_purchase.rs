@@ -4,9 +4,9 @@
 
 use crate::cli::load_user_purchase::{open_source, print_load_report, DbArgs, LakeArgs};
 use crate::cli::{Global, Output};
-use crate::db::user_purchase::{self, LoadOptions};
 use crate::db::export;
 use crate::db::login::DbRole;
+use crate::db::user_purchase::{self, LoadOptions};
 use crate::error::{ExitCode, Result};
 use crate::store::ObjectUri;
 

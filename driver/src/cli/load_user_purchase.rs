@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use crate::cli::{Global, Output};
-use crate::db::user_purchase::{self, LoadOptions, LoadReport};
 use crate::db::login::{DbLogin, DbRole};
+use crate::db::user_purchase::{self, LoadOptions, LoadReport};
 use crate::db::{self, DbError};
 use crate::error::{ExitCode, Result};
 use std::sync::Arc;

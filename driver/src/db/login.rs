@@ -271,9 +271,10 @@ pub fn rds_target(setting: &'static str, url: &str) -> Result<IamTarget, LoginEr
         return Err(LoginError::BadIamUrl {
             setting,
             url: redact_url(url),
-            problem: "it names no user: write postgres://<user>@<host>:5432/<db>?sslmode=verify-full with the database \
+            problem:
+                "it names no user: write postgres://<user>@<host>:5432/<db>?sslmode=verify-full with the database \
                       user that was granted rds_iam"
-                .into(),
+                    .into(),
         });
     }
     Ok(target)
@@ -304,9 +305,13 @@ pub fn redshift_target(setting: &'static str, url: &str) -> Result<RedshiftTarge
              redshift_endpoint): the cluster identifier is read from it",
         ));
     }
-    let dbname = target.dbname.ok_or_else(|| bad("it names no database: add /<database> (Terraform output redshift_database)"))?;
+    let dbname = target
+        .dbname
+        .ok_or_else(|| bad("it names no database: add /<database> (Terraform output redshift_database)"))?;
     if target.user.is_some() {
-        return Err(bad("it names a user; leave it out: Redshift maps the IAM identity to the database user (IAMR:<role>)"));
+        return Err(bad(
+            "it names a user; leave it out: Redshift maps the IAM identity to the database user (IAMR:<role>)",
+        ));
     }
     Ok(RedshiftTarget { cluster_identifier: cluster.to_string(), dbname })
 }
@@ -323,7 +328,9 @@ pub fn rds_auth_token(
     credentials: &Credentials,
     time: SystemTime,
 ) -> Result<String, LoginError> {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SignatureLocation, SigningParams, SigningSettings};
+    use aws_sigv4::http_request::{
+        sign, SignableBody, SignableRequest, SignatureLocation, SigningParams, SigningSettings,
+    };
     fn signing(e: impl std::fmt::Display) -> LoginError {
         LoginError::Signing { reason: e.to_string() }
     }
@@ -343,8 +350,8 @@ pub fn rds_auth_token(
         .into();
     // The request has no body, and RDS (as botocore) signs that empty payload's sha256 rather
     // than UNSIGNED-PAYLOAD: the canonical request's last line is e3b0c442...b855.
-    let request = SignableRequest::new("GET", request_uri, std::iter::empty(), SignableBody::empty())
-        .map_err(signing)?;
+    let request =
+        SignableRequest::new("GET", request_uri, std::iter::empty(), SignableBody::empty()).map_err(signing)?;
     let (instructions, _signature) = sign(request, &params).map_err(signing)?.into_parts();
     let mut query: Vec<(String, String)> =
         vec![("Action".into(), "connect".into()), ("DBUser".into(), user.to_string())];
@@ -401,11 +408,9 @@ impl CredentialSource for RdsIamToken {
     }
 
     async fn credentials(&self) -> Result<DbCredentials, LoginError> {
-        let credentials = self
-            .provider
-            .provide_credentials()
-            .await
-            .map_err(|e| LoginError::NoCredentials { reason: aws_smithy_types::error::display::DisplayErrorContext(&e).to_string() })?;
+        let credentials = self.provider.provide_credentials().await.map_err(|e| LoginError::NoCredentials {
+            reason: aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+        })?;
         let user = self.target.user.clone().expect("rds_target requires a user");
         let time = SystemTime::from(self.clock.now());
         let token = rds_auth_token(&self.target.host, self.target.port, &user, &self.region, &credentials, time)?;
@@ -447,8 +452,7 @@ pub async fn redshift_iam_credentials(
         .send()
         .await
         .map_err(|e| AwsError::new("Redshift", "GetClusterCredentialsWithIAM", &e))?;
-    let missing =
-        |field| LoginError::IncompleteCredentials { cluster: target.cluster_identifier.clone(), field };
+    let missing = |field| LoginError::IncompleteCredentials { cluster: target.cluster_identifier.clone(), field };
     let username = out.db_user().filter(|u| !u.is_empty()).ok_or_else(|| missing("DbUser"))?.to_string();
     let password = out.db_password().filter(|p| !p.is_empty()).ok_or_else(|| missing("DbPassword"))?.to_string();
     Ok(DbCredentials { username, password })
@@ -496,10 +500,12 @@ mod tests {
 
     #[test]
     fn an_iam_url_must_verify_the_server_and_carry_no_password() {
-        let ok = rds_target("source.auth", &format!("postgres://movies_iam@{HOST}/movie_analytics?sslmode=verify-full"))
-            .unwrap();
+        let ok =
+            rds_target("source.auth", &format!("postgres://movies_iam@{HOST}/movie_analytics?sslmode=verify-full"))
+                .unwrap();
         assert_eq!((ok.host.as_str(), ok.port, ok.user.as_deref()), (HOST, 5432, Some("movies_iam")));
-        let kv = rds_target("source.auth", &format!("host={HOST} port=5433 user=u dbname=d sslmode=verify-full")).unwrap();
+        let kv =
+            rds_target("source.auth", &format!("host={HOST} port=5433 user=u dbname=d sslmode=verify-full")).unwrap();
         assert_eq!((kv.port, kv.user.as_deref()), (5433, Some("u")));
         for (url, problem) in [
             (format!("postgres://u@{HOST}/d?sslmode=require"), "sslmode=verify-full"),
@@ -524,7 +530,10 @@ mod tests {
         );
         for (url, problem) in [
             ("postgres://wh.example.com:5439/dev?sslmode=verify-full", "cluster endpoint"),
-            ("postgres://wg.123456789012.us-east-1.redshift-serverless.amazonaws.com:5439/dev?sslmode=verify-full", "Serverless"),
+            (
+                "postgres://wg.123456789012.us-east-1.redshift-serverless.amazonaws.com:5439/dev?sslmode=verify-full",
+                "Serverless",
+            ),
             ("postgres://c.x.us-east-1.redshift.amazonaws.com:5439/dev?sslmode=require", "verify-full"),
             ("postgres://admin@c.x.us-east-1.redshift.amazonaws.com:5439/dev?sslmode=verify-full", "names a user"),
         ] {

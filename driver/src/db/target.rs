@@ -8,8 +8,8 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use tokio_postgres::SimpleQueryMessage;
 
-use super::report::Answer;
 use super::login::DbLogin;
+use super::report::Answer;
 use super::{check_identifier, embedded, query_err, DbError};
 use crate::db::warehouse::FACT_TABLE;
 
