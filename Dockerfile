@@ -4,7 +4,7 @@
 # files it deploys and reads at run time (step templates, default config, the PySpark job
 # package, the EMR bootstrap script, the warehouse SQL). No Java or Spark: EMR runs Spark.
 #
-#   docker build -t emr-driver:0.1.0 .
+#   docker build --build-arg RDS_CA_BUNDLE_SHA256=<digest> -t emr-driver:0.1.0 .
 #   docker run --rm emr-driver:0.1.0 --help
 #
 # NOTE: this image has never been built in the project's own environment: its development
@@ -64,11 +64,22 @@ COPY bootstrap ./bootstrap
 COPY sql ./sql
 # The AWS RDS CA bundle (every region's CA): the source database is reached with
 # sslmode=verify-full&sslrootcert=/app/certs/rds-global-bundle.pem (scripts/config-from-terraform.py
-# writes that URL). Downloaded at build time from AWS's documented location
-# (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html); pin it with
-# `ADD --checksum=sha256:<digest>` in the release pipeline once the digest has been checked.
-# Redshift's certificates chain to the Amazon roots in ca-certificates.
-ADD --chmod=0444 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /app/certs/rds-global-bundle.pem
+# writes that URL), and it is what makes an IAM token or a password go only to the real RDS.
+# Downloaded at build time from AWS's documented location
+# (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html) and verified
+# against the sha256 digest given as a build argument: the digest has no default because it was
+# never checked where this file was written (no network to AWS there), and a wrong default
+# would be worse than none. docs/deploy-aws.md ("The image") says how to get and check it:
+#   docker build --build-arg RDS_CA_BUNDLE_SHA256=<64 hex digits> ...
+# BuildKit refuses the file when its digest differs (AWS adds a CA: check the new bundle, pass
+# its digest). Redshift's certificates chain to the Amazon roots in ca-certificates.
+ARG RDS_CA_BUNDLE_SHA256
+RUN case "${RDS_CA_BUNDLE_SHA256}" in \
+      *[!0-9a-f]*|"") echo "pass --build-arg RDS_CA_BUNDLE_SHA256=<sha256 of global-bundle.pem, 64 lower-case hex digits> (docs/deploy-aws.md)" >&2; exit 1 ;; \
+    esac \
+ && [ "${#RDS_CA_BUNDLE_SHA256}" -eq 64 ] \
+ || { echo "RDS_CA_BUNDLE_SHA256 must be 64 hex digits" >&2; exit 1; }
+ADD --checksum=sha256:${RDS_CA_BUNDLE_SHA256} --chmod=0444 https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /app/certs/rds-global-bundle.pem
 
 ENV TMPDIR=/tmp \
     EMR_DRIVER_CONFIG=/app/config/pipeline.toml

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Check that the Dockerfile's build stage has everything the crate compiles in.
+"""Check that the Dockerfile's build stage has everything the crate compiles in, and that every
+file the Dockerfile downloads is verified against a sha256 digest.
 
 No Docker engine runs here, so this does what the build stage does, without Docker: it reads
 the Dockerfile, takes the stage that runs `cargo build`, assembles exactly the files its COPY
@@ -115,6 +116,58 @@ def parse_copy(rest: str, number: int, keyword: str) -> Copy:
         if len(args) < 2:
             return Copy(sources=[], dest="", line=number)
     return Copy(sources=args[:-1], dest=args[-1], line=number)
+
+
+# --- downloads ------------------------------------------------------------------------------
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+ARG_REFERENCE = re.compile(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$")
+
+
+def unverified_downloads(text: str) -> list[str]:
+    """Every `ADD <http(s) URL>` whose content the build does not verify, as messages: each
+    needs `--checksum=sha256:<digest>`, the digest either 64 hex digits or `${NAME}` of an ARG
+    of the same stage. An ARG without a default must be given (`--build-arg NAME=...`); one
+    with a default must default to a digest."""
+    problems = []
+    args: dict[str, str | None] = {}
+    for number, line in logical_lines(text):
+        keyword, _, rest = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            args = {}  # ARGs are scoped to their stage
+            continue
+        if keyword == "ARG":
+            name, _, default = rest.strip().partition("=")
+            args[name.strip()] = default.strip().strip('"') if default else None
+            continue
+        if keyword != "ADD" or rest.lstrip().startswith("["):
+            continue
+        words = shlex.split(rest)
+        urls = [w for w in words if re.match(r"^https?://", w)]
+        if not urls:
+            continue
+        checksums = [w.split("=", 1)[1] for w in words if w.startswith("--checksum=")]
+        where = f"line {number}: ADD {urls[0]}"
+        if not checksums:
+            problems.append(f"{where} is not verified: add --checksum=sha256:<digest>")
+            continue
+        algorithm, _, digest = checksums[0].partition(":")
+        if algorithm != "sha256":
+            problems.append(f"{where}: the checksum must be sha256, not {algorithm!r}")
+            continue
+        reference = ARG_REFERENCE.match(digest)
+        if reference:
+            name = reference.group(1)
+            if name not in args:
+                problems.append(f"{where}: ${{{name}}} is not an ARG of this stage")
+            elif args[name] is not None and not SHA256.match(args[name]):
+                problems.append(
+                    f"{where}: ARG {name} defaults to {args[name]!r}, not a sha256 digest"
+                )
+        elif not SHA256.match(digest):
+            problems.append(f"{where}: {digest!r} is not a sha256 digest (64 hex digits)")
+    return problems
 
 
 def build_stage(stages: Sequence[Stage]) -> Stage:
@@ -261,7 +314,13 @@ def main(argv: Sequence[str]) -> int:
     context = Path(args.context).resolve()
     scratch = Path(args.scratch).resolve()
     try:
-        stages = parse_stages(Path(args.dockerfile).read_text(encoding="utf-8"))
+        text = Path(args.dockerfile).read_text(encoding="utf-8")
+        unverified = unverified_downloads(text)
+        if unverified:
+            raise DockerContextError(
+                "downloads the build does not verify:\n  " + "\n  ".join(unverified)
+            )
+        stages = parse_stages(text)
         stage = build_stage(stages)
         command = cargo_command(stage)
         rules = read_ignore(context / ".dockerignore")

@@ -25,7 +25,8 @@ fi
 echo "== Terraform: parse, layout and config drift (pytest)"
 .venv/bin/python -m pytest -q -p no:cacheprovider \
   tests/test_terraform_parse.py tests/test_terraform_config_drift.py \
-  tests/test_terraform_config_from_output.py tests/test_terraform_k8s_manifests.py
+  tests/test_terraform_config_from_output.py tests/test_terraform_k8s_manifests.py \
+  tests/test_terraform_database_auth.py
 
 if command -v terraform >/dev/null 2>&1; then
   echo "== Terraform: terraform fmt -check"

@@ -41,10 +41,14 @@ OUTPUT_TO_CONFIG: dict[str, tuple[str, str]] = {
     # The project tag of the clusters the driver creates: its IAM policy requires it.
     "project": ("pipeline", "name"),
     "redshift_copy_role_arn": ("warehouse", "redshift_copy_role_arn"),
-    # The database passwords stay in the secrets RDS and Redshift manage (and rotate); the
-    # driver reads them at run time (driver/src/secrets.rs).
-    "rds_admin_secret_arn": ("source", "password_secret_arn"),
-    "redshift_admin_secret_arn": ("warehouse", "password_secret_arn"),
+    # How the driver logs in (terraform variable database_auth): "secret" reads the user and
+    # password from the secrets RDS and Redshift manage (and rotate) at run time; "iam" makes
+    # an RDS auth token / asks Redshift for temporary credentials, and the ARN is empty
+    # (driver/src/db/login.rs).
+    "source_auth": ("source", "auth"),
+    "warehouse_auth": ("warehouse", "auth"),
+    "source_password_secret_arn": ("source", "password_secret_arn"),
+    "warehouse_password_secret_arn": ("warehouse", "password_secret_arn"),
     # Spectrum: the external schema over staging reads this Glue database.
     "redshift_glue_database": ("warehouse", "glue_database"),
 }
@@ -79,8 +83,16 @@ SOURCE_URL_VARIABLE = "DATABASE_URL"
 
 
 def derived_settings(outputs: dict) -> list[tuple[str, str, str]]:
-    """warehouse.url from the Redshift outputs; (None-section) DATABASE_URL from the RDS ones."""
-    needed = ["redshift_endpoint", "redshift_database", "rds_address", "rds_port", "rds_database"]
+    """warehouse.url from the Redshift outputs; (None-section) DATABASE_URL from the RDS ones,
+    with the database user of the IAM path (`source_db_user`; empty: the secret names it)."""
+    needed = [
+        "redshift_endpoint",
+        "redshift_database",
+        "rds_address",
+        "rds_port",
+        "rds_database",
+        "source_db_user",
+    ]
     missing = [name for name in needed if name not in outputs]
     if missing:
         raise ConfigFromTerraformError(
@@ -91,8 +103,14 @@ def derived_settings(outputs: dict) -> list[tuple[str, str, str]]:
     warehouse = (
         f"postgres://{values['redshift_endpoint']}/{values['redshift_database']}?sslmode=verify-full"
     )
+    user = values["source_db_user"]
+    if user and not user.replace("_", "").isalnum():
+        raise ConfigFromTerraformError(
+            f"output 'source_db_user' is {user!r}, not a plain PostgreSQL user name"
+        )
+    at = f"{user}@" if user else ""
     source = (
-        f"postgres://{values['rds_address']}:{values['rds_port']}/{values['rds_database']}"
+        f"postgres://{at}{values['rds_address']}:{values['rds_port']}/{values['rds_database']}"
         f"?sslmode=verify-full&sslrootcert={RDS_CA_BUNDLE}"
     )
     return [("warehouse", "url", warehouse), ("", SOURCE_URL_VARIABLE, source)]

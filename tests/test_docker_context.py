@@ -133,3 +133,40 @@ def test_a_missing_copy_source_is_an_error(tmp_path):
     )
     with pytest.raises(script.DockerContextError, match="nope"):
         script.assemble(tmp_path, stage, [], tmp_path / "out")
+
+
+def test_every_download_of_the_dockerfile_is_verified():
+    text = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem" in text
+    assert script.unverified_downloads(text) == []
+    # The digest is a build argument without a default: a build without it fails (the RUN
+    # guard before the ADD says which argument to pass).
+    assert re.search(r"^ARG RDS_CA_BUNDLE_SHA256$", text, re.MULTILINE)
+    assert "--checksum=sha256:${RDS_CA_BUNDLE_SHA256}" in text
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "problem"),
+    [
+        ("FROM x\nADD https://h/f.pem /f\n", "is not verified"),
+        ("FROM x\nADD --checksum=sha384:abc https://h/f.pem /f\n", "must be sha256"),
+        ("FROM x\nADD --checksum=sha256:1234 https://h/f.pem /f\n", "not a sha256 digest"),
+        ("FROM x\nADD --checksum=sha256:${D} https://h/f.pem /f\n", "not an ARG of this stage"),
+        # A global ARG (before FROM) is not seen inside the stage unless declared again.
+        ("ARG D\nFROM x\nADD --checksum=sha256:${D} https://h/f.pem /f\n", "not an ARG of this"),
+        ("FROM x\nARG D=todo\nADD --checksum=sha256:${D} https://h/f /f\n", "defaults to 'todo'"),
+    ],
+)
+def test_an_unverified_download_is_caught(dockerfile, problem):
+    (message,) = script.unverified_downloads(dockerfile)
+    assert problem in message, message
+
+
+def test_a_pinned_download_passes():
+    digest = "0" * 64
+    for text in (
+        f"FROM x\nADD --checksum=sha256:{digest} https://h/f.pem /f\n",
+        f"FROM x\nARG D={digest}\nADD --checksum=sha256:$D --chmod=0444 https://h/f.pem /f\n",
+        "FROM x\nARG D\nADD --checksum=sha256:${D} https://h/f.pem /f\nCOPY a b\n",
+    ):
+        assert script.unverified_downloads(text) == [], text

@@ -62,7 +62,14 @@ SAMPLE_OUTPUT = r"""
   "redshift_glue_database": {"sensitive": false, "type": "string",
     "value": "movie_analytics_dev_staging"},
   "staging_bucket": {"sensitive": false, "type": "string",
-    "value": "movie-analytics-dev-staging"}
+    "value": "movie-analytics-dev-staging"},
+  "source_auth": {"sensitive": false, "type": "string", "value": "secret"},
+  "warehouse_auth": {"sensitive": false, "type": "string", "value": "secret"},
+  "source_password_secret_arn": {"sensitive": false, "type": "string",
+    "value": "arn:aws:secretsmanager:us-east-1:111122223333:secret:rds!db-1a2b3c-AbCdEf"},
+  "warehouse_password_secret_arn": {"sensitive": false, "type": "string",
+    "value": "arn:aws:secretsmanager:us-east-1:111122223333:secret:redshift!mad-4d5e6f-GhIjKl"},
+  "source_db_user": {"sensitive": false, "type": "string", "value": ""}
 }
 """
 
@@ -84,6 +91,8 @@ EMR_DRIVER_EMR_CORE_SECURITY_GROUP=sg-0ccc3333dddd44445
 EMR_DRIVER_EMR_SERVICE_ACCESS_SECURITY_GROUP=sg-0eee5555ffff66667
 EMR_DRIVER_PIPELINE_NAME=movie-analytics
 EMR_DRIVER_WAREHOUSE_REDSHIFT_COPY_ROLE_ARN=arn:aws:iam::111122223333:role/movie-analytics-dev-redshift-copy
+EMR_DRIVER_SOURCE_AUTH=secret
+EMR_DRIVER_WAREHOUSE_AUTH=secret
 EMR_DRIVER_SOURCE_PASSWORD_SECRET_ARN=arn:aws:secretsmanager:us-east-1:111122223333:secret:rds!db-1a2b3c-AbCdEf
 EMR_DRIVER_WAREHOUSE_PASSWORD_SECRET_ARN=arn:aws:secretsmanager:us-east-1:111122223333:secret:redshift!mad-4d5e6f-GhIjKl
 EMR_DRIVER_WAREHOUSE_GLUE_DATABASE=movie_analytics_dev_staging
@@ -133,6 +142,7 @@ def test_toml_overlay_has_the_config_sections():
         "kind": "redshift",
         "redshift_copy_role_arn": "arn:aws:iam::111122223333:role/"
         "movie-analytics-dev-redshift-copy",
+        "auth": "secret",
         "password_secret_arn": "arn:aws:secretsmanager:us-east-1:111122223333:secret:"
         "redshift!mad-4d5e6f-GhIjKl",
         "glue_database": "movie_analytics_dev_staging",
@@ -244,3 +254,33 @@ def test_the_emr_serverless_outputs_feed_the_serverless_section():
     text = (REPO / "terraform" / "envs" / "dev" / "outputs.tf").read_text(encoding="utf-8")
     for name in serverless:
         assert f'output "{name}"' in text, name
+
+
+def test_the_iam_path_names_the_user_and_no_secret():
+    outputs = json.loads(SAMPLE_OUTPUT)
+    iam = {
+        "source_auth": "iam",
+        "warehouse_auth": "iam",
+        "source_password_secret_arn": "",
+        "warehouse_password_secret_arn": "",
+        "source_db_user": "emr_driver",
+    }
+    for name, value in iam.items():
+        outputs[name]["value"] = value
+    result = run_script(stdin=json.dumps(outputs))
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split("=", 1) for line in result.stdout.splitlines())
+    assert lines["EMR_DRIVER_SOURCE_AUTH"] == "iam"
+    assert lines["EMR_DRIVER_WAREHOUSE_AUTH"] == "iam"
+    assert lines["EMR_DRIVER_SOURCE_PASSWORD_SECRET_ARN"] == ""
+    assert lines["EMR_DRIVER_WAREHOUSE_PASSWORD_SECRET_ARN"] == ""
+    # The token is made for the user of the URL; TLS verifies the server (the token is a
+    # password). Redshift maps the role to its user: its URL names none.
+    assert lines["DATABASE_URL"].startswith(
+        "postgres://emr_driver@movie-analytics-dev-purchases.c9akciq32.us-east-1.rds.amazonaws.com:5432/"
+    )
+    assert "sslmode=verify-full" in lines["DATABASE_URL"]
+    assert "@" not in lines["EMR_DRIVER_WAREHOUSE_URL"]
+    outputs["source_db_user"]["value"] = "x@evil"
+    refused = run_script(stdin=json.dumps(outputs))
+    assert refused.returncode == 2 and "source_db_user" in refused.stderr

@@ -145,8 +145,13 @@ def test_cronjob_reads_everything_from_the_configmap_and_no_password(pod_spec):
         "EMR_DRIVER_WAREHOUSE_URL",
         "EMR_DRIVER_SOURCE_PASSWORD_SECRET_ARN",
         "EMR_DRIVER_WAREHOUSE_PASSWORD_SECRET_ARN",
+        # How the driver logs in: "secret" by default, "iam" with Terraform's database_auth.
+        "EMR_DRIVER_SOURCE_AUTH",
+        "EMR_DRIVER_WAREHOUSE_AUTH",
     ):
         assert key in values, key
+    assert values["EMR_DRIVER_SOURCE_AUTH"] in ("secret", "iam")
+    assert values["EMR_DRIVER_WAREHOUSE_AUTH"] in ("secret", "iam")
     for key in ("DATABASE_URL", "EMR_DRIVER_WAREHOUSE_URL"):
         assert "@" not in values[key] and "password" not in values[key].lower(), key
 

@@ -176,6 +176,11 @@ pub struct WarehouseSection {
     /// `url` at run time; empty: the URL carries its own credentials.
     #[serde(default)]
     pub password_secret_arn: String,
+    /// How the driver logs in: `auto` (a secret when `password_secret_arn` is set, else the
+    /// URL's password), `password`, `secret`, or `iam` (`GetClusterCredentialsWithIAM` for
+    /// Redshift, an RDS auth token for PostgreSQL): driver/src/db/login.rs.
+    #[serde(default = "default_auth")]
+    pub auth: String,
     /// Redshift Spectrum over the staging layer: the Glue database (Terraform output
     /// `redshift_glue_database`); empty: no Spectrum. Every run creates the external schema
     /// `spectrum_schema` when absent and registers its dt= partitions (sql/redshift/).
@@ -190,13 +195,50 @@ fn default_spectrum_schema() -> String {
 }
 
 /// The source database of `user_purchase` (its URL is `DATABASE_URL` / `--database-url`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSection {
     /// Secrets Manager secret (the RDS-managed master secret, Terraform output
     /// `rds_admin_secret_arn`) whose username and password go into `DATABASE_URL` at run time.
     #[serde(default)]
     pub password_secret_arn: String,
+    /// How the driver logs in: `auto`, `password`, `secret` or `iam` (an RDS auth token for
+    /// the user of `DATABASE_URL`), as `warehouse.auth`.
+    #[serde(default = "default_auth")]
+    pub auth: String,
+}
+
+impl Default for SourceSection {
+    fn default() -> Self {
+        SourceSection { password_secret_arn: String::new(), auth: default_auth() }
+    }
+}
+
+fn default_auth() -> String {
+    "auto".to_string()
+}
+
+/// How the driver logs in to one database (`source.auth`, `warehouse.auth` resolved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbAuth<'a> {
+    /// The URL as given (its own password, or none: trust or `.pgpass`-less local servers).
+    Password,
+    /// The user and password of this Secrets Manager secret.
+    Secret(&'a str),
+    /// IAM database authentication.
+    Iam,
+}
+
+/// The values `source.auth` and `warehouse.auth` take.
+pub const AUTH_METHODS: &[&str] = &["auto", "password", "secret", "iam"];
+
+fn resolve_auth<'a>(auth: &str, secret_arn: &'a str) -> DbAuth<'a> {
+    match (auth, non_empty(secret_arn)) {
+        ("iam", _) => DbAuth::Iam,
+        ("password", _) => DbAuth::Password,
+        (_, Some(arn)) => DbAuth::Secret(arn),
+        (_, None) => DbAuth::Password,
+    }
 }
 
 /// `[ingest]`: how the vendor files are cut into record-aligned gzipped parts (issue #14), so
@@ -330,6 +372,8 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("warehouse", "spectrum_schema", Kind::Text),
     ("source", "password_secret_arn", Kind::Text),
     ("ingest", "part_size_mb", Kind::Integer),
+    ("warehouse", "auth", Kind::OneOf(AUTH_METHODS)),
+    ("source", "auth", Kind::OneOf(AUTH_METHODS)),
 ];
 
 /// `EMR_DRIVER_*` variables that are not config overrides.
@@ -358,6 +402,8 @@ pub const OPTIONAL_KEYS: &[&str] = &[
     "warehouse.spectrum_schema",
     "source.password_secret_arn",
     "ingest.part_size_mb",
+    "warehouse.auth",
+    "source.auth",
 ];
 
 /// The free-form section whose keys are Spark property names.
@@ -395,6 +441,8 @@ pub const NOT_HASHED: &[&str] = &[
     "source.password_secret_arn",
     // How the inputs are cut: the parts' digests are in the run id already.
     "ingest.part_size_mb",
+    "warehouse.auth",
+    "source.auth",
 ];
 
 /// One bad key: its name, the value found, where the value came from, and how to fix it.
@@ -523,6 +571,16 @@ impl Config {
             None if self.emr.log_uri.ends_with('/') => format!("{}serverless/", self.emr.log_uri),
             None => format!("{}/serverless/", self.emr.log_uri),
         }
+    }
+
+    /// How the driver logs in to the source database (`source.auth`, `auto` resolved).
+    pub fn source_auth(&self) -> DbAuth<'_> {
+        resolve_auth(&self.source.auth, &self.source.password_secret_arn)
+    }
+
+    /// How the driver logs in to the warehouse (`warehouse.auth`, `auto` resolved).
+    pub fn warehouse_auth(&self) -> DbAuth<'_> {
+        resolve_auth(&self.warehouse.auth, &self.warehouse.password_secret_arn)
     }
 
     /// `aws.endpoint_url` when set.
@@ -938,6 +996,25 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
             bad(key, value, "must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>), or empty".into());
         }
     }
+    for (section, auth, arn) in [
+        ("warehouse", &config.warehouse.auth, &config.warehouse.password_secret_arn),
+        ("source", &config.source.auth, &config.source.password_secret_arn),
+    ] {
+        let key = format!("{section}.auth");
+        match (auth.as_str(), non_empty(arn).is_some()) {
+            ("secret", false) => bad(
+                &key,
+                auth,
+                format!("needs {section}.password_secret_arn (the secret's ARN), or use auth = \"password\" / \"iam\""),
+            ),
+            ("password" | "iam", true) => bad(
+                &key,
+                auth,
+                format!("{section}.password_secret_arn is set too: empty it, or use auth = \"secret\" (or \"auto\")"),
+            ),
+            _ => {}
+        }
+    }
     for (key, value) in &config.spark {
         if key.trim().is_empty() || key.contains(char::is_whitespace) || key.contains('=') {
             let shown = if looks_secret(key) { NOT_SHOWN } else { value.as_str() };
@@ -1093,6 +1170,39 @@ mod tests {
         // Where to run, not what is computed: the run id does not change with it.
         let without = Config::from_toml_str(text, "f", &HashMap::new(), &Overrides::default()).unwrap();
         assert_eq!(config.hash(), without.hash());
+    }
+
+    #[test]
+    fn auth_auto_is_a_secret_when_one_is_named_and_conflicts_are_refused() {
+        let text = include_str!("../../config/pipeline.toml");
+        let load =
+            |sets: &[&str]| Config::from_toml_str(text, "f", &HashMap::new(), &Overrides::parse_sets(sets).unwrap());
+        let arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:rds!db-1-AbCdEf";
+        let config = load(&[]).unwrap();
+        assert_eq!((config.source_auth(), config.warehouse_auth()), (DbAuth::Password, DbAuth::Password));
+        let config = load(&[&format!("source.password_secret_arn={arn}")]).unwrap();
+        assert_eq!(config.source_auth(), DbAuth::Secret(arn));
+        assert_eq!(config.warehouse_auth(), DbAuth::Password);
+        let config = load(&[&format!("warehouse.password_secret_arn={arn}"), "warehouse.auth=secret"]).unwrap();
+        assert_eq!(config.warehouse_auth(), DbAuth::Secret(arn));
+        let config = load(&["source.auth=iam", "warehouse.auth=iam"]).unwrap();
+        assert_eq!((config.source_auth(), config.warehouse_auth()), (DbAuth::Iam, DbAuth::Iam));
+        // How the driver logs in is not what a run computes: the run id stays.
+        assert_eq!(config.hash(), load(&[]).unwrap().hash());
+
+        for (sets, key, fix) in [
+            (vec!["source.auth=secret".to_string()], "source.auth", "needs source.password_secret_arn"),
+            (
+                vec!["warehouse.auth=iam".to_string(), format!("warehouse.password_secret_arn={arn}")],
+                "warehouse.auth",
+                "is set too",
+            ),
+            (vec!["source.auth=token".to_string()], "source.auth", "must be one of auto, password, secret, iam"),
+        ] {
+            let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+            let text = load(&sets).unwrap_err().to_string();
+            assert!(text.contains(key) && text.contains(fix), "{text}");
+        }
     }
 
     #[test]

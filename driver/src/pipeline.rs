@@ -98,10 +98,10 @@ pub trait RunnerProvider: Send + Sync {
 /// The databases of a run.
 #[derive(Debug, Clone, Default)]
 pub struct Databases {
-    /// PostgreSQL holding `user_purchase` (local, or RDS).
-    pub source_url: Option<String>,
+    /// PostgreSQL holding `user_purchase` (local, or RDS), and how to log in to it.
+    pub source: Option<crate::db::login::DbLogin>,
     /// The warehouse (PostgreSQL, or Redshift when `[warehouse] kind = "redshift"`).
-    pub warehouse_url: Option<String>,
+    pub warehouse: Option<crate::db::login::DbLogin>,
     /// Without a warehouse URL: the embedded SQLite warehouse file to load (a local run).
     pub embedded_warehouse: Option<std::path::PathBuf>,
 }
@@ -608,8 +608,10 @@ impl Pipeline {
     /// head, the user_purchase file's head. Also returns the user_purchase file, if any.
     async fn checked_inputs(&self) -> Result<(Inputs, Option<ObjectUri>)> {
         let incoming = ObjectUri::parse(&self.plan.uris.incoming)?;
-        let database = self.options.databases.source_url.as_deref();
-        let (inputs, located, purchases) = crate::inputs::read_store(self.store.as_ref(), &incoming, database).await?;
+        // The source database as the run id knows it: its URL without credentials.
+        let database = self.options.databases.source.as_ref().map(|login| login.shown());
+        let (inputs, located, purchases) =
+            crate::inputs::read_store(self.store.as_ref(), &incoming, database.as_deref()).await?;
         let specs: [&InputSpec; 2] = [&preflight::MOVIE_REVIEW, &preflight::LOG_REVIEWS];
         for (spec, located) in specs.into_iter().zip(&located) {
             match located {
@@ -639,7 +641,7 @@ impl Pipeline {
     /// user_purchase file to stage, when that is the source (no database given).
     async fn preflight(&mut self) -> Result<Option<ObjectUri>> {
         let (found, purchases) = self.checked_inputs().await?;
-        if purchases.is_none() && self.options.databases.source_url.is_none() {
+        if purchases.is_none() && self.options.databases.source.is_none() {
             return Err(PipelineError::NoPurchaseSource.into());
         }
         // What the plan was resolved for: these inputs, others, or none yet.
@@ -724,7 +726,7 @@ impl Pipeline {
         if self.completed_before(previous, USER_PURCHASE) {
             return self.reuse_previous(manifest, previous, USER_PURCHASE);
         }
-        let _turn = match self.options.databases.source_url {
+        let _turn = match self.options.databases.source {
             Some(_) => self.database_turn().await,
             None => None,
         };
@@ -736,9 +738,9 @@ impl Pipeline {
         let export_uri = ObjectUri::parse(&self.plan.uris.user_purchase_export_file)?;
         let opts = LoadOptions { skip_bad_rows: self.options.skip_bad_purchase_rows };
         let mut metrics = serde_json::Map::new();
-        match (&self.options.databases.source_url, file) {
-            (Some(url), file) => {
-                let mut client = crate::db::connect(url).await?;
+        match (&self.options.databases.source, file) {
+            (Some(login), file) => {
+                let mut client = login.connect().await?;
                 let report = if let Some(file) = file {
                     // Loaded and exported in one transaction from a table of this run's own:
                     // another date loading at the same time never changes this export.
@@ -1117,7 +1119,7 @@ impl Pipeline {
     }
 
     async fn load_warehouse(&self, manifest: &mut RunManifest) -> Result<()> {
-        let Some(url) = self.options.databases.warehouse_url.clone() else {
+        let Some(login) = self.options.databases.warehouse.clone() else {
             // A local run without a database: the embedded warehouse file under the lake.
             if let Some(path) = self.options.databases.embedded_warehouse.clone() {
                 return self.driver_step(manifest, LOAD_WAREHOUSE, self.load_embedded(path)).await;
@@ -1131,7 +1133,7 @@ impl Pipeline {
             return Ok(());
         };
         let _turn = self.database_turn().await;
-        self.driver_step(manifest, LOAD_WAREHOUSE, self.load_warehouse_inner(&url)).await
+        self.driver_step(manifest, LOAD_WAREHOUSE, self.load_warehouse_inner(&login)).await
     }
 
     async fn load_embedded(&self, path: std::path::PathBuf) -> Result<Value> {
@@ -1144,10 +1146,10 @@ impl Pipeline {
         Ok(metrics)
     }
 
-    async fn load_warehouse_inner(&self, url: &str) -> Result<Value> {
+    async fn load_warehouse_inner(&self, login: &crate::db::login::DbLogin) -> Result<Value> {
         let load_root = ObjectUri::parse(&self.plan.uris.load_root)?;
         let schema = self.plan.config.warehouse.schema.clone();
-        let mut client = crate::db::connect(url).await?;
+        let mut client = login.connect().await?;
         match self.plan.config.warehouse.kind.as_str() {
             "postgres" => {
                 self.progress.line(&format!("loading {load_root} into the warehouse (schema {schema})"));

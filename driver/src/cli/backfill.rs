@@ -11,7 +11,7 @@ use crate::backfill::{
     date_range, progress_line, raw_dir_name, run_dates, summary_table, worst_exit_code, BackfillError,
     BackfillObserver, BackfillOptions, DateOutcome, DateState, SharedProvider, Tally,
 };
-use crate::cli::run::{run_options, with_secret_credentials, RunFlags};
+use crate::cli::run::{run_databases, run_options, RunFlags};
 use crate::cli::{Global, Output};
 use crate::config::Overrides;
 use crate::deploy::ArtifactSet;
@@ -95,9 +95,7 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
     let store = Arc::clone(&backend.store);
     let clock = Arc::clone(&backend.clock);
     let shared = SharedProvider::new(backend.provider()?);
-    let databases =
-        with_secret_credentials(&plans[0], &backend, run_options(flags, &plans[0], backend.options.clone()).databases)
-            .await?;
+    let databases = run_databases(flags, &plans[0], &backend).await?;
     let shutdown = shutdown_on_signals().map_err(|e| crate::error::Error::new(ExitCode::Internal, e))?;
     let observer: Arc<dyn PollObserver> = match global.output {
         Output::Text => Arc::new(TextProgress::stderr()),

@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let warehouse = args.warehouse.warehouse(global)?;
+    let warehouse = args.warehouse.warehouse(global).await?;
     let loaded = warehouse.loaded_dates().await?;
     let config = args.warehouse.lake.plan.config(global)?;
     let store = args.warehouse.lake.store(global).await?;

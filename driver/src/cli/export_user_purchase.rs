@@ -4,8 +4,9 @@
 
 use crate::cli::load_user_purchase::{open_source, print_load_report, DbArgs, LakeArgs};
 use crate::cli::{Global, Output};
+use crate::db::export;
+use crate::db::login::DbRole;
 use crate::db::user_purchase::{self, LoadOptions};
-use crate::db::{self, export};
 use crate::error::{ExitCode, Result};
 use crate::store::ObjectUri;
 
@@ -40,7 +41,7 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         print_load_report(&report, source, &format!("written to {uri}"), global.output);
         return Ok(ExitCode::Success);
     }
-    let client = db::connect(&args.db.database_url).await?;
+    let client = args.db.login(DbRole::Source, &args.lake, global).await?.connect().await?;
     let report = export::export_user_purchase(&client, store.as_ref(), &uri).await?;
     match global.output {
         Output::Json => println!("{}", serde_json::to_string(&report).expect("report serialises")),

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::cli::{Global, Output};
+use crate::db::login::{DbLogin, DbRole};
 use crate::db::user_purchase::{self, LoadOptions, LoadReport};
 use crate::db::{self, DbError};
 use crate::error::{ExitCode, Result};
@@ -40,6 +41,22 @@ impl LakeArgs {
         }
         Ok(crate::backend::Backend::for_config(&plan.config(global)?, &plan.project_root).await.store)
     }
+
+    /// The configuration for a database login: the file, the environment and the flags, or,
+    /// without a config file, the built-in defaults under the same environment and flags (a
+    /// local file loads into a local database with no configuration at all).
+    pub fn login_config(&self, global: &Global) -> Result<crate::config::Config> {
+        crate::backend::config_or_defaults(&global.config, &self.plan.overrides()?)
+    }
+}
+
+impl DbArgs {
+    /// The login to `--database-url` for `role` (`source.auth` or `warehouse.auth`, and the
+    /// secrets' ARNs, from the configuration): the same keys as `run`.
+    pub async fn login(&self, role: DbRole, lake: &LakeArgs, global: &Global) -> Result<DbLogin> {
+        let config = lake.login_config(global)?;
+        crate::cli::logins::login(role, &self.database_url, &config, None, crate::clock::SystemClock::shared()).await
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,7 +89,7 @@ pub async fn open_source(source: &str, lake: &LakeArgs, global: &Global) -> Resu
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let reader = open_source(&args.file, &args.lake, global).await?;
-    let mut client = db::connect(&args.db.database_url).await?;
+    let mut client = args.db.login(DbRole::Source, &args.lake, global).await?.connect().await?;
     let opts = LoadOptions { skip_bad_rows: args.skip_bad_rows };
     let report = user_purchase::load(&mut client, reader, &args.file, opts).await?;
     print_load_report(&report, &args.file, "loaded into user_purchase", global.output);

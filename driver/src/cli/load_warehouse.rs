@@ -3,6 +3,7 @@
 
 use crate::cli::load_user_purchase::{DbArgs, LakeArgs};
 use crate::cli::{Global, Output};
+use crate::db::login::DbRole;
 use crate::db::{self, redshift, warehouse};
 use crate::error::{ExitCode, Result};
 use crate::store::ObjectUri;
@@ -48,7 +49,7 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let report = match &args.sqlite {
         Some(path) => db::embedded::load_run(path, store, &load_root, args.date).await?,
         None => {
-            let mut client = db::connect(&args.db.database_url).await?;
+            let mut client = args.db.login(DbRole::Warehouse, &args.lake, global).await?.connect().await?;
             warehouse::load_run(&mut client, store.as_ref(), &args.schema, &load_root, args.date).await?
         }
     };

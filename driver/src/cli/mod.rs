@@ -14,6 +14,7 @@ mod generate;
 mod ingest;
 mod load_user_purchase;
 mod load_warehouse;
+mod logins;
 mod logs;
 mod render;
 mod report;

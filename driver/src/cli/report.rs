@@ -8,6 +8,7 @@ use crate::cli::load_user_purchase::LakeArgs;
 use crate::cli::{Global, Output};
 use crate::clock::SystemClock;
 use crate::config::Target;
+use crate::db::login::DbRole;
 use crate::db::target::Warehouse;
 use crate::db::{self, embedded, report};
 use crate::error::{ExitCode, Result};
@@ -32,9 +33,13 @@ pub struct WarehouseArgs {
 }
 
 impl WarehouseArgs {
-    pub fn warehouse(&self, global: &Global) -> Result<Warehouse> {
+    /// The warehouse to read; a PostgreSQL one logs in as `warehouse.auth` says (the same keys
+    /// as `run`).
+    pub async fn warehouse(&self, global: &Global) -> Result<Warehouse> {
         if let Some(url) = self.database_url.as_ref().filter(|u| !u.is_empty()) {
-            return Ok(Warehouse::Postgres { url: url.clone(), schema: self.schema.clone() });
+            let config = self.lake.login_config(global)?;
+            let login = crate::cli::logins::login(DbRole::Warehouse, url, &config, None, SystemClock::shared()).await?;
+            return Ok(Warehouse::Postgres { login, schema: self.schema.clone() });
         }
         let path = match &self.sqlite {
             Some(path) => path.clone(),
@@ -61,7 +66,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
-    let warehouse = args.warehouse.warehouse(global)?;
+    let warehouse = args.warehouse.warehouse(global).await?;
     let answers = warehouse.answers().await?;
     if let Some(file) = &args.html {
         let config = args.warehouse.lake.plan.config(global)?;

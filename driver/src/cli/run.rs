@@ -99,7 +99,7 @@ pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
         (None, true) => Some(args.plan.project_root.join("sample")),
         (None, false) => None,
     };
-    options.databases = with_secret_credentials(&plan, &backend, options.databases).await?;
+    options.databases = run_databases(&args, &plan, &backend).await?;
     let (observer, progress): (Arc<dyn PollObserver>, Arc<dyn Progress>) = match global.output {
         Output::Text => (Arc::new(TextProgress::stderr()), Arc::new(TextLines)),
         Output::Json => (Arc::new(JsonEvents::stdout()), Arc::new(JsonStages)),
@@ -131,15 +131,13 @@ impl RunFlags {
     }
 }
 
-/// The run's options: the target's timing from the backend, `--timeout` replacing the deadline.
+/// The run's options: the target's timing from the backend, `--timeout` replacing the deadline;
+/// no databases yet ([`run_databases`]).
 pub(crate) fn run_options(args: &RunFlags, plan: &Plan, target: TargetOptions) -> RunOptions {
     let poll = PollOptions { deadline: args.timeout.or(target.poll.deadline), ..target.poll };
-    let source_url = args.database_url.clone().filter(|u| !u.is_empty());
-    let warehouse_url = warehouse_url(plan, source_url.as_deref());
-    // A local run without a database loads the embedded warehouse file under the lake.
-    let embedded_warehouse = if warehouse_url.is_none() { crate::reporting::run::default_embedded(plan) } else { None };
     RunOptions {
-        databases: Databases { source_url, warehouse_url, embedded_warehouse },
+        // Set by [`run_databases`], which may call AWS.
+        databases: Databases::default(),
         owner: std::env::var("USER").unwrap_or_else(|_| "emr-driver".into()),
         break_stale_lock: args.break_stale_lock,
         force: args.force,
@@ -165,36 +163,24 @@ pub fn warehouse_url(plan: &Plan, source_url: Option<&str>) -> Option<String> {
     }
 }
 
-/// The database URLs with the credentials of their Secrets Manager secrets
-/// (`source.password_secret_arn`, `warehouse.password_secret_arn`), read now, at run time, so a
-/// rotated password is always the current one. A PostgreSQL warehouse that is the source
-/// database itself gets the source's credentials.
-pub(crate) async fn with_secret_credentials(plan: &Plan, backend: &Backend, databases: Databases) -> Result<Databases> {
-    use crate::config::non_empty;
-    let source_arn = non_empty(&plan.config.source.password_secret_arn);
-    let warehouse_arn = non_empty(&plan.config.warehouse.password_secret_arn);
-    if source_arn.is_none() && warehouse_arn.is_none() {
-        return Ok(databases);
-    }
-    // The backend's AWS configuration when it has one (EMR targets); a local run that reads its
-    // passwords from Secrets Manager loads the standard chain here.
-    let client = match backend.sdk() {
-        Some(sdk) => aws_sdk_secretsmanager::Client::new(sdk),
-        None => aws_sdk_secretsmanager::Client::new(
-            &crate::aws::sdk_config(&crate::aws::AwsSettings::from_config(&plan.config)).await,
-        ),
-    };
-    let warehouse_is_source = databases.warehouse_url.is_some() && databases.warehouse_url == databases.source_url;
-    let source_url = match &databases.source_url {
-        Some(url) => Some(crate::secrets::resolve_url(&client, url, source_arn).await?),
-        None => None,
-    };
-    let warehouse_url = match (&databases.warehouse_url, warehouse_arn) {
-        (Some(url), Some(arn)) => Some(crate::secrets::resolve_url(&client, url, Some(arn)).await?),
-        (Some(_), None) if warehouse_is_source => source_url.clone(),
-        (url, _) => url.clone(),
-    };
-    Ok(Databases { source_url, warehouse_url, ..databases })
+/// The run's databases (`--database-url` / `DATABASE_URL`, the warehouse URL) with their
+/// logins as the configuration says (`source.auth`, `warehouse.auth`, the secrets' ARNs),
+/// through the backend's AWS configuration; each login is checked once now and makes fresh
+/// credentials at every connection (a rotated secret, a 15-minute IAM token).
+pub(crate) async fn run_databases(args: &RunFlags, plan: &Plan, backend: &Backend) -> Result<Databases> {
+    let source_url = args.database_url.clone().filter(|u| !u.is_empty());
+    let warehouse_url = warehouse_url(plan, source_url.as_deref());
+    // A local run without a database loads the embedded warehouse file under the lake.
+    let embedded_warehouse = if warehouse_url.is_none() { crate::reporting::run::default_embedded(plan) } else { None };
+    crate::cli::logins::run_databases(
+        &plan.config,
+        backend.sdk(),
+        Arc::clone(&backend.clock),
+        source_url.as_deref(),
+        warehouse_url.as_deref(),
+        embedded_warehouse,
+    )
+    .await
 }
 
 /// Driver progress for people, on stderr.

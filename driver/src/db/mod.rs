@@ -8,6 +8,7 @@
 pub mod csv_out;
 pub mod embedded;
 pub mod export;
+pub mod login;
 pub mod redshift;
 pub mod report;
 pub mod target;
@@ -86,6 +87,9 @@ pub enum DbError {
     Sqlite { path: PathBuf, action: String, reason: String },
     #[error("no embedded warehouse at {path}: a local run without --database-url makes it (./scripts/run-local.sh), or point this command at PostgreSQL with --database-url")]
     NoEmbeddedWarehouse { path: PathBuf },
+    /// The credentials of a login could not be had (secret, IAM token, Redshift credentials).
+    #[error(transparent)]
+    Login(Box<login::LoginError>),
     #[error("could not read the TLS root certificate {path}: {source}")]
     RootCert {
         path: PathBuf,
@@ -101,6 +105,7 @@ impl ExitStatus for DbError {
                 ExitCode::Database
             }
             DbError::Store(e) => e.exit_code(),
+            DbError::Login(e) => e.exit_code(),
             DbError::Write { .. } | DbError::Invariant { .. } => ExitCode::Internal,
             DbError::BadUrl { .. }
             | DbError::MissingColumn { .. }

@@ -8,14 +8,15 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use tokio_postgres::SimpleQueryMessage;
 
+use super::login::DbLogin;
 use super::report::Answer;
-use super::{check_identifier, embedded, query_err, redact_url, DbError};
+use super::{check_identifier, embedded, query_err, DbError};
 use crate::db::warehouse::FACT_TABLE;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Warehouse {
-    /// PostgreSQL (local or RDS); the password is never shown.
-    Postgres { url: String, schema: String },
+    /// PostgreSQL (local or RDS) and how to log in to it; the password is never shown.
+    Postgres { login: DbLogin, schema: String },
     /// The embedded SQLite file (a local run without a database server).
     Embedded { path: PathBuf },
 }
@@ -41,7 +42,7 @@ impl Warehouse {
     /// Where it is, safe to print: the URL with its password redacted, or the file's path.
     pub fn location(&self) -> String {
         match self {
-            Warehouse::Postgres { url, schema } => format!("{} (schema {schema})", redact_url(url)),
+            Warehouse::Postgres { login, schema } => format!("{} (schema {schema})", login.shown()),
             Warehouse::Embedded { path } => path.display().to_string(),
         }
     }
@@ -57,8 +58,8 @@ impl Warehouse {
     /// The five questions (the SQL of `sql/questions/`), in one snapshot.
     pub async fn answers(&self) -> Result<Vec<Answer>, DbError> {
         match self {
-            Warehouse::Postgres { url, schema } => {
-                let mut client = super::connect(url).await?;
+            Warehouse::Postgres { login, schema } => {
+                let mut client = login.connect().await?;
                 super::report::run_report(&mut client, schema).await
             }
             Warehouse::Embedded { path } => {
@@ -73,9 +74,9 @@ impl Warehouse {
     /// Every run date in the fact with its rows and reviews, oldest first.
     pub async fn loaded_dates(&self) -> Result<Vec<LoadedDate>, DbError> {
         let rows = match self {
-            Warehouse::Postgres { url, schema } => {
+            Warehouse::Postgres { login, schema } => {
                 let schema = check_identifier(schema)?;
-                let client = super::connect(url).await?;
+                let client = login.connect().await?;
                 let exists = client
                     .query_opt(
                         "SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",

@@ -24,9 +24,9 @@ use crate::store::ObjectStore;
 /// database), none otherwise (Redshift is loaded but not read back by the driver; an EMR run
 /// without a warehouse leaves the load files in staging).
 pub fn run_warehouse(plan: &Plan, databases: &Databases) -> Option<Warehouse> {
-    match (&databases.warehouse_url, &databases.embedded_warehouse) {
-        (Some(url), _) if plan.config.warehouse.kind == "postgres" => {
-            Some(Warehouse::Postgres { url: url.to_string(), schema: plan.config.warehouse.schema.clone() })
+    match (&databases.warehouse, &databases.embedded_warehouse) {
+        (Some(login), _) if plan.config.warehouse.kind == "postgres" => {
+            Some(Warehouse::Postgres { login: login.clone(), schema: plan.config.warehouse.schema.clone() })
         }
         (Some(_), _) => None,
         (None, Some(path)) => Some(Warehouse::Embedded { path: path.clone() }),

@@ -115,3 +115,223 @@ fn load_warehouse_prints_the_redshift_script_without_connecting() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(6));
 }
+
+// --- credentials from Secrets Manager and IAM, in every command that connects ---------------
+//
+// The test server trusts every local login (user postgres, any password), so these tests give
+// the URL no user: the command connects only if the secret's user got into the URL, and a
+// secret naming a role that does not exist makes the server refuse that very role.
+
+const SECRET_PASSWORD: &str = "Zq8#rot@ted:1/x";
+
+/// A moto server holding an RDS-style secret for `username`; returns the server and the ARN.
+async fn secret_for(username: &str) -> (crate::support::moto::MotoServer, String) {
+    let moto = crate::support::moto::MotoServer::start();
+    let sdk = emr_driver::aws::sdk_config(&emr_driver::aws::AwsSettings {
+        region: Some("us-east-1".into()),
+        profile: None,
+        endpoint_url: Some(moto.endpoint.clone()),
+    })
+    .await;
+    let client = aws_sdk_secretsmanager::Client::new(&sdk);
+    let value =
+        serde_json::json!({"username": username, "password": SECRET_PASSWORD, "engine": "postgres", "port": 5432});
+    let out = client.create_secret().name("rds!db-test").secret_string(value.to_string()).send().await.unwrap();
+    (moto, out.arn().unwrap().to_string())
+}
+
+/// The URL of the test database without a user (`postgres://host:port/db`).
+fn without_user(db: &TestDb) -> String {
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_username("").unwrap();
+    url.to_string()
+}
+
+/// `driver()` with the secret configured for `section` and AWS pointed at moto; info logs on.
+fn with_secret(moto: &crate::support::moto::MotoServer, section: &str, arn: &str) -> Command {
+    let mut cmd = driver();
+    cmd.env(format!("EMR_DRIVER_{}_PASSWORD_SECRET_ARN", section.to_ascii_uppercase()), arn)
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("EMR_DRIVER_LOG", "warn,emr_driver=info");
+    cmd
+}
+
+fn outputs(out: &std::process::Output) -> String {
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!all.contains(SECRET_PASSWORD) && !all.contains("rot@ted"), "the secret's password leaked: {all}");
+    all
+}
+
+/// The log line of the login: which secret, which user, the URL without a password.
+fn assert_logged_in_through_the_secret(all: &str, arn: &str) {
+    assert!(all.contains(&format!("database credentials from Secrets Manager secret {arn}")), "{all}");
+    assert!(all.contains("user=postgres"), "{all}");
+}
+
+fn purchases(dir: &std::path::Path) -> std::path::PathBuf {
+    let file = dir.join("user_purchase.csv");
+    std::fs::write(&file, format!("{HEADER}1,A,a,2,1/2/2011 3:04,1.5,10,France\r\n")).unwrap();
+    file
+}
+
+#[tokio::test]
+async fn load_user_purchase_logs_in_with_the_source_secret() {
+    let db = TestDb::create("cli_secret_load").await;
+    let (moto, arn) = secret_for("postgres").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = purchases(dir.path());
+    let out = with_secret(&moto, "source", &arn)
+        .args(["load-user-purchase", file.to_str().unwrap(), "--database-url", &without_user(&db)])
+        .output()
+        .unwrap();
+    let all = outputs(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("1 rows loaded into user_purchase"), "{all}");
+    assert_logged_in_through_the_secret(&all, &arn);
+
+    // The secret's user is the one that logs in: a role the server does not know is refused.
+    let (moto, arn) = secret_for("no_such_role_x9").await;
+    let out = with_secret(&moto, "source", &arn)
+        .args(["load-user-purchase", file.to_str().unwrap(), "--database-url", &without_user(&db)])
+        .output()
+        .unwrap();
+    let all = outputs(&out);
+    assert_eq!(out.status.code(), Some(9), "{all}");
+    assert!(all.contains("no_such_role_x9"), "{all}");
+}
+
+#[tokio::test]
+async fn export_user_purchase_logs_in_with_the_source_secret() {
+    let db = TestDb::create("cli_secret_export").await;
+    let dir = tempfile::tempdir().unwrap();
+    let load = driver()
+        .args(["load-user-purchase", purchases(dir.path()).to_str().unwrap(), "--database-url", &db.url])
+        .output()
+        .unwrap();
+    assert!(load.status.success(), "{}", String::from_utf8_lossy(&load.stderr));
+    let (moto, arn) = secret_for("postgres").await;
+    let lake = dir.path().join("lake");
+    let to = "s3://staging/user_purchase/dt=2021-10-31/user_purchase.csv.gz";
+    let out = with_secret(&moto, "source", &arn)
+        .args(["export-user-purchase", "--date", "2021-10-31", "--to", to, "--lake-dir", lake.to_str().unwrap()])
+        .env("DATABASE_URL", without_user(&db))
+        .output()
+        .unwrap();
+    let all = outputs(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("1 rows exported"), "{all}");
+    assert_logged_in_through_the_secret(&all, &arn);
+}
+
+#[tokio::test]
+async fn load_warehouse_logs_in_with_the_warehouse_secret() {
+    let db = TestDb::create("cli_secret_loadwh").await;
+    let (moto, arn) = secret_for("postgres").await;
+    let lake = tempfile::tempdir().unwrap();
+    let out = with_secret(&moto, "warehouse", &arn)
+        .args([
+            "load-warehouse",
+            "--date",
+            "2021-10-31",
+            "--load-root",
+            "s3://staging/warehouse_load/dt=2021-10-31",
+            "--lake-dir",
+            lake.path().to_str().unwrap(),
+            "--database-url",
+            &without_user(&db),
+        ])
+        .output()
+        .unwrap();
+    let all = outputs(&out);
+    // Logged in, then found no load files: the load's own refusal, not a connection error.
+    assert_eq!(out.status.code(), Some(6), "{all}");
+    assert!(all.contains("no part files"), "{all}");
+    assert_logged_in_through_the_secret(&all, &arn);
+    // The source's secret is not the warehouse's: with only it, the URL has no user.
+    let out = with_secret(&moto, "source", &arn)
+        .args(["load-warehouse", "--date", "2021-10-31", "--load-root", "s3://staging/warehouse_load/dt=2021-10-31"])
+        .args(["--lake-dir", lake.path().to_str().unwrap(), "--database-url", &without_user(&db)])
+        .output()
+        .unwrap();
+    assert!(!outputs(&out).contains("Secrets Manager secret"), "{}", outputs(&out));
+}
+
+#[tokio::test]
+async fn report_and_check_log_in_with_the_warehouse_secret() {
+    let db = TestDb::create("cli_secret_report").await;
+    let (moto, arn) = secret_for("postgres").await;
+    let lake = tempfile::tempdir().unwrap();
+    // No warehouse tables yet: report connects, then says to load one (exit 6).
+    let out = with_secret(&moto, "warehouse", &arn)
+        .args(["report", "--database-url", &without_user(&db), "--lake-dir", lake.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let all = outputs(&out);
+    assert_eq!(out.status.code(), Some(6), "{all}");
+    assert!(all.contains("load-warehouse"), "{all}");
+    assert_logged_in_through_the_secret(&all, &arn);
+    // check connects and finds no warehouse tables (exit 6, what to load).
+    let out = with_secret(&moto, "warehouse", &arn)
+        .args(["check", "--database-url", &without_user(&db), "--lake-dir", lake.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let all = outputs(&out);
+    assert_eq!(out.status.code(), Some(6), "{all}");
+    assert!(all.contains("has no warehouse tables"), "{all}");
+    assert_logged_in_through_the_secret(&all, &arn);
+}
+
+#[test]
+fn iam_in_a_command_needs_a_verified_url_and_calls_nothing_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = purchases(dir.path());
+    for args in [
+        vec!["load-user-purchase", file.to_str().unwrap(), "--set", "source.auth=iam"],
+        vec!["report", "--set", "warehouse.auth=iam"],
+    ] {
+        let out = driver()
+            .args(&args)
+            .args(["--database-url", "postgres://emr_driver@db.example.com:5432/d?sslmode=require"])
+            .output()
+            .unwrap();
+        let all = outputs(&out);
+        assert_eq!(out.status.code(), Some(6), "{all}");
+        assert!(all.contains("sslmode=verify-full"), "{all}");
+    }
+}
+
+#[tokio::test]
+async fn load_user_purchase_logs_in_with_an_rds_iam_token_over_verified_tls() {
+    let server_cert = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    let db = TestDb::create("cli_iam_load").await;
+    let admin = db.client().await;
+    let ssl: String = admin.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    if ssl != "on" || !std::path::Path::new(server_cert).exists() {
+        eprintln!("no TLS on the test server or no {server_cert}: the IAM path needs verify-full");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = purchases(dir.path());
+    // The certificate names `localhost`; the token is signed locally (no AWS call), and the
+    // trusting test server takes it as the password RDS would check.
+    let url = format!("postgres://postgres@localhost:5432/{}?sslmode=verify-full&sslrootcert={server_cert}", db.name);
+    let out = driver()
+        .args(["load-user-purchase", file.to_str().unwrap(), "--database-url", &url, "--set", "source.auth=iam"])
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        .env("AWS_SESSION_TOKEN", "session-token-never-shown")
+        .env("AWS_REGION", "us-east-1")
+        .env("EMR_DRIVER_LOG", "warn,emr_driver=debug")
+        .output()
+        .unwrap();
+    let all = outputs(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("database credentials from an RDS IAM auth token (postgres in us-east-1)"), "{all}");
+    // Debug logs show the connection URL, never the token in it.
+    assert!(!all.contains("X-Amz-Signature") && !all.contains("session-token-never-shown"), "{all}");
+    let rows: i64 = admin.query_one("SELECT COUNT(*) FROM user_purchase", &[]).await.unwrap().get(0);
+    assert_eq!(rows, 1);
+}

@@ -35,6 +35,7 @@ mod runner_emr_moto;
 mod runner_local;
 mod runner_local_shared;
 mod s3_store_moto;
+mod secrets_iam;
 mod secrets_moto;
 mod serverless_fake;
 mod serverless_moto;

@@ -30,6 +30,11 @@ locals {
   glue_database_name          = replace("${local.name_prefix}_staging", "-", "_")
   rds_identifier              = "${local.name_prefix}-purchases"
 
+  # How the driver logs in to the databases (var.database_auth): the IRSA policy grants
+  # exactly what the choice needs, nothing for the path not taken.
+  source_iam    = var.database_auth.source == "iam"
+  warehouse_iam = var.database_auth.warehouse == "iam"
+
   tags = {
     project     = var.project
     environment = var.env
@@ -114,8 +119,16 @@ module "eks" {
   emr_cluster_tag_value  = var.project
 
   create_autoscaling_service_linked_role = var.eks_create_autoscaling_service_linked_role
-  driver_secret_arns                     = [module.rds.master_user_secret_arn, module.redshift.master_password_secret_arn]
-  driver_secret_kms_key_arns             = [module.rds.kms_key_arn, module.redshift.kms_key_arn]
+  driver_secret_arns = concat(
+    local.source_iam ? [] : [module.rds.master_user_secret_arn],
+    local.warehouse_iam ? [] : [module.redshift.master_password_secret_arn],
+  )
+  driver_secret_kms_key_arns = concat(
+    local.source_iam ? [] : [module.rds.kms_key_arn],
+    local.warehouse_iam ? [] : [module.redshift.kms_key_arn],
+  )
+  driver_rds_db_user_arns     = local.source_iam ? ["${module.rds.iam_db_user_arn_prefix}/${var.rds_iam_db_user}"] : []
+  driver_redshift_dbname_arns = local.warehouse_iam ? [module.redshift.iam_dbname_arn] : []
 }
 
 module "redshift" {

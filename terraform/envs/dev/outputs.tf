@@ -93,7 +93,7 @@ output "redshift_database" {
 }
 
 output "redshift_admin_secret_arn" {
-  description = "Secrets Manager secret with the Redshift admin credentials."
+  description = "Secrets Manager secret with the Redshift admin credentials (for people; the driver's is warehouse_password_secret_arn)."
   value       = module.redshift.master_password_secret_arn
 }
 
@@ -165,4 +165,32 @@ output "emr_serverless_log_uri" {
 output "ecr_repository_url" {
   description = "ECR repository of the driver image (deploy/k8s/kustomization.yaml images.newName)."
   value       = module.eks.ecr_repository_url
+}
+
+# How the driver logs in (var.database_auth): scripts/config-from-terraform.py feeds these to
+# source.auth / warehouse.auth, the secrets' ARNs (empty on the IAM path) and DATABASE_URL's user.
+
+output "source_auth" {
+  description = "How the driver logs in to PostgreSQL, \"secret\" or \"iam\" (source.auth)."
+  value       = var.database_auth.source
+}
+
+output "warehouse_auth" {
+  description = "How the driver logs in to Redshift, \"secret\" or \"iam\" (warehouse.auth)."
+  value       = var.database_auth.warehouse
+}
+
+output "source_password_secret_arn" {
+  description = "The secret the driver reads the PostgreSQL credentials from (source.password_secret_arn); empty on the IAM path."
+  value       = local.source_iam ? "" : module.rds.master_user_secret_arn
+}
+
+output "warehouse_password_secret_arn" {
+  description = "The secret the driver reads the Redshift credentials from (warehouse.password_secret_arn); empty on the IAM path."
+  value       = local.warehouse_iam ? "" : module.redshift.master_password_secret_arn
+}
+
+output "source_db_user" {
+  description = "The PostgreSQL user of DATABASE_URL on the IAM path (rds_iam_db_user); empty otherwise (the secret names the user)."
+  value       = local.source_iam ? var.rds_iam_db_user : ""
 }

@@ -236,3 +236,31 @@ variable "emr_serverless_auto_stop_minutes" {
     error_message = "emr_serverless_auto_stop_minutes must be between 1 and 10080."
   }
 }
+
+variable "database_auth" {
+  type = object({
+    source    = string
+    warehouse = string
+  })
+  description = "How the nightly driver logs in to each database: \"secret\" (the user and password of the RDS- or Redshift-managed admin secret, read at run time) or \"iam\" (RDS: an IAM auth token for rds_iam_db_user; Redshift: GetClusterCredentialsWithIAM as IAMR:<driver role>). The driver's IRSA policy grants exactly what the choice needs, and the driver's configuration (outputs source_auth, warehouse_auth) follows it."
+  default = {
+    source    = "secret"
+    warehouse = "secret"
+  }
+
+  validation {
+    condition     = contains(["secret", "iam"], var.database_auth.source) && contains(["secret", "iam"], var.database_auth.warehouse)
+    error_message = "database_auth.source and database_auth.warehouse must each be \"secret\" or \"iam\"."
+  }
+}
+
+variable "rds_iam_db_user" {
+  type        = string
+  description = "With database_auth.source = \"iam\": the PostgreSQL user the driver logs in as (create it and GRANT rds_iam TO it, docs/deploy-aws.md)."
+  default     = "emr_driver"
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]{0,62}$", var.rds_iam_db_user))
+    error_message = "rds_iam_db_user must be a lowercase PostgreSQL identifier."
+  }
+}

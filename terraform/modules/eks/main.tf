@@ -343,6 +343,23 @@ resource "aws_iam_role_policy" "driver" {
           StringEquals = { "kms:ViaService" = "secretsmanager.${local.region}.amazonaws.com" }
         }
       },
+      ], length(var.driver_rds_db_user_arns) == 0 ? [] : [
+      {
+        # IAM database authentication to RDS: the driver signs an auth token for these users.
+        Sid      = "ConnectToRdsWithIam"
+        Effect   = "Allow"
+        Action   = "rds-db:connect"
+        Resource = var.driver_rds_db_user_arns
+      },
+      ], length(var.driver_redshift_dbname_arns) == 0 ? [] : [
+      {
+        # IAM login to Redshift: temporary credentials of the database user Redshift maps this
+        # role to (IAMR:<role name>), for these databases only.
+        Sid      = "RedshiftCredentialsWithIam"
+        Effect   = "Allow"
+        Action   = "redshift:GetClusterCredentialsWithIAM"
+        Resource = var.driver_redshift_dbname_arns
+      },
     ])
   })
 }

@@ -240,6 +240,28 @@ variable "driver_secret_arns" {
   }
 }
 
+variable "driver_rds_db_user_arns" {
+  type        = list(string)
+  description = "RDS database users the driver logs in as with IAM authentication (arn:aws:rds-db:<region>:<account>:dbuser:<DbiResourceId>/<user>): rds-db:connect on exactly these. Empty: no IAM login to RDS."
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.driver_rds_db_user_arns : can(regex("^arn:aws[a-z-]*:rds-db:[a-z0-9-]+:[0-9]{12}:dbuser:[A-Za-z0-9-]+/[A-Za-z_][A-Za-z0-9_$]*$", arn))])
+    error_message = "driver_rds_db_user_arns entries must be rds-db dbuser ARNs naming one user (no wildcard)."
+  }
+}
+
+variable "driver_redshift_dbname_arns" {
+  type        = list(string)
+  description = "Redshift databases the driver logs in to with GetClusterCredentialsWithIAM (arn:aws:redshift:<region>:<account>:dbname:<cluster>/<database>): redshift:GetClusterCredentialsWithIAM on exactly these. Empty: no IAM login to Redshift."
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.driver_redshift_dbname_arns : can(regex("^arn:aws[a-z-]*:redshift:[a-z0-9-]+:[0-9]{12}:dbname:[a-z][a-z0-9-]*/[a-z_][a-z0-9_$]*$", arn))])
+    error_message = "driver_redshift_dbname_arns entries must be Redshift dbname ARNs naming one cluster and database (no wildcard)."
+  }
+}
+
 variable "driver_secret_kms_key_arns" {
   type        = list(string)
   description = "KMS keys of those secrets: kms:Decrypt through Secrets Manager only."

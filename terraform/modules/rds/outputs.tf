@@ -28,6 +28,11 @@ output "master_user_secret_arn" {
   value       = aws_db_instance.this.master_user_secret[0].secret_arn
 }
 
+output "iam_db_user_arn_prefix" {
+  description = "ARN prefix of the database users for IAM authentication (rds-db:connect): append /<database user>. The user must exist and be granted rds_iam."
+  value       = "arn:${local.partition}:rds-db:${local.region}:${local.account_id}:dbuser:${aws_db_instance.this.resource_id}"
+}
+
 output "kms_key_arn" {
   description = "ARN of the KMS key of the database and of its admin secret (the driver decrypts the secret through Secrets Manager)."
   value       = aws_kms_key.rds.arn

@@ -28,6 +28,11 @@ output "glue_database_name" {
   value       = aws_glue_catalog_database.staging.name
 }
 
+output "iam_dbname_arn" {
+  description = "ARN of the warehouse database for redshift:GetClusterCredentialsWithIAM (IAM login: Redshift maps the caller's role to the database user IAMR:<role name>)."
+  value       = "arn:${local.partition}:redshift:${local.region}:${local.account_id}:dbname:${aws_redshift_cluster.this.cluster_identifier}/${aws_redshift_cluster.this.database_name}"
+}
+
 output "kms_key_arn" {
   description = "ARN of the KMS key of the cluster and of its admin secret (the driver decrypts the secret through Secrets Manager)."
   value       = aws_kms_key.redshift.arn
