@@ -76,8 +76,10 @@ pub fn with_credentials(url: &str, credentials: &DbCredentials) -> Result<String
         if parsed.password().is_some() {
             return Err(bad("it already has a password; leave it out when the password comes from a secret"));
         }
-        parsed.set_username(&credentials.username).map_err(|()| bad("it has no host"))?;
-        parsed.set_password(Some(&credentials.password)).map_err(|()| bad("it has no host"))?;
+        // Percent-encoded here: `set_password` leaves `%` as it is, and the client decodes the
+        // URL's user info, so a password holding `%2F` (an RDS auth token does) would arrive as `/`.
+        parsed.set_username(&percent_encode(&credentials.username)).map_err(|()| bad("it has no host"))?;
+        parsed.set_password(Some(&percent_encode(&credentials.password))).map_err(|()| bad("it has no host"))?;
         return Ok(parsed.to_string());
     }
     if url.split_whitespace().any(|t| t.starts_with("password=")) {
@@ -86,6 +88,20 @@ pub fn with_credentials(url: &str, credentials: &DbCredentials) -> Result<String
     let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
     let kept: Vec<&str> = url.split_whitespace().filter(|t| !t.starts_with("user=")).collect();
     Ok(format!("{} user={} password={}", kept.join(" "), quote(&credentials.username), quote(&credentials.password)))
+}
+
+/// Every byte but the unreserved characters (A-Z a-z 0-9 - . _ ~) as `%XX`: what a URL's user
+/// info needs for the client to decode the value back exactly.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// Reads the secret `arn` with `GetSecretValue`.
@@ -154,6 +170,18 @@ mod tests {
             assert_eq!(err.exit_code(), ExitCode::BadInput);
         }
         assert!(!format!("{:?}", creds()).contains("p@ss"));
+    }
+
+    #[test]
+    fn a_password_with_percent_escapes_reaches_the_client_unchanged() {
+        // An RDS auth token holds `%2F` and `%3D`; decoded once by the client it must still be
+        // the token.
+        let token = "host:5432/?Action=connect&X-Amz-Credential=AKID%2F20261201&X-Amz-Security-Token=a%2B%3D";
+        let creds = DbCredentials { username: "emr_driver".into(), password: token.into() };
+        let url = with_credentials("postgres://db.example:5432/movies?sslmode=verify-full", &creds).unwrap();
+        let (rest, _) = crate::db::split_tls_settings(&url).unwrap();
+        let config: tokio_postgres::Config = rest.parse().unwrap();
+        assert_eq!(config.get_password(), Some(token.as_bytes()));
     }
 
     #[test]

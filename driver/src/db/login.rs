@@ -356,9 +356,20 @@ pub fn rds_auth_token(
     let mut query: Vec<(String, String)> =
         vec![("Action".into(), "connect".into()), ("DBUser".into(), user.to_string())];
     query.extend(instructions.params().iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    // The canonical order (by name) with the signature last: botocore's token, byte for byte.
-    let signature_last = |(k, _): &(String, String)| (k == "X-Amz-Signature", k.clone());
-    query.sort_by_key(signature_last);
+    // botocore's order (the session token after the signed headers, the signature last), so
+    // the token is botocore's byte for byte; the signature itself does not depend on it.
+    const ORDER: &[&str] = &[
+        "Action",
+        "DBUser",
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Security-Token",
+        "X-Amz-Signature",
+    ];
+    query.sort_by_key(|(k, _)| ORDER.iter().position(|o| o == k).unwrap_or(ORDER.len()));
     let encoded: Vec<String> = query.iter().map(|(k, v)| format!("{}={}", aws_encode(k), aws_encode(v))).collect();
     Ok(format!("{host}:{port}/?{}", encoded.join("&")))
 }

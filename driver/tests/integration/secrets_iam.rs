@@ -69,7 +69,9 @@ fn config(sets: &[&str]) -> Config {
 
 #[test]
 fn the_rds_token_is_botocores_for_every_case() {
-    let cases: [(&str, u16, &str, &str, &str, Option<&str>); 4] = [
+    // (host, port, user, region, time, session token)
+    type Case<'a> = (&'a str, u16, &'a str, &'a str, &'a str, Option<&'a str>);
+    let cases: [Case; 4] = [
         (RDS_HOST, 5432, "emr_driver", "us-east-1", "2026-12-01T02:30:00", None),
         // IRSA credentials are temporary: the session token is signed and sent.
         (RDS_HOST, 5432, "emr_driver", "us-east-1", "2026-12-01T02:30:00", Some("IQoJb3JpZ2luX2VjE/+x==")),
