@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from pyspark_jobs.build_dimensions import (
     DIMENSIONS,
+    RUN_ID_OPTION,
     Dimension,
     id_column,
     snapshot_uri,
@@ -70,6 +71,7 @@ OPTIONS = [
         "without it, unusable purchase rows are only counted in the metrics)",
         required=False,
     ),
+    RUN_ID_OPTION,
 ]
 FACT_COLUMNS = (
     "customerid",
@@ -255,7 +257,7 @@ def _read_parquet(spark: SparkSession, uri: str, columns: Sequence[str]) -> Data
 
 
 def _dimension(spark: SparkSession, args: argparse.Namespace, dimension: Dimension) -> DataFrame:
-    uri = snapshot_uri(args.dims_root, dimension, args.run_date)
+    uri = snapshot_uri(args.dims_root, dimension, args.run_date, args.run_id)
     return _read_parquet(spark, uri, [id_column(dimension), dimension.value_column])
 
 
