@@ -114,6 +114,13 @@ impl Api {
             doc["sources"][source] = serde_json::json!({"rows_in": 5, "rows_out": 4, "rows_rejected": 1, "rejected_by_reason": {"bad_id": 1}});
         }
         self.write(&format!("{metrics}/part-00000.txt"), format!("{doc}\n").as_bytes());
+        // The job's output folders, complete, so the run can record and publish them.
+        for (folder, data) in crate::support::job_output_folders(&job.args) {
+            if data {
+                self.write(&format!("{folder}/part-00000-fake.bin"), job.name.as_bytes());
+            }
+            self.write(&format!("{folder}/_SUCCESS"), b"");
+        }
     }
 
     /// One poll moves every job one step along its life cycle.
