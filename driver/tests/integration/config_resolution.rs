@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use emr_driver::config::{Config, ConfigError, Overrides, Target};
 use emr_driver::error::{ExitCode, ExitStatus};
 
-const FILE: &str = include_str!("../../config/pipeline.toml");
+const FILE: &str = include_str!("../../../config/pipeline.toml");
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
