@@ -129,6 +129,7 @@ impl Api {
         for i in 0..self.jobs.len() {
             let script = self.scripts.get(key_of(&self.jobs[i].name)).copied().unwrap_or(Script::Complete);
             let job = &mut self.jobs[i];
+            let before = job.state;
             job.state = match (job.state, script) {
                 ("SUBMITTED", _) => "RUNNING",
                 ("RUNNING", Script::Complete) => "SUCCESS",
@@ -139,7 +140,10 @@ impl Api {
             if job.state == "FAILED" && job.details.is_empty() {
                 job.details = "Job failed, please check complete logs in configured logging destination. ExitCode: 1. Last few exceptions: ValueError: the fake job broke...".into();
             }
-            done.push(i);
+            // What a job writes, it writes once, when it ends (not again on every poll).
+            if job.state != before {
+                done.push(i);
+            }
         }
         for i in done {
             let job = self.jobs[i].clone();
