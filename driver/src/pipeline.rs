@@ -421,7 +421,8 @@ impl Pipeline {
                 return Ok(Done::Redo);
             }
         }
-        let recorded = previous.as_ref().and_then(|m| m.steps.iter().find(|s| s.key == key)).and_then(|s| s.outputs.clone());
+        let recorded =
+            previous.as_ref().and_then(|m| m.steps.iter().find(|s| s.key == key)).and_then(|s| s.outputs.clone());
         let Some(recorded) = recorded else {
             self.progress.line(&format!("{key}: the earlier attempt recorded no outputs for it; running it again"));
             return Ok(Done::Redo);
@@ -488,7 +489,9 @@ impl Pipeline {
     /// "Old run folders"); a problem there is only a warning.
     async fn remove_superseded(&self) {
         let removed = match self.published().await {
-            Ok(published) => crate::publish::remove_superseded(self.store.as_ref(), &published).await.map_err(Error::from),
+            Ok(published) => {
+                crate::publish::remove_superseded(self.store.as_ref(), &published).await.map_err(Error::from)
+            }
             Err(e) => Err(e),
         };
         match removed {

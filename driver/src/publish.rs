@@ -37,9 +37,7 @@ pub enum PublishError {
          or files removed since); rerun the date (`emr-driver run --force` to redo every step)"
     )]
     Incomplete { step: String, uri: String, marker: String },
-    #[error(
-        "step {step} has no recorded outputs in the manifest, so nothing can be published for it; rerun the date"
-    )]
+    #[error("step {step} has no recorded outputs in the manifest, so nothing can be published for it; rerun the date")]
     Unrecorded { step: String },
     #[error(
         "{uri} changed after run {run_id} recorded it (write id {recorded}, now {now}): another process wrote or \
@@ -51,9 +49,7 @@ pub enum PublishError {
          nothing was loaded; check `emr-driver status` and rerun the date"
     )]
     Raced { pointer: String, run_id: String },
-    #[error(
-        "the date's pointer {pointer} {found} instead of run {run_id}: nothing was loaded; rerun the date"
-    )]
+    #[error("the date's pointer {pointer} {found} instead of run {run_id}: nothing was loaded; rerun the date")]
     NotPublished { pointer: String, run_id: String, found: String },
     #[error("the date's pointer {pointer} is not readable JSON ({reason}); rerun the date to write it again")]
     BadPointer { pointer: String, reason: String },
@@ -167,7 +163,10 @@ pub fn step_outputs(uris: &LakeUris, key: &str) -> Result<Vec<Output>, StoreErro
 }
 
 /// The write id of what is in `folder` now: `None` when the folder is empty.
-async fn current(store: &dyn ObjectStore, folder: &ObjectUri) -> Result<Option<(OutputRecord, Vec<String>)>, StoreError> {
+async fn current(
+    store: &dyn ObjectStore,
+    folder: &ObjectUri,
+) -> Result<Option<(OutputRecord, Vec<String>)>, StoreError> {
     // The trailing slash keeps a sibling folder whose name starts the same (`run=r1` and
     // `run=r10`) out of the listing.
     let prefix = folder.join("");
@@ -200,11 +199,8 @@ async fn current(store: &dyn ObjectStore, folder: &ObjectUri) -> Result<Option<(
 pub async fn record(store: &dyn ObjectStore, uris: &LakeUris, key: &str) -> Result<StepOutputs, PublishError> {
     let mut recorded = StepOutputs::new();
     for out in step_outputs(uris, key)? {
-        let incomplete = || PublishError::Incomplete {
-            step: key.to_string(),
-            uri: out.uri.to_string(),
-            marker: out.marker.clone(),
-        };
+        let incomplete =
+            || PublishError::Incomplete { step: key.to_string(), uri: out.uri.to_string(), marker: out.marker.clone() };
         let (record, names) = current(store, &out.uri).await?.ok_or_else(incomplete)?;
         if !names.iter().any(|n| *n == out.marker) {
             return Err(incomplete());
@@ -233,7 +229,11 @@ pub async fn differs(store: &dyn ObjectStore, recorded: &StepOutputs) -> Result<
 }
 
 /// Fails with [`PublishError::Changed`] unless every output is still what `run_id` recorded.
-pub async fn check_unchanged(store: &dyn ObjectStore, run_id: &str, recorded: &StepOutputs) -> Result<(), PublishError> {
+pub async fn check_unchanged(
+    store: &dyn ObjectStore,
+    run_id: &str,
+    recorded: &StepOutputs,
+) -> Result<(), PublishError> {
     for before in recorded.values() {
         let now = current(store, &folder(&before.uri)?).await?;
         let now_id = now.map(|(r, _)| r.write_id).unwrap_or_else(|| "nothing (removed)".into());
@@ -300,11 +300,8 @@ pub async fn published_run(
     pointer: &ObjectUri,
     run_id: &str,
 ) -> Result<Published, PublishError> {
-    let not = |found: String| PublishError::NotPublished {
-        pointer: pointer.to_string(),
-        run_id: run_id.to_string(),
-        found,
-    };
+    let not =
+        |found: String| PublishError::NotPublished { pointer: pointer.to_string(), run_id: run_id.to_string(), found };
     let published = read_pointer(store, pointer).await?.ok_or_else(|| not("does not exist".into()))?;
     if published.run_id != run_id {
         return Err(not(format!("names run {}", published.run_id)));
@@ -423,10 +420,7 @@ mod tests {
         let previous = publish(&store, &pointer, &published[1]).await.unwrap().unwrap();
         assert_eq!(previous.run_id, "a");
         assert_eq!(published_run(&store, &pointer, "b").await.unwrap().run_id, "b");
-        assert!(matches!(
-            published_run(&store, &pointer, "a").await,
-            Err(PublishError::NotPublished { .. })
-        ));
+        assert!(matches!(published_run(&store, &pointer, "a").await, Err(PublishError::NotPublished { .. })));
         let removed = remove_superseded(&store, &published[1]).await.unwrap();
         assert_eq!(removed, vec!["s3://st/fact/dt=2021-10-31/run=a".to_string()]);
         assert!(store.head(&ObjectUri::parse(&make("b").1).unwrap()).await.unwrap().is_some());

@@ -339,7 +339,11 @@ async fn a_rerun_attaches_to_running_steps_instead_of_submitting_twice() {
     for (job, source) in [("classify_reviews", "movie_review"), ("parse_logs", "log_reviews")] {
         for output in emr_driver::publish::step_outputs(&uris, job).unwrap() {
             if !output.name.starts_with("_metrics/") {
-                world.store.put_bytes(&output.uri.join("part-00000.bin"), Bytes::from_static(b"old job")).await.unwrap();
+                world
+                    .store
+                    .put_bytes(&output.uri.join("part-00000.bin"), Bytes::from_static(b"old job"))
+                    .await
+                    .unwrap();
             }
             world.store.put_bytes(&output.uri.join("_SUCCESS"), Bytes::new()).await.unwrap();
         }
@@ -688,7 +692,10 @@ async fn a_step_whose_recorded_outputs_changed_is_run_again_not_skipped() {
         step(&second, "parse_logs").outputs.as_ref().unwrap()["review_logs"].write_id,
         step(&first, "parse_logs").outputs.as_ref().unwrap()["review_logs"].write_id
     );
-    assert_eq!(published(&world).await.outputs["review_logs"], step(&second, "parse_logs").outputs.as_ref().unwrap()["review_logs"]);
+    assert_eq!(
+        published(&world).await.outputs["review_logs"],
+        step(&second, "parse_logs").outputs.as_ref().unwrap()["review_logs"]
+    );
 
     // A removed output (the fact's load files): build_fact runs again, alone.
     let load = ObjectUri::parse(&published(&world).await.outputs["warehouse_load/fact_movie_analytics"].uri).unwrap();
@@ -720,7 +727,15 @@ async fn a_half_written_output_is_never_recorded_or_published() {
         FakeRunner::new(world.store.clone(), &[("classify_reviews", Script::Fail), ("parse_logs", Script::Fail)]);
     let (manifest, result) = world.run(failing).await;
     assert_eq!(result.unwrap_err().exit_code(), ExitCode::StepFailed);
-    assert!(world.store.head(&emr_driver::publish::pointer_uri(&world.config.buckets.staging, DATE)).await.unwrap().is_none(), "a failed run published");
+    assert!(
+        world
+            .store
+            .head(&emr_driver::publish::pointer_uri(&world.config.buckets.staging, DATE))
+            .await
+            .unwrap()
+            .is_none(),
+        "a failed run published"
+    );
 
     // The cluster says both steps of an earlier driver COMPLETED, but parse_logs' review_logs
     // has no _SUCCESS (its write never finished): that step is submitted again, the other
@@ -729,7 +744,11 @@ async fn a_half_written_output_is_never_recorded_or_published() {
     for (job, source) in [("classify_reviews", "movie_review"), ("parse_logs", "log_reviews")] {
         for output in emr_driver::publish::step_outputs(&uris, job).unwrap() {
             if !output.name.starts_with("_metrics/") {
-                world.store.put_bytes(&output.uri.join("part-00000.bin"), Bytes::from_static(b"old job")).await.unwrap();
+                world
+                    .store
+                    .put_bytes(&output.uri.join("part-00000.bin"), Bytes::from_static(b"old job"))
+                    .await
+                    .unwrap();
             }
             if output.name != "review_logs" {
                 world.store.put_bytes(&output.uri.join("_SUCCESS"), Bytes::new()).await.unwrap();

@@ -14,12 +14,14 @@ pub fn job_output_folders(args: &[String]) -> Vec<(String, bool)> {
         .into_iter()
         .find(|j| args.iter().any(|a| a == j))
         .expect("a pipeline job");
-    let mut out: Vec<(String, bool)> = ["--output", "--rejects"].iter().filter_map(|f| value(f)).map(|f| (f, true)).collect();
+    let mut out: Vec<(String, bool)> =
+        ["--output", "--rejects"].iter().filter_map(|f| value(f)).map(|f| (f, true)).collect();
     out.extend(value("--metrics").map(|f| (f, false)));
     let load_root = value("--load-root");
     match job {
         "build_dimensions" => {
-            let (date, run, dims) = (value("--run-date").unwrap(), value("--run-id").unwrap(), value("--dims-root").unwrap());
+            let (date, run, dims) =
+                (value("--run-date").unwrap(), value("--run-id").unwrap(), value("--dims-root").unwrap());
             for dim in emr_driver::db::warehouse::DIMENSIONS.iter().map(|d| d.table) {
                 out.push((format!("{dims}/{dim}/dt={date}/run={run}"), true));
                 out.push((format!("{}/{dim}", load_root.clone().unwrap()), true));
