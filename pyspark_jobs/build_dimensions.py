@@ -32,11 +32,17 @@ from pyspark_jobs.warehouse_types import unloadable_reason
 JOB = "build_dimensions"
 UNKNOWN = "Unknown"
 UNKNOWN_ID = 0
+# Optional so that a job line of the layout before run-scoped staging still runs; the driver
+# always gives it (its dims snapshots are per run: `<dims-root>/<dim>/dt=D/run=<run id>`).
+RUN_ID_OPTION = Option(
+    "--run-id", "the run id: the dimension snapshots go to <dim>/dt=D/run=<run id>", required=False
+)
 OPTIONS = [
     Option("--review-logs", "the URI of the review_logs partition folder of the run"),
     Option("--dims-root", "the URI under which each dimension has its dt=D snapshots"),
     Option("--load-root", "the URI of the run's warehouse-load folder"),
     Option("--metrics", "the URI of the folder to replace with the metrics JSON line"),
+    RUN_ID_OPTION,
 ]
 
 
@@ -98,8 +104,14 @@ def id_column(dimension: Dimension) -> str:
     return dimension.schema.fields[0].name
 
 
-def snapshot_uri(dims_root: str, dimension: Dimension, run_date: dt.date) -> str:
-    return join_uri(dims_root, dimension.table, f"dt={run_date.isoformat()}")
+def snapshot_uri(
+    dims_root: str, dimension: Dimension, run_date: dt.date, run_id: str | None = None
+) -> str:
+    """`<dims-root>/<dim>/dt=D/run=<run id>`: each run its own snapshot, so another run of the
+    same date never replaces the snapshot this run's fact was built with (`dt=D` alone without
+    a run id, the layout before run-scoped staging)."""
+    folder = join_uri(dims_root, dimension.table, f"dt={run_date.isoformat()}")
+    return join_uri(folder, f"run={run_id}") if run_id else folder
 
 
 # --- pure parts -----------------------------------------------------------------------
@@ -286,7 +298,7 @@ def load(
     left_out = {}
     for dimension in DIMENSIONS:
         frame = rows_frame(spark, rows[dimension.table], dimension.schema)
-        write_parquet(frame, snapshot_uri(args.dims_root, dimension, args.run_date))
+        write_parquet(frame, snapshot_uri(args.dims_root, dimension, args.run_date, args.run_id))
         kept, left_out[dimension.table] = loadable_rows(dimension, rows[dimension.table])
         loadable = rows_frame(spark, kept, dimension.schema)
         write_load_csv(loadable, join_uri(args.load_root, dimension.table))

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from pyspark_jobs.build_dimensions import (
     DIMENSIONS,
+    RUN_ID_OPTION,
     Dimension,
     id_column,
     snapshot_uri,
@@ -70,6 +71,7 @@ OPTIONS = [
         "without it, unusable purchase rows are only counted in the metrics)",
         required=False,
     ),
+    RUN_ID_OPTION,
 ]
 FACT_COLUMNS = (
     "customerid",
@@ -296,7 +298,7 @@ def _read_parquet(spark: SparkSession, uri: str, columns: Sequence[str]) -> Data
 def _dimension(spark: SparkSession, args: argparse.Namespace, dimension: Dimension) -> DataFrame:
     """The run's snapshot of `dimension`, read with its known schema: no Spark job to infer
     it from the files (build_dimensions writes exactly that schema)."""
-    uri = snapshot_uri(args.dims_root, dimension, args.run_date)
+    uri = snapshot_uri(args.dims_root, dimension, args.run_date, args.run_id)
     try:
         frame = spark.read.schema(dimension.schema).parquet(uri)
     except Exception as error:  # noqa: BLE001 - a missing or unreadable snapshot folder

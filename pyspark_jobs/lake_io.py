@@ -88,19 +88,29 @@ def _file_system(spark: SparkSession, uri: str):
 
 
 def partition_folders(spark: SparkSession, root: str) -> list[str]:
-    """The `dt=*` folders directly under `root` whose write completed (Spark's `_SUCCESS`
-    marker is there, written after every part file was committed) and that hold a data file,
-    sorted; [] if none. A folder a crashed or running job left half-written is never read."""
+    """The snapshot folders under `root` whose write completed (Spark's `_SUCCESS` marker is
+    there, written after every part file was committed) and that hold a data file, sorted;
+    [] if none. A snapshot is `dt=*/run=*` (one per run: another run of the same date never
+    replaces it) or, as written before run-scoped staging, `dt=*` itself. A folder a crashed
+    or running job left half-written is never read."""
     path, fs = _file_system(spark, root)
     if not fs.exists(path):
         return []
+
+    def complete(folder) -> bool:
+        names = [f.getPath().getName() for f in fs.listStatus(folder) if f.isFile()]
+        return "_SUCCESS" in names and any(not n.startswith(("_", ".")) for n in names)
+
     folders = []
     for child in fs.listStatus(path):
-        if child.isDirectory() and child.getPath().getName().startswith("dt="):
-            names = [f.getPath().getName() for f in fs.listStatus(child.getPath()) if f.isFile()]
-            complete = "_SUCCESS" in names
-            if complete and any(not n.startswith(("_", ".")) for n in names):
-                folders.append(child.getPath().toString())
+        if not (child.isDirectory() and child.getPath().getName().startswith("dt=")):
+            continue
+        if complete(child.getPath()):
+            folders.append(child.getPath().toString())
+        for run in fs.listStatus(child.getPath()):
+            is_run = run.isDirectory() and run.getPath().getName().startswith("run=")
+            if is_run and complete(run.getPath()):
+                folders.append(run.getPath().toString())
     return sorted(folders)
 
 

@@ -23,6 +23,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod poll;
 pub mod preflight;
+pub mod publish;
 pub mod render;
 pub mod reporting;
 pub mod runner;

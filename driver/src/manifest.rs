@@ -127,6 +127,10 @@ pub struct StepRecord {
     /// What the step used, when the runner reports it (EMR Serverless job runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<ResourceUsage>,
+    /// The step's output folders with their write ids, recorded when it completed: a rerun
+    /// reuses the step only while the store holds exactly these (crate::publish).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<crate::publish::StepOutputs>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,6 +157,10 @@ pub struct RunManifest {
     /// report); absent in manifests written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysts: Option<AnalystsSummary>,
+    /// The date's pointer, once this run published its outputs there
+    /// (`s3://<staging>/_published/dt=D.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
 }
 
 /// Where the run's data is and what it says, for the end of the summary.
@@ -331,12 +339,14 @@ mod tests {
                 metrics: None,
                 failure: None,
                 usage: None,
+                outputs: None,
             }],
             sources: BTreeMap::new(),
             manifest_uri: "s3://staging/_runs/2021-10-31-abcdef012345.json".into(),
             error: None,
             usage: None,
             analysts: None,
+            published: None,
         }
     }
 

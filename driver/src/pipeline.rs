@@ -132,6 +132,17 @@ pub struct RunOptions {
     pub turns: Option<crate::backfill::RunTurns>,
 }
 
+/// Whether an earlier attempt's step can be reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    /// Recorded COMPLETED, and its outputs are exactly what it recorded.
+    Yes,
+    /// Recorded COMPLETED, but its outputs changed or were never recorded: run it again.
+    Redo,
+    /// Not recorded as completed.
+    No,
+}
+
 /// Lines for people (stderr) about the driver's own work; the poll observer shows the steps.
 pub trait Progress: Send + Sync {
     fn line(&self, text: &str);
@@ -389,6 +400,7 @@ impl Pipeline {
             error: None,
             usage: None,
             analysts: None,
+            published: None,
         }
     }
 
@@ -412,6 +424,110 @@ impl Pipeline {
                 .as_ref()
                 .and_then(|m| m.steps.iter().find(|s| s.key == key))
                 .is_some_and(|s| s.state == StepState::Completed.as_str())
+    }
+
+    /// Whether step `key` is done: the earlier attempt of this run id recorded it COMPLETED
+    /// (and not `force`) and the store still holds exactly the outputs it recorded. A step
+    /// whose outputs were removed or rewritten since is run again, and so is one recorded
+    /// without outputs (a manifest from before the outputs were recorded).
+    ///
+    /// A step one of whose inputs was written again in this attempt runs again too: its output
+    /// was built from a write that is gone.
+    async fn done_before(&self, previous: &Option<RunManifest>, manifest: &RunManifest, key: &str) -> Result<Done> {
+        if !self.completed_before(previous, key) {
+            return Ok(Done::No);
+        }
+        let mut upstream: Vec<String> = self.plan.step(key).map(|s| s.depends_on.clone()).unwrap_or_default();
+        if key == "build_fact" {
+            upstream.push(USER_PURCHASE.to_string()); // it reads the user_purchase export
+        }
+        for dep in upstream {
+            if manifest.steps.iter().any(|s| s.key == dep && !s.reused) {
+                self.progress.line(&format!("{key}: {dep} was written again in this attempt; running {key} again"));
+                return Ok(Done::Redo);
+            }
+        }
+        let recorded =
+            previous.as_ref().and_then(|m| m.steps.iter().find(|s| s.key == key)).and_then(|s| s.outputs.clone());
+        let Some(recorded) = recorded else {
+            self.progress.line(&format!("{key}: the earlier attempt recorded no outputs for it; running it again"));
+            return Ok(Done::Redo);
+        };
+        match crate::publish::differs(self.store.as_ref(), &recorded).await? {
+            None => Ok(Done::Yes),
+            Some(why) => {
+                self.progress.line(&format!("{key}: completed by an earlier attempt, but {why}; running it again"));
+                Ok(Done::Redo)
+            }
+        }
+    }
+
+    /// Records the outputs of step `key`, which just completed, with their write ids.
+    async fn record_outputs(&self, manifest: &mut RunManifest, key: &str) -> Result<()> {
+        let outputs = crate::publish::record(self.store.as_ref(), &self.plan.uris, key).await?;
+        manifest.step_mut(key).expect("every step is in the manifest").outputs = Some(outputs);
+        Ok(())
+    }
+
+    /// Publishes the run's outputs: one atomic write of the date's pointer, naming the run and
+    /// every output with its write id, once every step succeeded and the counts were checked.
+    async fn publish(&self, manifest: &mut RunManifest) -> Result<()> {
+        let mut outputs = crate::publish::StepOutputs::new();
+        for step in &manifest.steps {
+            if crate::publish::step_outputs(&self.plan.uris, &step.key)?.is_empty() {
+                continue;
+            }
+            let recorded = step
+                .outputs
+                .as_ref()
+                .ok_or_else(|| crate::publish::PublishError::Unrecorded { step: step.key.clone() })?;
+            outputs.extend(recorded.clone());
+        }
+        let pointer = ObjectUri::parse(&self.plan.uris.published)?;
+        let published = crate::publish::Published {
+            run_date: self.plan.date(),
+            run_id: self.plan.run_id.clone(),
+            manifest: self.plan.uris.manifest.clone(),
+            published_at: self.clock.now(),
+            load_root: self.plan.uris.load_root.clone(),
+            outputs,
+        };
+        let previous = self
+            .with_shutdown(async { Ok(crate::publish::publish(self.store.as_ref(), &pointer, &published).await?) })
+            .await?;
+        let replaced = match previous {
+            Some(p) if p.run_id != published.run_id => format!(" (it named run {})", p.run_id),
+            _ => String::new(),
+        };
+        self.progress.line(&format!("published run {} at {pointer}{replaced}", published.run_id));
+        manifest.published = Some(pointer.to_string());
+        Ok(())
+    }
+
+    /// The date's pointer, which must name this run with every output unchanged: what the
+    /// warehouse load and Spectrum read, never a bare date folder.
+    async fn published(&self) -> Result<crate::publish::Published> {
+        let pointer = ObjectUri::parse(&self.plan.uris.published)?;
+        Ok(crate::publish::published_run(self.store.as_ref(), &pointer, &self.plan.run_id).await?)
+    }
+
+    /// After the load: the date's folders of every other run go (docs/driver-operations.md,
+    /// "Old run folders"); a problem there is only a warning.
+    async fn remove_superseded(&self) {
+        let removed = match self.published().await {
+            Ok(published) => {
+                crate::publish::remove_superseded(self.store.as_ref(), &published).await.map_err(Error::from)
+            }
+            Err(e) => Err(e),
+        };
+        match removed {
+            Ok(folders) => {
+                for folder in folders {
+                    self.progress.line(&format!("removed {folder}: a run of the date the pointer does not name"));
+                }
+            }
+            Err(e) => self.progress.line(&format!("warning: could not remove the date's other run folders: {e}")),
+        }
     }
 
     async fn execute(
@@ -488,7 +604,10 @@ impl Pipeline {
             return Err(e);
         }
         self.finish_runner(&provided, manifest).await;
-        self.load_warehouse(manifest).await
+        self.publish(manifest).await?;
+        self.load_warehouse(manifest).await?;
+        self.remove_superseded().await;
+        Ok(())
     }
 
     /// Waits until the cluster (created or reused) is WAITING or RUNNING; a cluster that ends
@@ -556,7 +675,22 @@ impl Pipeline {
             Ok(bytes) => serde_json::from_slice(&bytes).ok(),
             Err(_) => None,
         };
-        Ok(previous.filter(|m| m.state == RunState::Succeeded && m.run_id == plan.run_id))
+        let run_id = plan.run_id.clone();
+        let Some(previous) = previous.filter(|m| m.state == RunState::Succeeded && m.run_id == run_id) else {
+            return Ok(None);
+        };
+        // Succeeded is not enough: the date's pointer must still name that run, with every
+        // output it published unchanged (another run of the date may have been published
+        // since, or files removed); otherwise the date runs again (reusing what is intact).
+        let pointer = ObjectUri::parse(&plan.uris.published)?;
+        let published = match crate::publish::read_pointer(self.store.as_ref(), &pointer).await {
+            Ok(Some(published)) if published.run_id == run_id => published,
+            _ => return Ok(None),
+        };
+        if crate::publish::differs(self.store.as_ref(), &published.outputs).await?.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(previous))
     }
 
     /// The lock around the dimension registry, shared by every run date: waits (polling) while
@@ -723,14 +857,15 @@ impl Pipeline {
         previous: &Option<RunManifest>,
         file: Option<ObjectUri>,
     ) -> Result<()> {
-        if self.completed_before(previous, USER_PURCHASE) {
+        if self.done_before(previous, manifest, USER_PURCHASE).await? == Done::Yes {
             return self.reuse_previous(manifest, previous, USER_PURCHASE);
         }
         let _turn = match self.options.databases.source {
             Some(_) => self.database_turn().await,
             None => None,
         };
-        self.driver_step(manifest, USER_PURCHASE, self.stage_user_purchase_inner(file)).await
+        self.driver_step(manifest, USER_PURCHASE, self.stage_user_purchase_inner(file)).await?;
+        self.record_outputs(manifest, USER_PURCHASE).await
     }
 
     async fn stage_user_purchase_inner(&self, file: Option<ObjectUri>) -> Result<Value> {
@@ -866,12 +1001,34 @@ impl Pipeline {
         let listed = if self.options.force { Vec::new() } else { runner.list_steps(&[]).await.unwrap_or_default() };
         let existing = find_steps_by_name(&listed, &names);
 
+        let mut done = Vec::new();
+        for key in wave {
+            done.push(self.done_before(previous, manifest, key).await?);
+        }
+
         let mut ids: Vec<(String, String)> = Vec::new(); // (key, step id) to wait for
         let mut to_submit = Vec::new();
-        for (key, (_, found)) in wave.iter().zip(existing) {
+        for ((key, (_, found)), done) in wave.iter().zip(existing).zip(done) {
             match found {
-                _ if self.completed_before(previous, key) => self.reuse_previous(manifest, previous, key)?,
+                _ if done == Done::Yes => self.reuse_previous(manifest, previous, key)?,
+                // Its recorded outputs changed since: what the cluster says it completed then
+                // is not what the store holds now.
+                ExistingStep::Completed { .. } if done == Done::Redo => to_submit.push(key.to_string()),
                 ExistingStep::Completed { id } => {
+                    // Found by name only (the manifest of that attempt did not record it): its
+                    // outputs count only if every write finished.
+                    let outputs = match crate::publish::record(self.store.as_ref(), &self.plan.uris, key).await {
+                        Ok(outputs) => outputs,
+                        Err(crate::publish::PublishError::Incomplete { uri, marker, .. }) => {
+                            self.progress.line(&format!(
+                                "{key}: step {id} COMPLETED on {}, but {uri} has no {marker}; submitting it again",
+                                runner.describe()
+                            ));
+                            to_submit.push(key.to_string());
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
                     self.progress
                         .line(&format!("{key}: step {id} already COMPLETED on {}, skipped", runner.describe()));
                     let record = manifest.step_mut(key).expect("every step is in the manifest");
@@ -879,6 +1036,7 @@ impl Pipeline {
                     record.state = StepState::Completed.as_str().into();
                     record.reused = true;
                     record.kind = provided.kind.into();
+                    record.outputs = Some(outputs);
                     self.collect_metrics(manifest, key).await?;
                 }
                 ExistingStep::Attach { id, state } => {
@@ -975,7 +1133,10 @@ impl Pipeline {
         for status in steps {
             let Some((key, _)) = ids.iter().find(|(_, id)| *id == status.id) else { continue };
             match status.state {
-                StepState::Completed => self.collect_metrics(manifest, key).await?,
+                StepState::Completed => {
+                    self.collect_metrics(manifest, key).await?;
+                    self.record_outputs(manifest, key).await?;
+                }
                 StepState::Failed => {
                     let (report, cause) = self.diagnose(runner, status).await;
                     manifest.step_mut(key).expect("every step is in the manifest").failure =
@@ -1137,7 +1298,7 @@ impl Pipeline {
     }
 
     async fn load_embedded(&self, path: std::path::PathBuf) -> Result<Value> {
-        let load_root = ObjectUri::parse(&self.plan.uris.load_root)?;
+        let load_root = ObjectUri::parse(&self.published().await?.load_root)?;
         self.progress.line(&format!("loading {load_root} into the embedded warehouse {}", path.display()));
         let report =
             crate::db::embedded::load_run(&path, Arc::clone(&self.store), &load_root, self.plan.run_date).await?;
@@ -1147,7 +1308,8 @@ impl Pipeline {
     }
 
     async fn load_warehouse_inner(&self, login: &crate::db::login::DbLogin) -> Result<Value> {
-        let load_root = ObjectUri::parse(&self.plan.uris.load_root)?;
+        let published = self.published().await?;
+        let load_root = ObjectUri::parse(&published.load_root)?;
         let schema = self.plan.config.warehouse.schema.clone();
         let mut client = login.connect().await?;
         match self.plan.config.warehouse.kind.as_str() {
@@ -1170,7 +1332,7 @@ impl Pipeline {
                 let statements = crate::db::redshift::render_load_sql(&schema, &load_root, &role, self.plan.run_date)?;
                 self.progress.line(&format!("loading {load_root} into Redshift (schema {schema}) with COPY"));
                 let executed = crate::db::redshift::execute(&mut client, &statements).await?;
-                let spectrum = self.register_spectrum(&mut client).await?;
+                let spectrum = self.register_spectrum(&mut client, &published).await?;
                 Ok(serde_json::json!({"statements": executed, "spectrum_statements": spectrum}))
             }
         }
@@ -1179,7 +1341,11 @@ impl Pipeline {
     /// Redshift Spectrum over staging (when `warehouse.glue_database` is set): the external
     /// schema and tables created when absent, and this run's dt= partitions registered, after
     /// the load committed (Redshift runs these only outside a transaction).
-    async fn register_spectrum(&self, client: &mut tokio_postgres::Client) -> Result<Option<usize>> {
+    async fn register_spectrum(
+        &self,
+        client: &mut tokio_postgres::Client,
+        published: &crate::publish::Published,
+    ) -> Result<Option<usize>> {
         let warehouse = &self.plan.config.warehouse;
         let Some(glue) = crate::config::non_empty(&warehouse.glue_database) else { return Ok(None) };
         let settings = crate::db::redshift::SpectrumSettings {
@@ -1188,13 +1354,14 @@ impl Pipeline {
             role_arn: warehouse.redshift_copy_role_arn.clone(),
             staging_bucket: self.plan.config.buckets.staging.clone(),
         };
-        let uris = &self.plan.uris;
-        let folders = [
-            ("classified_movie_review", ObjectUri::parse(&uris.classified_movie_review)?),
-            ("review_logs", ObjectUri::parse(&uris.review_logs)?),
-            ("fact_movie_analytics", ObjectUri::parse(&uris.fact_movie_analytics)?),
-            ("user_purchase", ObjectUri::parse(&uris.user_purchase_export)?),
-        ];
+        // The published run's folders (the pointer's), each date's partition set to them.
+        let mut folders = Vec::new();
+        for table in ["classified_movie_review", "review_logs", "fact_movie_analytics", "user_purchase"] {
+            let uri = published.uri_of(table).ok_or_else(|| crate::publish::PublishError::Unrecorded {
+                step: format!("{table} (in the date's pointer)"),
+            })?;
+            folders.push((table, ObjectUri::parse(uri)?));
+        }
         let partitions: Vec<(&str, &ObjectUri)> = folders.iter().map(|(t, u)| (*t, u)).collect();
         let statements = crate::db::redshift::render_spectrum_sql(&settings, self.plan.run_date, &partitions)?;
         self.progress.line(&format!(
@@ -1229,6 +1396,7 @@ fn driver_step(key: &str) -> StepRecord {
         metrics: None,
         failure: None,
         usage: None,
+        outputs: None,
     }
 }
 

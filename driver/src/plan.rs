@@ -104,6 +104,8 @@ pub struct LakeUris {
     pub rejects_log_reviews: String,
     pub rejects_user_purchase: String,
     pub dims_root: String,
+    /// Dimension table → this run's snapshot of it (`dims/<dim>/dt=D/run=<run id>`).
+    pub dims_snapshots: BTreeMap<String, String>,
     pub load_root: String,
     pub fact_movie_analytics: String,
     pub metrics_root: String,
@@ -111,6 +113,8 @@ pub struct LakeUris {
     pub metrics: BTreeMap<String, String>,
     pub artifacts_root: String,
     pub manifest: String,
+    /// The date's pointer to the run whose outputs are published (`_published/dt=D.json`).
+    pub published: String,
     pub lock: String,
     pub emr_log_uri: String,
 }
@@ -121,8 +125,16 @@ impl LakeUris {
         let staging = &config.buckets.staging;
         let suffix = &config.pipeline.input_suffix;
         let dt = format!("dt={date}");
+        // Staging outputs are run-scoped (`<dataset>/dt=D/run=<run id>`, docs/architecture.md
+        // "Lake layout"): another run of the date never writes or replaces them, and the
+        // date's pointer (`published`) says which run's folders are the date's data.
+        let run = format!("{dt}/run={run_id}");
         let st = |path: &str| format!("s3://{staging}/{path}");
-        let metrics_root = st(&format!("_metrics/{dt}"));
+        let metrics_root = st(&format!("_metrics/{run}"));
+        let dims_snapshots = crate::db::warehouse::DIMENSIONS
+            .iter()
+            .map(|d| (d.table.to_string(), st(&format!("dims/{}/{run}", d.table))))
+            .collect();
         let metrics =
             STEP_DEPENDENCIES.iter().map(|(job, _)| (job.to_string(), format!("{metrics_root}/{job}"))).collect();
         LakeUris {
@@ -130,20 +142,22 @@ impl LakeUris {
             movie_review_input: format!("s3://{raw}/incoming/{dt}/movie_review"),
             log_reviews_input: format!("s3://{raw}/incoming/{dt}/log_reviews"),
             user_purchase_input: format!("s3://{raw}/incoming/{dt}/user_purchase{suffix}"),
-            user_purchase_export: st(&format!("user_purchase/{dt}")),
-            user_purchase_export_file: st(&format!("user_purchase/{dt}/user_purchase.csv.gz")),
-            classified_movie_review: st(&format!("classified_movie_review/{dt}")),
-            review_logs: st(&format!("review_logs/{dt}")),
-            rejects_movie_review: st(&format!("rejects/movie_review/{dt}")),
-            rejects_log_reviews: st(&format!("rejects/log_reviews/{dt}")),
-            rejects_user_purchase: st(&format!("rejects/user_purchase/{dt}")),
+            user_purchase_export: st(&format!("user_purchase/{run}")),
+            user_purchase_export_file: st(&format!("user_purchase/{run}/user_purchase.csv.gz")),
+            classified_movie_review: st(&format!("classified_movie_review/{run}")),
+            review_logs: st(&format!("review_logs/{run}")),
+            rejects_movie_review: st(&format!("rejects/movie_review/{run}")),
+            rejects_log_reviews: st(&format!("rejects/log_reviews/{run}")),
+            rejects_user_purchase: st(&format!("rejects/user_purchase/{run}")),
             dims_root: st("dims"),
-            load_root: st(&format!("warehouse_load/{dt}")),
-            fact_movie_analytics: st(&format!("fact_movie_analytics/{dt}")),
+            dims_snapshots,
+            load_root: st(&format!("warehouse_load/{run}")),
+            fact_movie_analytics: st(&format!("fact_movie_analytics/{run}")),
             metrics_root,
             metrics,
             artifacts_root: format!("s3://{raw}/artifacts"),
             manifest: st(&format!("_runs/{run_id}.json")),
+            published: crate::publish::pointer_uri(staging, date).to_string(),
             lock: crate::lock::lock_uri(staging, date).to_string(),
             emr_log_uri: config.emr.log_uri.clone(),
         }

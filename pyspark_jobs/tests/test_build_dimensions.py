@@ -52,7 +52,7 @@ def write_logs(spark, folder: Path, rows):
     spark.createDataFrame(rows, LOG_SCHEMA).write.mode("overwrite").parquet(str(folder))
 
 
-def run(spark, tmp_path: Path, day: str, rows):
+def run(spark, tmp_path: Path, day: str, rows, run_id=None):
     logs = tmp_path / "review_logs" / f"dt={day}"
     write_logs(spark, logs, rows)
     args = [
@@ -62,6 +62,8 @@ def run(spark, tmp_path: Path, day: str, rows):
         "--load-root", str(tmp_path / "warehouse_load" / f"dt={day}"),
         "--metrics", str(tmp_path / "_metrics" / f"dt={day}" / "build_dimensions"),
     ]  # fmt: skip
+    if run_id:
+        args += ["--run-id", run_id]
     assert job.main(args) == 0
 
 
@@ -127,6 +129,31 @@ def test_keys_are_stable_across_two_days_and_a_rerun(spark, tmp_path):
     assert snapshot(spark, tmp_path, "dim_devices", "2021-10-30") == snapshot(
         spark, tmp_path, "dim_devices", "2021-10-31"
     )
+
+
+def test_each_run_has_its_own_snapshot_and_the_registry_reads_every_complete_one(spark, tmp_path):
+    day = dt.date(2021, 4, 25)
+    run(spark, tmp_path, "2021-10-31", [log(1, day, "Mobile", "Linux", "Kansas", None)], "run-a")
+    # Another run of the same date (other inputs): its own folder beside run A's, which stays.
+    run(spark, tmp_path, "2021-10-31", [log(1, day, "Tablet", "Linux", "Kansas", None)], "run-b")
+    devices = tmp_path / "dims" / "dim_devices"
+
+    def read(folder):
+        return sorted(tuple(r) for r in spark.read.parquet(str(devices / folder)).collect())
+
+    assert read("dt=2021-10-31/run=run-a") == [(0, "Unknown"), (1, "Mobile")]
+    assert read("dt=2021-10-31/run=run-b") == [(0, "Unknown"), (1, "Mobile"), (2, "Tablet")]
+    bare = devices / "dt=2021-10-31"
+    assert not any(bare.glob("part-*")), "a run wrote into the bare date folder"
+
+    # A snapshot without _SUCCESS (a write that did not finish) is not part of the registry.
+    half = devices / "dt=2021-11-01" / "run=run-c"
+    spark.createDataFrame([(3, "Phablet")], job.DIM_DEVICES.schema).write.parquet(str(half))
+    (half / "_SUCCESS").unlink()
+    run(spark, tmp_path, "2021-11-02", [log(1, day, "Computer", "Linux", "Kansas", None)], "run-d")
+    assert read("dt=2021-11-02/run=run-d") == [
+        (0, "Unknown"), (1, "Mobile"), (2, "Tablet"), (3, "Computer"),
+    ]  # fmt: skip
 
 
 def read_load_csv(folder: Path) -> list[list[str]]:

@@ -13,7 +13,9 @@ pub struct Args {
     /// The run date (YYYY-MM-DD): its fact rows are replaced.
     #[arg(long)]
     pub date: chrono::NaiveDate,
-    /// The folder the jobs wrote the load files to: s3://<staging>/warehouse_load/dt=D
+    /// The folder the jobs wrote the load files to: a run's own
+    /// s3://<staging>/warehouse_load/dt=D/run=<run id> (the date's published one is the `load_root`
+    /// of s3://<staging>/_published/dt=D.json), never the bare dt=D folder.
     #[arg(long)]
     pub load_root: String,
     /// The warehouse schema.

@@ -129,6 +129,7 @@ mod tests {
             error: (state == RunState::Failed).then(|| "step build_fact FAILED: boom".to_string()),
             usage: None,
             analysts: None,
+            published: None,
         }
     }
 

@@ -334,7 +334,8 @@ fn source_block(out: &mut String, history: &SourceHistory, staging: &str, links:
     for run in &history.runs {
         let reasons: Vec<String> =
             run.counts.rejected_by_reason.iter().map(|(r, n)| format!("{} {n}", esc(r))).collect();
-        let key = format!("rejects/{}/dt={}/", history.source, run.run_date);
+        // Each run's rejects are in its own folder (docs/architecture.md, "Lake layout").
+        let key = format!("rejects/{}/dt={}/run={}/", history.source, run.run_date, run.run_id);
         let uri = format!("s3://{staging}/{key}");
         let link = match links {
             RejectsLinks::BesideManifest => format!("<a href=\"../../{}\">{}</a>", esc(&key), esc(&uri)),
@@ -508,9 +509,9 @@ mod tests {
     fn rejects_links_point_at_the_rejects_folder() {
         let d = data(five());
         let beside = render(&d, &RejectsLinks::BesideManifest);
-        assert!(beside.contains("<a href=\"../../rejects/log_reviews/dt=2021-10-31/\">s3://movie-staging/rejects/log_reviews/dt=2021-10-31/</a>"));
+        assert!(beside.contains("<a href=\"../../rejects/log_reviews/dt=2021-10-31/run=2021-10-31-abc/\">s3://movie-staging/rejects/log_reviews/dt=2021-10-31/run=2021-10-31-abc/</a>"));
         let none = render(&d, &RejectsLinks::None);
-        assert!(none.contains("<code>s3://movie-staging/rejects/log_reviews/dt=2021-10-31/</code>"));
+        assert!(none.contains("<code>s3://movie-staging/rejects/log_reviews/dt=2021-10-31/run=2021-10-31-abc/</code>"));
         assert!(!none.contains("<a href"));
     }
 }

@@ -96,6 +96,8 @@ impl FakeRunner {
         let (date, job) = date_and_job(config);
         let args = &config.hadoop_jar_step.args;
         let metrics = args.iter().position(|a| a == "--metrics").map(|i| args[i + 1].clone()).unwrap();
+        // The folders the real job writes, each complete (`_SUCCESS`), so the run can publish.
+        crate::support::write_job_outputs(&self.store, args, &config.name).await;
         let mut doc = serde_json::json!({"job": job, "run_date": date, "sources": {}, "outputs": {}});
         match job {
             "classify_reviews" | "parse_logs" => {
@@ -106,7 +108,9 @@ impl FakeRunner {
             "build_dimensions" => {
                 // The registry: every existing snapshot (of any date), as build_dimensions reads it.
                 let mut registry: BTreeMap<String, u64> = BTreeMap::new();
-                for meta in self.store.list(&self.uri("dims/dim_location/")).await.unwrap() {
+                let listing = self.store.list(&self.uri("dims/dim_location/")).await.unwrap();
+                // Only this fake's own registry files (the outputs written above are not JSON).
+                for meta in listing.into_iter().filter(|m| m.uri.key.ends_with(".json")) {
                     let body = self.store.get_bytes(&meta.uri).await.unwrap();
                     let snapshot: BTreeMap<String, u64> = serde_json::from_slice(&body).unwrap();
                     registry.extend(snapshot);

@@ -19,7 +19,7 @@ use emr_driver::error::ExitCode;
 use emr_driver::lock::{LockRequest, RunLock};
 use emr_driver::manifest::{RunManifest, RunState};
 use emr_driver::pipeline::{Databases, Pipeline, Progress, ProvidedRunner, RunOptions, RunnerProvider};
-use emr_driver::plan::Plan;
+use emr_driver::plan::{LakeUris, Plan};
 use emr_driver::poll::{PollOptions, Quiet};
 use emr_driver::runner::{CancelOutcome, RunnerError, StepRunner, Termination};
 use emr_driver::step::{FailureDetails, StepConfig, StepState, StepStatus};
@@ -112,6 +112,9 @@ impl StepRunner for FakeRunner {
             let script = self.script.get(job_of(config)).copied().unwrap_or(Script::Complete);
             let (state, failure) = match script {
                 Script::Complete => {
+                    // Each write differs (as Spark's part file names do): a rerun is a new write.
+                    let body = format!("{} written as {id}", config.name);
+                    crate::support::write_job_outputs(&self.store, &config.hadoop_jar_step.args, &body).await;
                     self.write_metrics(config).await;
                     (StepState::Completed, None)
                 }
@@ -338,10 +341,21 @@ async fn a_rerun_attaches_to_running_steps_instead_of_submitting_twice() {
         .with_existing(vec![running("classify_reviews", "s-OLD1"), running("parse_logs", "s-OLD2")]);
     // The old steps finish while the new driver polls them (on its third listing).
     cluster.finish_existing_on_list.store(3, Ordering::SeqCst);
-    // Metrics of the attached steps, as the old jobs would have written them.
-    let plan = world.plan();
+    // Metrics and outputs of the attached steps, as the old jobs would have written them (in
+    // the run's own folders: the run id is bound to the inputs).
+    let uris = LakeUris::new(&world.config, DATE, &manifest.run_id);
     for (job, source) in [("classify_reviews", "movie_review"), ("parse_logs", "log_reviews")] {
-        let uri = ObjectUri::parse(&format!("{}/part-00000.txt", plan.uris.metrics[job])).unwrap();
+        for output in emr_driver::publish::step_outputs(&uris, job).unwrap() {
+            if !output.name.starts_with("_metrics/") {
+                world
+                    .store
+                    .put_bytes(&output.uri.join("part-00000.bin"), Bytes::from_static(b"old job"))
+                    .await
+                    .unwrap();
+            }
+            world.store.put_bytes(&output.uri.join("_SUCCESS"), Bytes::new()).await.unwrap();
+        }
+        let uri = ObjectUri::parse(&format!("{}/part-00000.txt", uris.metrics[job])).unwrap();
         let doc = serde_json::json!({"job": job, "sources": {source: {"rows_in": 2, "rows_out": 2, "rows_rejected": 0, "rejected_by_reason": {}}}});
         world.store.put_bytes(&uri, Bytes::from(doc.to_string())).await.unwrap();
     }
@@ -632,4 +646,203 @@ async fn rows_in_is_checked_against_the_records_counted_at_ingest() {
     assert_eq!(manifest.state, RunState::Failed);
     let load = manifest.steps.iter().find(|s| s.key == "load_warehouse").unwrap();
     assert_eq!(load.state, "PENDING", "the warehouse load ran after a miscount");
+}
+
+/// The date's pointer (`_published/dt=D.json`).
+async fn published(world: &World) -> emr_driver::publish::Published {
+    let pointer = emr_driver::publish::pointer_uri(&world.config.buckets.staging, DATE);
+    emr_driver::publish::read_pointer(&world.store, &pointer).await.unwrap().expect("the date is published")
+}
+
+/// A `--raw-dir` night whose log ids start at `first` (5 records each: what the fake jobs report).
+fn night(first: usize) -> tempfile::TempDir {
+    let logs: String = std::iter::once("id_review,log\n".to_string())
+        .chain((first..first + 5).map(|i| format!("{i},<reviewlog/>\n")))
+        .collect();
+    raw_dir(&[("movie_review.csv", &reviews(5)), ("log_reviews.csv", &logs), PURCHASES])
+}
+
+impl World {
+    async fn run_night(&self, night: &tempfile::TempDir) -> (Arc<FakeRunner>, RunManifest) {
+        let runner = FakeRunner::new(self.store.clone(), &[]);
+        let mut pipeline = self.pipeline(runner.clone(), watch::channel(None).1);
+        pipeline.options.raw_dir = Some(night.path().to_path_buf());
+        let (manifest, result) = pipeline.run().await;
+        result.unwrap();
+        (runner, manifest)
+    }
+}
+
+fn step<'a>(manifest: &'a RunManifest, key: &str) -> &'a emr_driver::manifest::StepRecord {
+    manifest.steps.iter().find(|s| s.key == key).unwrap()
+}
+
+#[tokio::test]
+async fn a_rerun_never_publishes_another_runs_outputs() {
+    let world = World::new().await;
+    let (night_a, night_b) = (night(0), night(100));
+    let (_, a) = world.run_night(&night_a).await;
+    let published_a = published(&world).await;
+    assert_eq!(published_a.run_id, a.run_id);
+    let pointer = emr_driver::publish::pointer_uri(&world.config.buckets.staging, DATE);
+    assert_eq!(a.published, Some(pointer.to_string()));
+    assert_eq!(published_a.manifest, a.manifest_uri);
+    // Every output is the run's own folder, recorded with a write id in the manifest too.
+    for (name, output) in &published_a.outputs {
+        assert!(output.uri.contains(&format!("/dt={DATE}/run={}", a.run_id)), "{name}: {}", output.uri);
+    }
+    let fact = &published_a.outputs["fact_movie_analytics"];
+    assert_eq!(step(&a, "build_fact").outputs.as_ref().unwrap()["fact_movie_analytics"], *fact);
+
+    // Another run of the date (other inputs: another run id) publishes its own folders...
+    let (_, b) = world.run_night(&night_b).await;
+    assert_ne!(b.run_id, a.run_id);
+    let published_b = published(&world).await;
+    assert_eq!(published_b.run_id, b.run_id);
+    assert!(published_b.outputs.values().all(|o| o.uri.contains(&b.run_id)));
+
+    // ...and A again: its manifest says every step COMPLETED, but not with what the store
+    // holds now, so nothing of B's is taken for A's: every step runs again and A is published.
+    let (again_runner, again) = world.run_night(&night_a).await;
+    assert_eq!(again.run_id, a.run_id);
+    assert_eq!(again_runner.submitted(), 4, "the rerun skipped steps whose outputs are gone");
+    assert!(again.steps.iter().filter(|s| s.kind != "driver").all(|s| !s.reused));
+    let published_again = published(&world).await;
+    assert_eq!(published_again.run_id, a.run_id);
+    assert!(published_again.outputs.values().all(|o| o.uri.contains(&a.run_id) && !o.uri.contains(&b.run_id)));
+    // B's folders are gone (the pointer no longer names them); what the pointer names is whole.
+    let b_fact = ObjectUri::parse(&published_b.outputs["fact_movie_analytics"].uri).unwrap();
+    assert!(world.store.list(&b_fact.join("")).await.unwrap().is_empty(), "B's superseded folder is still there");
+    emr_driver::publish::published_run(&world.store, &pointer, &a.run_id).await.unwrap();
+
+    // A backfill of the date does not count B's success as A's: after B is published again,
+    // A's earlier success does not skip the date.
+    world.run_night(&night_b).await;
+    let mut pipeline = world.pipeline(FakeRunner::new(world.store.clone(), &[]), watch::channel(None).1);
+    pipeline.options.raw_dir = Some(night_a.path().to_path_buf());
+    assert!(pipeline.succeeded_before().await.unwrap().is_none(), "a date published by another run was skipped");
+    // With A published and intact, it is skipped.
+    world.run_night(&night_a).await;
+    let mut pipeline = world.pipeline(FakeRunner::new(world.store.clone(), &[]), watch::channel(None).1);
+    pipeline.options.raw_dir = Some(night_a.path().to_path_buf());
+    assert_eq!(pipeline.succeeded_before().await.unwrap().unwrap().run_id, a.run_id);
+}
+
+#[tokio::test]
+async fn a_step_whose_recorded_outputs_changed_is_run_again_not_skipped() {
+    let world = World::new().await;
+    let (first, result) = world.run(FakeRunner::new(world.store.clone(), &[])).await;
+    result.unwrap();
+
+    // review_logs rewritten after the manifest recorded it (another process, a half-done
+    // overwrite): parse_logs runs again, and so do the steps built from it; classify_reviews
+    // (untouched) is reused.
+    let logs = ObjectUri::parse(&step(&first, "parse_logs").outputs.as_ref().unwrap()["review_logs"].uri).unwrap();
+    world.store.put_bytes(&logs.join("part-00000-fake.bin"), Bytes::from_static(b"someone else's rows")).await.unwrap();
+    let runner = FakeRunner::new(world.store.clone(), &[]);
+    let (second, result) = world.run(runner.clone()).await;
+    result.unwrap();
+    assert_eq!(runner.submitted(), 3, "parse_logs, build_dimensions and build_fact run again");
+    assert!(step(&second, "classify_reviews").reused);
+    for key in ["parse_logs", "build_dimensions", "build_fact"] {
+        assert!(!step(&second, key).reused, "{key} was skipped");
+    }
+    assert_ne!(
+        step(&second, "parse_logs").outputs.as_ref().unwrap()["review_logs"].write_id,
+        step(&first, "parse_logs").outputs.as_ref().unwrap()["review_logs"].write_id
+    );
+    assert_eq!(
+        published(&world).await.outputs["review_logs"],
+        step(&second, "parse_logs").outputs.as_ref().unwrap()["review_logs"]
+    );
+
+    // A removed output (the fact's load files): build_fact runs again, alone.
+    let load = ObjectUri::parse(&published(&world).await.outputs["warehouse_load/fact_movie_analytics"].uri).unwrap();
+    for meta in world.store.list(&load.join("")).await.unwrap() {
+        world.store.delete(&meta.uri).await.unwrap();
+    }
+    let runner = FakeRunner::new(world.store.clone(), &[]);
+    let (third, result) = world.run(runner.clone()).await;
+    result.unwrap();
+    assert_eq!(runner.submitted(), 1);
+    assert!(!step(&third, "build_fact").reused);
+    assert!(world.store.head(&load.join("_SUCCESS")).await.unwrap().is_some());
+
+    // The user_purchase export removed: staged again, and build_fact (which reads it) runs again.
+    let export = ObjectUri::parse(&published(&world).await.outputs["user_purchase"].uri).unwrap();
+    world.store.delete(&export.join("user_purchase.csv.gz")).await.unwrap();
+    let runner = FakeRunner::new(world.store.clone(), &[]);
+    let (fourth, result) = world.run(runner.clone()).await;
+    result.unwrap();
+    assert!(!step(&fourth, "user_purchase").reused);
+    assert_eq!(runner.submitted(), 1, "only build_fact reads the export");
+}
+
+#[tokio::test]
+async fn a_half_written_output_is_never_recorded_or_published() {
+    let world = World::new().await;
+    // Learn the run id from an attempt whose first wave failed.
+    let failing =
+        FakeRunner::new(world.store.clone(), &[("classify_reviews", Script::Fail), ("parse_logs", Script::Fail)]);
+    let (manifest, result) = world.run(failing).await;
+    assert_eq!(result.unwrap_err().exit_code(), ExitCode::StepFailed);
+    assert!(
+        world
+            .store
+            .head(&emr_driver::publish::pointer_uri(&world.config.buckets.staging, DATE))
+            .await
+            .unwrap()
+            .is_none(),
+        "a failed run published"
+    );
+
+    // The cluster says both steps of an earlier driver COMPLETED, but parse_logs' review_logs
+    // has no _SUCCESS (its write never finished): that step is submitted again, the other
+    // reused.
+    let uris = LakeUris::new(&world.config, DATE, &manifest.run_id);
+    for (job, source) in [("classify_reviews", "movie_review"), ("parse_logs", "log_reviews")] {
+        for output in emr_driver::publish::step_outputs(&uris, job).unwrap() {
+            if !output.name.starts_with("_metrics/") {
+                world
+                    .store
+                    .put_bytes(&output.uri.join("part-00000.bin"), Bytes::from_static(b"old job"))
+                    .await
+                    .unwrap();
+            }
+            if output.name != "review_logs" {
+                world.store.put_bytes(&output.uri.join("_SUCCESS"), Bytes::new()).await.unwrap();
+            }
+        }
+        let uri = ObjectUri::parse(&format!("{}/part-00000.txt", uris.metrics[job])).unwrap();
+        let doc = serde_json::json!({"job": job, "sources": {source: {"rows_in": 5, "rows_out": 5, "rows_rejected": 0, "rejected_by_reason": {}}}});
+        world.store.put_bytes(&uri, Bytes::from(doc.to_string())).await.unwrap();
+    }
+    let completed = |key: &str, id: &str| StepStatus {
+        id: id.into(),
+        name: format!("{} {key}", manifest.run_id),
+        state: StepState::Completed,
+        failure: None,
+        started_at: None,
+        ended_at: None,
+    };
+    let cluster = FakeRunner::new(world.store.clone(), &[])
+        .with_existing(vec![completed("classify_reviews", "s-OLD1"), completed("parse_logs", "s-OLD2")]);
+    let (again, result) = world.run(cluster.clone()).await;
+    result.unwrap();
+    assert_eq!(again.run_id, manifest.run_id);
+    assert_eq!(cluster.submitted(), 3, "parse_logs again, then the later waves");
+    assert_eq!(step(&again, "classify_reviews").step_id.as_deref(), Some("s-OLD1"));
+    assert_ne!(step(&again, "parse_logs").step_id.as_deref(), Some("s-OLD2"));
+    let published = published(&world).await;
+    let logs = ObjectUri::parse(&published.outputs["review_logs"].uri).unwrap();
+    assert!(world.store.head(&logs.join("_SUCCESS")).await.unwrap().is_some());
+
+    // A second run of the date in the middle of its writes (its own run folder, no _SUCCESS
+    // yet) changes nothing of what the pointer names.
+    let other = LakeUris::new(&world.config, DATE, "2021-10-31-0000000000ff");
+    let half = ObjectUri::parse(&other.fact_movie_analytics).unwrap().join("part-00000.bin");
+    world.store.put_bytes(&half, Bytes::from_static(b"half")).await.unwrap();
+    let pointer = emr_driver::publish::pointer_uri(&world.config.buckets.staging, DATE);
+    let still = emr_driver::publish::published_run(&world.store, &pointer, &again.run_id).await.unwrap();
+    assert_eq!(still, published);
 }

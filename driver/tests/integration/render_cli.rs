@@ -45,7 +45,7 @@ fn render_prints_the_exact_requests() {
     let run_id = plan["run_id"].as_str().unwrap();
     assert_eq!(plan["steps"][0]["config"]["Name"], format!("{run_id} classify_reviews"));
     assert!(plan["artifacts"]["run_job_py"]["uri"].as_str().unwrap().starts_with("s3://my-raw/artifacts/"));
-    assert_eq!(plan["uris"]["review_logs"], "s3://my-staging/review_logs/dt=2021-10-31");
+    assert_eq!(plan["uris"]["review_logs"], format!("s3://my-staging/review_logs/dt=2021-10-31/run={run_id}"));
     let request = &plan["cluster_request"];
     assert_eq!(request["Instances"]["Ec2SubnetId"], "subnet-x");
     let tags: std::collections::HashMap<&str, &str> = request["Tags"]

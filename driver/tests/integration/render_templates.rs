@@ -241,7 +241,10 @@ fn a_template_file_renders_with_the_plan_vars_and_strictly() {
     std::fs::write(&good, r#"{"Name": "{{run_id}} adhoc", "ActionOnFailure": "CONTINUE",
         "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", "{{artifacts.run_job_py}}", "{{uris.review_logs}}"]}}"#).unwrap();
     let step = render_step_file(&good, &plan.step_vars("adhoc")).unwrap();
-    assert_eq!(step.hadoop_jar_step.args[2], "s3://movie-analytics-dev-staging/review_logs/dt=2021-10-31");
+    assert_eq!(
+        step.hadoop_jar_step.args[2],
+        format!("s3://movie-analytics-dev-staging/review_logs/dt=2021-10-31/run={}", plan.run_id)
+    );
 
     let bad = dir.path().join("bad.json.hbs");
     std::fs::write(

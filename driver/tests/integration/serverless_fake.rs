@@ -115,6 +115,13 @@ impl Api {
             doc["sources"][source] = serde_json::json!({"rows_in": 5, "rows_out": 4, "rows_rejected": 1, "rejected_by_reason": {"bad_id": 1}});
         }
         self.write(&format!("{metrics}/part-00000.txt"), format!("{doc}\n").as_bytes());
+        // The job's output folders, complete, so the run can record and publish them.
+        for (folder, data) in crate::support::job_output_folders(&job.args) {
+            if data {
+                self.write(&format!("{folder}/part-00000-fake.bin"), job.name.as_bytes());
+            }
+            self.write(&format!("{folder}/_SUCCESS"), b"");
+        }
     }
 
     /// One poll moves every job one step along its life cycle.
@@ -123,6 +130,7 @@ impl Api {
         for i in 0..self.jobs.len() {
             let script = self.scripts.get(key_of(&self.jobs[i].name)).copied().unwrap_or(Script::Complete);
             let job = &mut self.jobs[i];
+            let before = job.state;
             job.state = match (job.state, script) {
                 ("SUBMITTED", _) => "RUNNING",
                 ("RUNNING", Script::Complete) => "SUCCESS",
@@ -133,7 +141,10 @@ impl Api {
             if job.state == "FAILED" && job.details.is_empty() {
                 job.details = "Job failed, please check complete logs in configured logging destination. ExitCode: 1. Last few exceptions: ValueError: the fake job broke...".into();
             }
-            done.push(i);
+            // What a job writes, it writes once, when it ends (not again on every poll).
+            if job.state != before {
+                done.push(i);
+            }
         }
         for i in done {
             let job = self.jobs[i].clone();

@@ -172,10 +172,21 @@ async fn a_run_on_emr_serverless_end_to_end_against_moto() {
         .unwrap();
     assert!(ingest.status.success(), "{}", String::from_utf8_lossy(&ingest.stderr));
 
-    // moto runs nothing: put the metrics each job would write where the plan says, balanced.
-    let render = driver().args(["render", "--target", "emr-serverless", "--date", "2021-10-31"]).output().unwrap();
-    assert!(render.status.success(), "{}", String::from_utf8_lossy(&render.stderr));
-    let plan: serde_json::Value = serde_json::from_slice(&render.stdout).unwrap();
+    // moto runs nothing: put what each job would write (its metrics, balanced, and its output
+    // folders, complete) in the run's own folders. Those are named by the run id, which covers
+    // the inputs' digests and is bound only when a run starts: learn it from a run pointed at
+    // an application that does not exist (the application id is not part of the run id),
+    // which fails before it creates or submits anything.
+    let probe = driver()
+        .args(["--output", "json", "run", "--target", "emr-serverless", "--date", "2021-10-31"])
+        .args(["--set", "serverless.application_id=00fnoapplication"])
+        .output()
+        .unwrap();
+    assert_ne!(probe.status.code(), Some(0), "{}", String::from_utf8_lossy(&probe.stderr));
+    let probe_events: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&probe.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let bound_run_id = probe_events.last().unwrap()["manifest"]["run_id"].as_str().unwrap().to_string();
+    let uris = emr_driver::plan::LakeUris::new(&config(&[]), "2021-10-31", &bound_run_id);
     // The sample's record counts, so the balance holds against an independent count too.
     let jobs = [
         ("classify_reviews", Some(("movie_review", 1011))),
@@ -184,8 +195,7 @@ async fn a_run_on_emr_serverless_end_to_end_against_moto() {
         ("build_fact", None),
     ];
     for (job, source) in jobs {
-        let folder =
-            plan["uris"]["metrics"][job].as_str().unwrap().trim_start_matches(&format!("s3://{STAGING}/")).to_string();
+        let folder = uris.metrics[job].trim_start_matches(&format!("s3://{STAGING}/")).to_string();
         let mut doc = serde_json::json!({"job": job, "run_date": "2021-10-31", "sources": {}});
         if let Some((source, rows)) = source {
             doc["sources"][source] =
@@ -198,6 +208,17 @@ async fn a_run_on_emr_serverless_end_to_end_against_moto() {
             .send()
             .await
             .unwrap();
+        for output in emr_driver::publish::step_outputs(&uris, job).unwrap() {
+            // (The metrics folder holds its metrics line only, beside the marker.)
+            let data = !output.name.starts_with("_metrics/");
+            for (name, body) in [("part-00000.bin", &b"moto"[..]), ("_SUCCESS", &b""[..])] {
+                if name != "_SUCCESS" && !data {
+                    continue;
+                }
+                let key = output.uri.join(name).key;
+                s3.put_object().bucket(STAGING).key(key).body(body.to_vec().into()).send().await.unwrap();
+            }
+        }
     }
 
     let run = driver()
@@ -215,6 +236,7 @@ async fn a_run_on_emr_serverless_end_to_end_against_moto() {
     assert_eq!(manifest["cluster"]["kind"], "application");
     assert_eq!(manifest["cluster"]["created_by_run"], true);
     let run_id = manifest["run_id"].as_str().unwrap().to_string();
+    assert_eq!(run_id, bound_run_id);
 
     // Four job runs on the application the run created, named and tagged with the run id.
     let emr = client(&moto).await;
