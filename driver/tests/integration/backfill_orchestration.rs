@@ -384,11 +384,13 @@ fn no_signal() -> watch::Receiver<Option<String>> {
     rx
 }
 
-/// The first date's classify/parse steps end only after many polls; the others' at once.
+/// The first date's classify/parse steps end only once the second date's first step was
+/// submitted; the others' at once. A barrier, not a count of polls: under load, the second
+/// date's ingest can take longer than any number of the first date's fake-clock polls.
 fn slow_first_date() -> Vec<(&'static str, &'static str, Behaviour)> {
     vec![
-        ("2021-01-01", "classify_reviews", Behaviour::CompleteAfterLists(400)),
-        ("2021-01-01", "parse_logs", Behaviour::CompleteAfterLists(400)),
+        ("2021-01-01", "classify_reviews", Behaviour::CompleteAfterSubmitted("2021-01-02", "classify_reviews")),
+        ("2021-01-01", "parse_logs", Behaviour::CompleteAfterSubmitted("2021-01-02", "classify_reviews")),
     ]
 }
 
@@ -429,7 +431,7 @@ async fn without_the_turns_the_same_schedule_gives_other_ids() {
     // The control: it shows the schedule above does race, so the test above can fail. The
     // first date's first wave completes only once the second date's build_dimensions was
     // submitted, so without the turns the second date certainly takes its ids first (a count
-    // of list calls, as above, makes that only likely: the dates' pollers share the counter).
+    // of list calls makes that only likely: the dates' pollers share the counter).
     let reference = World::new().await;
     reference.one_by_one().await;
     let world = World::new().await;
