@@ -53,7 +53,10 @@ enum Behaviour {
     /// RUNNING until cancelled.
     Hang,
     /// COMPLETED once a step of this (date, job) has been submitted: a barrier that makes an
-    /// interleaving of dates certain instead of likely.
+    /// interleaving of dates certain instead of likely. Until then, listing the step waits
+    /// (rather than answering RUNNING): a poller answered RUNNING sleeps on the shared fake
+    /// clock, which returns at once, so it could pass its run's deadline in fake time while
+    /// the other date does its real I/O.
     CompleteAfterSubmitted(&'static str, &'static str),
 }
 
@@ -63,7 +66,8 @@ struct FakeRunner {
     steps: Mutex<Vec<(StepStatus, Behaviour)>>, // (status, when it completes)
     behaviour: HashMap<(String, &'static str), Behaviour>, // (date, job)
     lists: AtomicUsize,
-    submitted: Mutex<Vec<String>>, // step names, in submission order
+    submitted: Mutex<Vec<String>>,              // step names, in submission order
+    submits: tokio::sync::watch::Sender<usize>, // bumped on every submit: wakes barrier waits
     cancelled: Mutex<Vec<String>>,
     terminated: AtomicUsize,
 }
@@ -77,6 +81,7 @@ impl FakeRunner {
             behaviour: behaviour.iter().map(|(d, j, b)| ((d.to_string(), *j), *b)).collect(),
             lists: AtomicUsize::new(0),
             submitted: Mutex::new(Vec::new()),
+            submits: tokio::sync::watch::channel(0).0,
             cancelled: Mutex::new(Vec::new()),
             terminated: AtomicUsize::new(0),
         })
@@ -84,6 +89,22 @@ impl FakeRunner {
 
     fn submitted(&self) -> Vec<String> {
         self.submitted.lock().unwrap().clone()
+    }
+
+    fn was_submitted(&self, date: &str, job: &str) -> bool {
+        self.submitted().iter().any(|n| n.starts_with(date) && n.ends_with(&format!(" {job}")))
+    }
+
+    /// Whether one of `ids` (none: a listing of every step, never held back) is RUNNING behind
+    /// a barrier that has not opened yet.
+    fn behind_a_barrier(&self, ids: &[String]) -> bool {
+        let table = self.steps.lock().unwrap();
+        table.iter().any(|(status, behaviour)| match *behaviour {
+            Behaviour::CompleteAfterSubmitted(date, job) => {
+                ids.contains(&status.id) && status.state == StepState::Running && !self.was_submitted(date, job)
+            }
+            _ => false,
+        })
     }
 
     fn uri(&self, key: &str) -> ObjectUri {
@@ -177,12 +198,18 @@ impl StepRunner for FakeRunner {
             };
             table.push((status, behaviour));
             self.submitted.lock().unwrap().push(config.name.clone());
+            self.submits.send_modify(|n| *n += 1);
             ids.push(id);
         }
         Ok(ids)
     }
 
     async fn list_steps(&self, ids: &[String]) -> Result<Vec<StepStatus>, RunnerError> {
+        // A listing of a step behind a barrier waits for the barrier (see the Behaviour).
+        let mut submits = self.submits.subscribe();
+        while self.behind_a_barrier(ids) {
+            submits.changed().await.expect("the runner outlives its listings");
+        }
         let calls = self.lists.fetch_add(1, Ordering::SeqCst) + 1;
         let submitted = self.submitted();
         let mut table = self.steps.lock().unwrap();

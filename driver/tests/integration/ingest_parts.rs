@@ -213,6 +213,8 @@ impl StepRunner for FakeRunner {
                 let rows = self.rows_in[source];
                 doc["sources"][source] = serde_json::json!({"rows_in": rows, "rows_out": rows, "rows_rejected": 0});
             }
+            // The folders the real job writes, each complete (`_SUCCESS`), so the run can publish.
+            crate::support::write_job_outputs(&self.store, args, &config.name).await;
             let metrics = ObjectUri::parse(&format!("{}/part-00000.txt", arg("--metrics").unwrap())).unwrap();
             self.store.put_bytes(&metrics, Bytes::from(format!("{doc}\n"))).await.unwrap();
             let id = format!("s-FAKE{n}");
