@@ -202,7 +202,7 @@ pub async fn record(store: &dyn ObjectStore, uris: &LakeUris, key: &str) -> Resu
         let incomplete =
             || PublishError::Incomplete { step: key.to_string(), uri: out.uri.to_string(), marker: out.marker.clone() };
         let (record, names) = current(store, &out.uri).await?.ok_or_else(incomplete)?;
-        if !names.iter().any(|n| *n == out.marker) {
+        if !names.contains(&out.marker) {
             return Err(incomplete());
         }
         recorded.insert(out.name.clone(), record);
