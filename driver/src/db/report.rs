@@ -4,8 +4,9 @@
 //! Over Spectrum ([`spectrum_questions`]): the same five files, with the fact read from the
 //! Redshift Spectrum external table (`<spectrum schema>.fact_movie_analytics`, the staging
 //! Parquet of every registered `dt=` partition, sql/redshift/spectrum.sql) and the dimensions
-//! from the warehouse schema: the dimensions are not in Spectrum (the jobs write them only as
-//! load files), and Redshift joins external and local tables in one query. The rest of each
+//! from the warehouse schema: the dimensions have no external tables (their staging Parquet
+//! holds one run's members; the warehouse keeps every member under ids that never change, the
+//! ids the fact points at), and Redshift joins external and local tables in one query. The rest of each
 //! question is unchanged, so the answers are the warehouse's whenever the staging fact holds
 //! the rows the warehouse loaded.
 
@@ -63,12 +64,20 @@ pub fn warehouse_questions() -> Vec<Question> {
 /// any other table is refused (its Spectrum form would be a guess), so a new question must be
 /// added here knowingly.
 pub fn spectrum_questions(external_schema: &str, warehouse_schema: &str) -> Result<Vec<Question>, DbError> {
+    render_for_spectrum(&QUESTIONS, external_schema, warehouse_schema)
+}
+
+fn render_for_spectrum(
+    questions: &[(&'static str, &'static str, &'static str)],
+    external_schema: &str,
+    warehouse_schema: &str,
+) -> Result<Vec<Question>, DbError> {
     let external = check_identifier(external_schema)?;
     let warehouse = check_identifier(warehouse_schema)?;
     let reference = Regex::new(r"(?i)\b(FROM|JOIN)(\s+)([A-Za-z_][A-Za-z0-9_]*)\b(\s*\.)?").expect("a valid regex");
     let cte = Regex::new(r"(?i)(?:\bWITH|,)\s*([A-Za-z_][A-Za-z0-9_]*)\s+AS\s*\(").expect("a valid regex");
     let mut out = Vec::new();
-    for (name, question, sql) in QUESTIONS {
+    for &(name, question, sql) in questions {
         let code = strip_comments(sql);
         let ctes: Vec<String> = cte.captures_iter(&code).map(|c| c[1].to_ascii_lowercase()).collect();
         let mut unknown = None;
@@ -323,6 +332,20 @@ mod tests {
                 && other[0].sql.contains("public.dim_location l")
         );
         assert!(matches!(spectrum_questions("staging; DROP", "warehouse"), Err(DbError::BadIdentifier { .. })));
+        // A question reading another table is refused, not guessed; a `from` in a comment, a
+        // CTE and an already qualified table are left alone.
+        let view = [("q9", "?", "-- from a view\nSELECT * FROM v_fact_movie_analytics v\n")];
+        let err = render_for_spectrum(&view, "staging", "warehouse").unwrap_err();
+        assert!(err.to_string().contains("q9.sql reads `v_fact_movie_analytics`"), "{err}");
+        let fine = [(
+            "q9",
+            "?",
+            "-- counts from a computer\nWITH t AS (SELECT 1 AS n FROM other.fact_movie_analytics)\nSELECT n FROM t JOIN dim_os o ON true\n",
+        )];
+        let sql = &render_for_spectrum(&fine, "staging", "warehouse").unwrap()[0].sql;
+        assert!(sql.ends_with(
+            "-- counts from a computer\nWITH t AS (SELECT 1 AS n FROM other.fact_movie_analytics)\nSELECT n FROM t JOIN warehouse.dim_os o ON true\n"
+        ), "{sql}");
         assert!(matches!(spectrum_questions("staging", "Warehouse"), Err(DbError::BadIdentifier { .. })));
     }
 
