@@ -2,8 +2,9 @@
 `database_auth` of terraform/envs/dev picks "secret" or "iam" per database, and the driver's
 IRSA policy (terraform/modules/eks) grants exactly what that choice needs: GetSecretValue on
 the secrets of the secret path, rds-db:connect on one database user and
-redshift:GetClusterCredentialsWithIAM on one database for the IAM path, nothing for the path
-not taken. The driver's configuration follows the same variable (outputs source_auth,
+redshift:GetClusterCredentialsWithIAM on one database (or, with a Redshift Serverless
+workgroup, redshift-serverless:GetCredentials on that workgroup) for the IAM path, nothing for
+the path not taken. The driver's configuration follows the same variable (outputs source_auth,
 warehouse_auth, the ARNs empty on the IAM path).
 """
 
@@ -52,13 +53,24 @@ def test_the_env_passes_each_permission_only_for_its_path():
         r"local\.source_iam \? \[.*iam_db_user_arn_prefix.*rds_iam_db_user.*\] : \[\]",
         eks["driver_rds_db_user_arns"],
     )
+    # The cluster's database or the workgroup, never both.
     assert re.search(
-        r"local\.warehouse_iam \? \[module\.redshift\.iam_dbname_arn\] : \[\]",
+        r"local\.warehouse_iam && !local\.warehouse_workgroup "
+        r"\? \[module\.redshift\.iam_dbname_arn\] : \[\]",
         eks["driver_redshift_dbname_arns"],
+    )
+    assert re.search(
+        r"local\.warehouse_iam && local\.warehouse_workgroup "
+        r"\? \[var\.redshift_serverless_workgroup_arn\] : \[\]",
+        eks["driver_redshift_serverless_workgroup_arns"],
     )
     locals_ = {k: v for entry in load(ENV / "main.tf")["locals"] for k, v in entry.items()}
     assert locals_["source_iam"] == '${var.database_auth.source == "iam"}'
     assert locals_["warehouse_iam"] == '${var.database_auth.warehouse == "iam"}'
+    assert locals_["warehouse_workgroup"] == '${var.redshift_serverless_workgroup_arn != ""}'
+    workgroup = named(load(ENV / "variables.tf")["variable"], "redshift_serverless_workgroup_arn")
+    # python-hcl2 keeps the quotes: the default is the empty string (the cluster).
+    assert workgroup["default"] == '""'
 
 
 def test_the_driver_policy_grants_the_iam_logins_on_exactly_the_given_resources():
@@ -68,6 +80,7 @@ def test_the_driver_policy_grants_the_iam_logins_on_exactly_the_given_resources(
     for variable, action in (
         ("driver_rds_db_user_arns", '"rds-db:connect"'),
         ("driver_redshift_dbname_arns", '"redshift:GetClusterCredentialsWithIAM"'),
+        ("driver_redshift_serverless_workgroup_arns", '"redshift-serverless:GetCredentials"'),
         ("driver_secret_arns", '"secretsmanager:GetSecretValue"'),
     ):
         guard = f"length(var.{variable}) == 0 ? [] : ["
@@ -76,9 +89,13 @@ def test_the_driver_policy_grants_the_iam_logins_on_exactly_the_given_resources(
         block = block[: block.index("}")]
         assert action in block and f"Resource = var.{variable}" in block, block
     # Never a wildcard for the database logins.
-    assert not re.search(r'"(rds-db|redshift):\*"', policy)
+    assert not re.search(r'"(rds-db|redshift|redshift-serverless):\*"', policy)
     variables = load(EKS / "variables.tf")["variable"]
-    for name in ("driver_rds_db_user_arns", "driver_redshift_dbname_arns"):
+    for name in (
+        "driver_rds_db_user_arns",
+        "driver_redshift_dbname_arns",
+        "driver_redshift_serverless_workgroup_arns",
+    ):
         body = named(variables, name)
         assert body["default"] == [], name
 

@@ -178,7 +178,8 @@ pub struct WarehouseSection {
     pub password_secret_arn: String,
     /// How the driver logs in: `auto` (a secret when `password_secret_arn` is set, else the
     /// URL's password), `password`, `secret`, or `iam` (`GetClusterCredentialsWithIAM` for
-    /// Redshift, an RDS auth token for PostgreSQL): driver/src/db/login.rs.
+    /// Redshift, `GetCredentials` for a Redshift Serverless workgroup, an RDS auth token for
+    /// PostgreSQL): driver/src/db/login.rs.
     #[serde(default = "default_auth")]
     pub auth: String,
     /// Redshift Spectrum over the staging layer: the Glue database (Terraform output

@@ -1,6 +1,9 @@
 //! `emr-driver report`: the five analysts' questions against the warehouse, as tables (or
 //! JSON with `--output json`); `--html FILE` also writes the self-contained HTML report.
 //! Without `--database-url` (or `DATABASE_URL`) it reads the embedded warehouse of the lake.
+//! `--over spectrum` asks them of the staging fact through the Redshift Spectrum external
+//! schema (the dimensions stay the warehouse's); `--print-sql` prints the SQL that would run
+//! and connects to nothing.
 
 use std::path::PathBuf;
 
@@ -56,18 +59,63 @@ impl WarehouseArgs {
     }
 }
 
+/// Which fact the questions read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Over {
+    /// The warehouse's fact and dimensions (`--schema`).
+    Warehouse,
+    /// The staging fact through the Redshift Spectrum external schema (`--spectrum-schema`),
+    /// joined with the warehouse's dimensions (`--schema`).
+    Spectrum,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Also write the HTML report (one self-contained file: open it in any browser, offline).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["print_sql", "over"])]
     pub html: Option<PathBuf>,
+    /// What the questions read: the warehouse, or the staging fact over Redshift Spectrum
+    /// (the dimensions are the warehouse's: Spectrum has none).
+    #[arg(long, value_enum, default_value_t = Over::Warehouse)]
+    pub over: Over,
+    /// The Spectrum external schema (with `--over spectrum`); default: warehouse.spectrum_schema.
+    #[arg(long, value_name = "SCHEMA")]
+    pub spectrum_schema: Option<String>,
+    /// Print the five questions' SQL as it would run (`--over`, `--schema`) and exit, without
+    /// connecting to anything.
+    #[arg(long)]
+    pub print_sql: bool,
     #[command(flatten)]
     pub warehouse: WarehouseArgs,
 }
 
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
+    let spectrum_schema = match (&args.spectrum_schema, args.over) {
+        (Some(schema), _) => schema.clone(),
+        (None, Over::Spectrum) => args.warehouse.lake.plan.config(global)?.warehouse.spectrum_schema,
+        (None, Over::Warehouse) => String::new(),
+    };
+    if args.print_sql {
+        let questions = match args.over {
+            Over::Warehouse => report::warehouse_questions(),
+            Over::Spectrum => report::spectrum_questions(&spectrum_schema, &args.warehouse.schema)?,
+        };
+        match global.output {
+            Output::Json => println!("{}", serde_json::to_string(&questions).expect("questions serialise")),
+            Output::Text => {
+                if args.over == Over::Warehouse {
+                    println!("SET search_path TO {};\n", db::check_identifier(&args.warehouse.schema)?);
+                }
+                print!("{}", report::questions_script(&questions));
+            }
+        }
+        return Ok(ExitCode::Success);
+    }
     let warehouse = args.warehouse.warehouse(global).await?;
-    let answers = warehouse.answers().await?;
+    let answers = match args.over {
+        Over::Warehouse => warehouse.answers().await?,
+        Over::Spectrum => warehouse.spectrum_answers(&spectrum_schema).await?,
+    };
     if let Some(file) = &args.html {
         let config = args.warehouse.lake.plan.config(global)?;
         let store = args.warehouse.lake.store(global).await?;

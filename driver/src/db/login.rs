@@ -16,6 +16,10 @@
 //! - **iam**, Redshift (provisioned): `GetClusterCredentialsWithIAM` for the cluster and
 //!   database of the URL; Redshift maps the caller's IAM identity to the database user
 //!   (`IAMR:<role name>` for a role) and returns it with a temporary password.
+//! - **iam**, Redshift Serverless: `GetCredentials` for the workgroup (the first label of the
+//!   workgroup endpoint `<workgroup>.<account>.<region>.redshift-serverless.amazonaws.com`)
+//!   and the database of the URL, asked in the endpoint's region; the same mapping of the IAM
+//!   identity to `IAMR:<role name>` and a temporary password.
 //!
 //! IAM logins require `sslmode=verify-full`: the token or temporary password is a password,
 //! and RDS refuses IAM logins without TLS anyway.
@@ -66,6 +70,18 @@ pub enum LoginError {
          cluster and database exist and that the IAM identity may call it"
     )]
     IncompleteCredentials { cluster: String, field: &'static str },
+    #[error(
+        "Redshift Serverless GetCredentials for workgroup {workgroup} returned no {field}; check that the \
+         workgroup and database exist and that the IAM identity may call it"
+    )]
+    IncompleteServerlessCredentials { workgroup: String, field: &'static str },
+    #[error(
+        "{source}. The driver's IAM role needs redshift-serverless:GetCredentials on the workgroup {workgroup} \
+         (arn:aws:redshift-serverless:{region}:{account}:workgroup/<workgroup id>: `aws redshift-serverless \
+         get-workgroup --workgroup-name {workgroup} --query workgroup.workgroupArn`); with Terraform set \
+         redshift_serverless_workgroup_arn and database_auth.warehouse = \"iam\""
+    )]
+    ServerlessDenied { workgroup: String, account: String, region: String, source: Box<AwsError> },
 }
 
 impl ExitStatus for LoginError {
@@ -73,7 +89,10 @@ impl ExitStatus for LoginError {
         match self {
             LoginError::Secret(e) => e.exit_code(),
             LoginError::Aws(e) => e.exit_code(),
-            LoginError::NoCredentials { .. } | LoginError::IncompleteCredentials { .. } => ExitCode::Aws,
+            LoginError::NoCredentials { .. }
+            | LoginError::IncompleteCredentials { .. }
+            | LoginError::IncompleteServerlessCredentials { .. }
+            | LoginError::ServerlessDenied { .. } => ExitCode::Aws,
             LoginError::Signing { .. } => ExitCode::Internal,
             LoginError::BadIamUrl { .. } | LoginError::NoRegion => ExitCode::BadInput,
         }
@@ -208,10 +227,18 @@ pub async fn login_for(
         DbAuth::Secret(arn) => {
             Arc::new(SecretSource { client: aws_sdk_secretsmanager::Client::new(sdk), arn: arn.to_string() })
         }
-        DbAuth::Iam if redshift => {
-            let target = redshift_target(role.auth_setting(), url)?;
-            Arc::new(RedshiftIam { client: aws_sdk_redshift::Client::new(sdk), target })
-        }
+        DbAuth::Iam if redshift => match redshift_iam_target(role.auth_setting(), url)? {
+            RedshiftIamTarget::Cluster(target) => {
+                Arc::new(RedshiftIam { client: aws_sdk_redshift::Client::new(sdk), target })
+            }
+            RedshiftIamTarget::Workgroup(target) => {
+                // The workgroup lives in the region its endpoint names, whatever aws.region says.
+                let conf = aws_sdk_redshiftserverless::config::Builder::from(sdk)
+                    .region(aws_config::Region::new(target.region.clone()))
+                    .build();
+                Arc::new(RedshiftServerlessIam { client: aws_sdk_redshiftserverless::Client::from_conf(conf), target })
+            }
+        },
         DbAuth::Iam => {
             let target = rds_target(role.auth_setting(), url)?;
             let region = sdk.region().ok_or(LoginError::NoRegion)?.to_string();
@@ -288,15 +315,78 @@ pub struct RedshiftTarget {
     pub dbname: String,
 }
 
+/// A Redshift Serverless workgroup and database from a URL whose host is the workgroup
+/// endpoint (`<workgroup>.<account>.<region>.redshift-serverless.amazonaws.com`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerlessTarget {
+    pub workgroup_name: String,
+    pub account: String,
+    pub region: String,
+    pub dbname: String,
+}
+
+/// What an IAM login to Redshift asks credentials for: a cluster or a Serverless workgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedshiftIamTarget {
+    Cluster(RedshiftTarget),
+    Workgroup(ServerlessTarget),
+}
+
+/// The cluster or workgroup of a Redshift URL, by the form of its host.
+pub fn redshift_iam_target(setting: &'static str, url: &str) -> Result<RedshiftIamTarget, LoginError> {
+    let target = iam_target(setting, url, 5439)?;
+    if target.host.to_ascii_lowercase().contains(".redshift-serverless.") {
+        Ok(RedshiftIamTarget::Workgroup(serverless_target(setting, url)?))
+    } else {
+        Ok(RedshiftIamTarget::Cluster(redshift_target(setting, url)?))
+    }
+}
+
+/// The checks both Redshift forms share: a database and no user in the URL.
+fn redshift_dbname(setting: &'static str, url: &str, target: &IamTarget, output: &str) -> Result<String, LoginError> {
+    let bad = |problem: String| LoginError::BadIamUrl { setting, url: redact_url(url), problem };
+    let dbname =
+        target.dbname.clone().ok_or_else(|| bad(format!("it names no database: add /<database> ({output})")))?;
+    if target.user.is_some() {
+        return Err(bad(
+            "it names a user; leave it out: Redshift maps the IAM identity to the database user (IAMR:<role>)".into(),
+        ));
+    }
+    Ok(dbname)
+}
+
+pub fn serverless_target(setting: &'static str, url: &str) -> Result<ServerlessTarget, LoginError> {
+    let target = iam_target(setting, url, 5439)?;
+    let bad = |problem: &str| LoginError::BadIamUrl { setting, url: redact_url(url), problem: problem.to_string() };
+    let host = target.host.to_ascii_lowercase();
+    let labels: Vec<&str> = host.split('.').collect();
+    let suffix_ok = matches!(labels.get(3..), Some(["redshift-serverless", "amazonaws", "com"]))
+        || matches!(labels.get(3..), Some(["redshift-serverless", "amazonaws", "com", "cn"]));
+    let workgroup_ok = labels.first().is_some_and(|w| {
+        (3..=64).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    });
+    let account_ok = labels.get(1).is_some_and(|a| a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()));
+    let region_ok = labels.get(2).is_some_and(|r| !r.is_empty());
+    if !(suffix_ok && workgroup_ok && account_ok && region_ok) {
+        return Err(bad(
+            "its host must be the workgroup endpoint <workgroup>.<account>.<region>.redshift-serverless.amazonaws.com \
+             (`aws redshift-serverless get-workgroup --workgroup-name <name> --query workgroup.endpoint.address`): the \
+             workgroup name is read from it (VPC endpoints and custom domain names are not supported)",
+        ));
+    }
+    let dbname = redshift_dbname(setting, url, &target, "the workgroup's database, e.g. dev")?;
+    Ok(ServerlessTarget {
+        workgroup_name: labels[0].to_string(),
+        account: labels[1].to_string(),
+        region: labels[2].to_string(),
+        dbname,
+    })
+}
+
 pub fn redshift_target(setting: &'static str, url: &str) -> Result<RedshiftTarget, LoginError> {
     let target = iam_target(setting, url, 5439)?;
     let bad = |problem: &str| LoginError::BadIamUrl { setting, url: redact_url(url), problem: problem.to_string() };
     let host = target.host.to_ascii_lowercase();
-    if host.contains(".redshift-serverless.") {
-        return Err(bad(
-            "Redshift Serverless (GetCredentials) is not supported yet; use warehouse.auth = \"secret\" for a workgroup",
-        ));
-    }
     let provisioned = host.ends_with(".redshift.amazonaws.com") || host.ends_with(".redshift.amazonaws.com.cn");
     let cluster = host.split('.').next().unwrap_or_default();
     if !provisioned || cluster.is_empty() {
@@ -305,14 +395,7 @@ pub fn redshift_target(setting: &'static str, url: &str) -> Result<RedshiftTarge
              redshift_endpoint): the cluster identifier is read from it",
         ));
     }
-    let dbname = target
-        .dbname
-        .ok_or_else(|| bad("it names no database: add /<database> (Terraform output redshift_database)"))?;
-    if target.user.is_some() {
-        return Err(bad(
-            "it names a user; leave it out: Redshift maps the IAM identity to the database user (IAMR:<role>)",
-        ));
-    }
+    let dbname = redshift_dbname(setting, url, &target, "Terraform output redshift_database")?;
     Ok(RedshiftTarget { cluster_identifier: cluster.to_string(), dbname })
 }
 
@@ -469,6 +552,60 @@ pub async fn redshift_iam_credentials(
     Ok(DbCredentials { username, password })
 }
 
+/// Redshift Serverless temporary credentials for the caller's IAM identity, at every connection.
+struct RedshiftServerlessIam {
+    client: aws_sdk_redshiftserverless::Client,
+    target: ServerlessTarget,
+}
+
+#[async_trait]
+impl CredentialSource for RedshiftServerlessIam {
+    fn describe(&self) -> String {
+        format!(
+            "Redshift Serverless GetCredentials (workgroup {}, database {}, {})",
+            self.target.workgroup_name, self.target.dbname, self.target.region
+        )
+    }
+
+    async fn credentials(&self) -> Result<DbCredentials, LoginError> {
+        redshift_serverless_credentials(&self.client, &self.target).await
+    }
+}
+
+/// `GetCredentials` for the workgroup and database of `target`: the database user Redshift
+/// Serverless maps the caller to and its temporary password. A refusal for lack of permission
+/// names the permission and the workgroup.
+pub async fn redshift_serverless_credentials(
+    client: &aws_sdk_redshiftserverless::Client,
+    target: &ServerlessTarget,
+) -> Result<DbCredentials, LoginError> {
+    let out = client
+        .get_credentials()
+        .workgroup_name(&target.workgroup_name)
+        .db_name(&target.dbname)
+        .duration_seconds(REDSHIFT_CREDENTIALS_SECONDS)
+        .send()
+        .await
+        .map_err(|e| {
+            let source = AwsError::new("Redshift Serverless", "GetCredentials", &e);
+            if source.failure.hint == crate::aws::PERMISSION_HINT {
+                LoginError::ServerlessDenied {
+                    workgroup: target.workgroup_name.clone(),
+                    account: target.account.clone(),
+                    region: target.region.clone(),
+                    source: Box::new(source),
+                }
+            } else {
+                LoginError::Aws(source)
+            }
+        })?;
+    let missing =
+        |field| LoginError::IncompleteServerlessCredentials { workgroup: target.workgroup_name.clone(), field };
+    let username = out.db_user().filter(|u| !u.is_empty()).ok_or_else(|| missing("dbUser"))?.to_string();
+    let password = out.db_password().filter(|p| !p.is_empty()).ok_or_else(|| missing("dbPassword"))?.to_string();
+    Ok(DbCredentials { username, password })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,13 +680,60 @@ mod tests {
             ("postgres://wh.example.com:5439/dev?sslmode=verify-full", "cluster endpoint"),
             (
                 "postgres://wg.123456789012.us-east-1.redshift-serverless.amazonaws.com:5439/dev?sslmode=verify-full",
-                "Serverless",
+                "cluster endpoint",
             ),
             ("postgres://c.x.us-east-1.redshift.amazonaws.com:5439/dev?sslmode=require", "verify-full"),
             ("postgres://admin@c.x.us-east-1.redshift.amazonaws.com:5439/dev?sslmode=verify-full", "names a user"),
         ] {
             let err = redshift_target("warehouse.auth", url).unwrap_err();
             assert!(err.to_string().contains(problem), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_serverless_workgroup_and_database_come_from_the_workgroup_endpoint() {
+        let url = "postgres://movie-analytics.123456789012.eu-west-1.redshift-serverless.amazonaws.com:5439/dev?sslmode=verify-full";
+        let expected = ServerlessTarget {
+            workgroup_name: "movie-analytics".into(),
+            account: "123456789012".into(),
+            region: "eu-west-1".into(),
+            dbname: "dev".into(),
+        };
+        assert_eq!(redshift_iam_target("warehouse.auth", url).unwrap(), RedshiftIamTarget::Workgroup(expected));
+        let cluster = "postgres://c.x.us-east-1.redshift.amazonaws.com:5439/dev?sslmode=verify-full";
+        assert!(matches!(redshift_iam_target("warehouse.auth", cluster).unwrap(), RedshiftIamTarget::Cluster(_)));
+        let china =
+            "postgres://wg1.123456789012.cn-north-1.redshift-serverless.amazonaws.com.cn/dev?sslmode=verify-full";
+        assert_eq!(serverless_target("warehouse.auth", china).unwrap().region, "cn-north-1");
+        for (url, problem) in [
+            (
+                "postgres://wg.123456789012.us-east-1.redshift-serverless.amazonaws.com:5439/dev?sslmode=verify-full",
+                "workgroup endpoint",
+            ),
+            (
+                "postgres://wg1.1234.us-east-1.redshift-serverless.amazonaws.com:5439/dev?sslmode=verify-full",
+                "workgroup endpoint",
+            ),
+            (
+                "postgres://wg1.123456789012.redshift-serverless.amazonaws.com:5439/dev?sslmode=verify-full",
+                "workgroup endpoint",
+            ),
+            (
+                "postgres://wg1.123456789012.us-east-1.redshift-serverless.amazonaws.com:5439?sslmode=verify-full",
+                "names no database",
+            ),
+            (
+                "postgres://admin@wg1.123456789012.us-east-1.redshift-serverless.amazonaws.com/dev?sslmode=verify-full",
+                "names a user",
+            ),
+            (
+                "postgres://wg1.123456789012.us-east-1.redshift-serverless.amazonaws.com/dev?sslmode=require",
+                "verify-full",
+            ),
+        ] {
+            let err = redshift_iam_target("warehouse.auth", url).unwrap_err();
+            assert!(err.to_string().contains(problem), "{url}: {err}");
+            assert_eq!(err.exit_code(), ExitCode::BadInput);
         }
     }
 

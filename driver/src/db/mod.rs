@@ -83,6 +83,8 @@ pub enum DbError {
     BadRoleArn { arn: String },
     #[error("schema `{schema}` has no warehouse tables; load a run first with `emr-driver load-warehouse`, or pass the right --schema")]
     NoWarehouse { schema: String },
+    #[error("the five questions over Spectrum need the Redshift warehouse (its external schema and dimension tables): pass --database-url (or DATABASE_URL) with the warehouse's URL, or drop --over spectrum to read the embedded warehouse")]
+    SpectrumNeedsRedshift,
     #[error("the embedded warehouse {path} could not {action}: {reason}")]
     Sqlite { path: PathBuf, action: String, reason: String },
     #[error("no embedded warehouse at {path}: a local run without --database-url makes it (./scripts/run-local.sh), or point this command at PostgreSQL with --database-url")]
@@ -120,6 +122,7 @@ impl ExitStatus for DbError {
             | DbError::BadFact { .. }
             | DbError::BadRoleArn { .. }
             | DbError::NoWarehouse { .. }
+            | DbError::SpectrumNeedsRedshift
             | DbError::NoEmbeddedWarehouse { .. }
             | DbError::NoRows { .. }
             | DbError::RootCert { .. } => ExitCode::BadInput,

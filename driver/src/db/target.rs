@@ -71,6 +71,19 @@ impl Warehouse {
         }
     }
 
+    /// The five questions over Spectrum: the fact of the external schema `external_schema`,
+    /// the dimensions of the warehouse ([`super::report::spectrum_questions`]). Only a
+    /// database warehouse (Redshift) has an external schema.
+    pub async fn spectrum_answers(&self, external_schema: &str) -> Result<Vec<Answer>, DbError> {
+        match self {
+            Warehouse::Postgres { login, schema } => {
+                let mut client = login.connect().await?;
+                super::report::run_spectrum_report(&mut client, schema, external_schema).await
+            }
+            Warehouse::Embedded { .. } => Err(DbError::SpectrumNeedsRedshift),
+        }
+    }
+
     /// Every run date in the fact with its rows and reviews, oldest first.
     pub async fn loaded_dates(&self) -> Result<Vec<LoadedDate>, DbError> {
         let rows = match self {

@@ -335,3 +335,43 @@ async fn load_user_purchase_logs_in_with_an_rds_iam_token_over_verified_tls() {
     let rows: i64 = admin.query_one("SELECT COUNT(*) FROM user_purchase", &[]).await.unwrap().get(0);
     assert_eq!(rows, 1);
 }
+
+#[test]
+fn report_prints_the_questions_over_spectrum_without_connecting() {
+    // A URL that would fail to connect: --print-sql never uses it.
+    let out = driver()
+        .args(["report", "--over", "spectrum", "--print-sql", "--schema", "warehouse"])
+        .args(["--database-url", "postgres://postgres:hunter2@127.0.0.1:1/x"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sql = String::from_utf8(out.stdout).unwrap();
+    let expected = emr_driver::db::report::spectrum_questions("staging", "warehouse").unwrap();
+    assert_eq!(sql, emr_driver::db::report::questions_script(&expected));
+    assert!(sql.contains("FROM staging.fact_movie_analytics f") && sql.contains("JOIN warehouse.dim_os o"), "{sql}");
+    assert!(!sql.contains("hunter2"));
+
+    // JSON: name, question and SQL of each; the schema from the command line.
+    let out = driver()
+        .args(["--output", "json", "report", "--over", "spectrum", "--spectrum-schema", "lake", "--print-sql"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let questions: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(questions.as_array().unwrap().len(), 5);
+    assert_eq!(questions[0]["name"], "q1_reviews_in_ca_ny_tx");
+    assert!(questions[4]["sql"].as_str().unwrap().contains("FROM lake.fact_movie_analytics f"));
+    assert!(questions[4]["sql"].as_str().unwrap().contains("JOIN public.dim_location l"));
+
+    // The warehouse's questions, as they run there.
+    let out = driver().args(["report", "--print-sql", "--schema", "warehouse"]).output().unwrap();
+    let sql = String::from_utf8(out.stdout).unwrap();
+    assert!(sql.starts_with("SET search_path TO warehouse;\n") && sql.contains("FROM fact_movie_analytics f"), "{sql}");
+
+    // Spectrum needs the Redshift warehouse, not the embedded one.
+    let lake = tempfile::tempdir().unwrap();
+    let out =
+        driver().args(["report", "--over", "spectrum", "--lake-dir", lake.path().to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--database-url"));
+}

@@ -1,5 +1,6 @@
 //! The warehouse load and the five questions against the real PostgreSQL on 127.0.0.1:5432,
-//! from load files written here by hand in the jobs' format (CSV, header, gzip, Spark names).
+//! from load files written here by hand in the jobs' format (CSV, header, gzip, Spark names);
+//! the five questions over Spectrum against a schema that stands in for the external schema.
 
 use crate::db_common;
 
@@ -9,7 +10,7 @@ use std::io::Write;
 use bytes::Bytes;
 use chrono::NaiveDate;
 use db_common::TestDb;
-use emr_driver::db::report::run_report;
+use emr_driver::db::report::{run_report, run_spectrum_report};
 use emr_driver::db::warehouse::{load_run, DIMENSIONS, FACT_COLUMNS};
 use emr_driver::db::DbError;
 use emr_driver::store::local::LocalStore;
@@ -841,4 +842,107 @@ async fn the_embedded_warehouse_loads_like_postgresql_and_answers_the_same() {
     let err = embedded::load_run(&path, store.clone(), &load_root("2021-11-02"), date("2021-11-02")).await.unwrap_err();
     assert!(matches!(err, DbError::DimIdConflict { .. }), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), snapshot, "a refused load leaves the file as it was");
+}
+
+// ---- the five questions over Spectrum ----
+
+/// The external tables of sql/redshift/spectrum.sql as plain tables of `schema`: the same
+/// names, columns and types, the partition column `dt` as the last column (Spectrum shows it
+/// as one). PostgreSQL has no external tables; this schema stands in for Redshift's.
+fn spectrum_stand_in(schema: &str) -> (Vec<String>, String) {
+    let sql: String = emr_driver::db::redshift::SPECTRUM_SQL
+        .lines()
+        .map(|line| line.split("--").next().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let table = regex::Regex::new(
+        r"(?s)CREATE EXTERNAL TABLE \$\{external_schema\}\.(\w+) \((.*?)\)\s*PARTITIONED BY \((\w+ \w+(?:\(\d+\))?)\)",
+    )
+    .unwrap();
+    let mut names = Vec::new();
+    let mut ddl = format!("CREATE SCHEMA {schema};\n");
+    for c in table.captures_iter(&sql) {
+        names.push(c[1].to_string());
+        ddl.push_str(&format!("CREATE TABLE {schema}.{} ({},\n    {});\n", &c[1], c[2].trim_end(), &c[3]));
+    }
+    (names, ddl)
+}
+
+/// The fact rows of the runs into the stand-in's `fact_movie_analytics`, each in the `dt=`
+/// partition of its run date (the last field, insert_date).
+async fn fill_stand_in_fact(client: &tokio_postgres::Client, schema: &str, runs: &[&LoadFiles]) {
+    for run in runs {
+        for line in &run.tables["fact_movie_analytics"] {
+            let values: Vec<&str> = line.split(',').collect();
+            let quoted: Vec<String> = values.iter().map(|v| format!("'{v}'")).collect();
+            let sql = format!(
+                "INSERT INTO {schema}.fact_movie_analytics ({}, dt) VALUES ({}, '{}')",
+                FACT_COLUMNS.join(", "),
+                quoted.join(", "),
+                values.last().unwrap()
+            );
+            client.batch_execute(&sql).await.unwrap();
+        }
+    }
+}
+
+fn report_json(db: &TestDb, over: &[&str]) -> serde_json::Value {
+    let out = assert_cmd::Command::cargo_bin("emr-driver")
+        .unwrap()
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env_remove("DATABASE_URL")
+        .env("EMR_DRIVER_LOG", "warn")
+        .args(["--output", "json", "report", "--database-url", &db.url, "--schema", SCHEMA])
+        .args(over)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is only JSON")
+}
+
+#[tokio::test]
+async fn the_five_questions_over_spectrum_give_the_warehouse_answers() {
+    let f = fixture("wh_spectrum").await;
+    let mut client = f.db.client().await;
+    let d1 = run_files("2021-10-31", 7, base_dims());
+    let d2 = run_files("2021-11-01", 4242, base_dims());
+    for (run_date, files) in [("2021-10-31", &d1), ("2021-11-01", &d2)] {
+        write_files(&f.store, &load_root(run_date), files).await;
+        load_run(&mut client, &f.store, SCHEMA, &load_root(run_date), date(run_date)).await.unwrap();
+    }
+    let (tables, ddl) = spectrum_stand_in("staging");
+    assert_eq!(tables, ["classified_movie_review", "review_logs", "fact_movie_analytics", "user_purchase"], "{ddl}");
+    client.batch_execute(&ddl).await.unwrap_or_else(|e| panic!("{e:?}\n{ddl}"));
+    fill_stand_in_fact(&client, "staging", &[&d1, &d2]).await;
+
+    // The rendered SQL runs and gives the warehouse's answers, which are the independent ones.
+    let warehouse = run_report(&mut client, SCHEMA).await.unwrap();
+    let spectrum = run_spectrum_report(&mut client, SCHEMA, "staging").await.unwrap();
+    assert_eq!(spectrum, warehouse);
+    let expected = expected_answers(&Model::new(&[&d1, &d2]));
+    for (answer, expected) in spectrum.iter().zip(&expected) {
+        assert!(!expected.is_empty(), "{} has an answer in the test data", answer.name);
+        assert_eq!(&answer.rows, expected, "{}", answer.name);
+    }
+    // The same through the command line.
+    let cli = report_json(&f.db, &["--over", "spectrum", "--spectrum-schema", "staging"]);
+    assert_eq!(cli, serde_json::to_value(&warehouse).unwrap());
+
+    // They read the external fact, not the warehouse's: without the warehouse's fact rows the
+    // answers stay; without a partition in Spectrum they are those of the other date alone.
+    client.batch_execute("DELETE FROM warehouse.fact_movie_analytics").await.unwrap();
+    assert_ne!(run_report(&mut client, SCHEMA).await.unwrap(), warehouse);
+    assert_eq!(run_spectrum_report(&mut client, SCHEMA, "staging").await.unwrap(), warehouse);
+    client.batch_execute("DELETE FROM staging.fact_movie_analytics WHERE dt = '2021-11-01'").await.unwrap();
+    let one_date = run_spectrum_report(&mut client, SCHEMA, "staging").await.unwrap();
+    let expected = expected_answers(&Model::new(&[&d1]));
+    for (answer, expected) in one_date.iter().zip(&expected) {
+        assert_eq!(&answer.rows, expected, "{} over dt=2021-10-31 only", answer.name);
+    }
+    assert_ne!(one_date, warehouse);
+
+    // No external schema: the error names it and how it is made.
+    let err = run_spectrum_report(&mut client, SCHEMA, "spectrum").await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("spectrum.fact_movie_analytics") && text.contains("warehouse.glue_database"), "{text}");
 }

@@ -3,8 +3,10 @@
 //! the same credentials and frozen time, byte for byte, and it becomes the password of the
 //! connection; Redshift's `GetClusterCredentialsWithIAM` goes out as the query-protocol request
 //! the service documents and its answer becomes the user and password (moto has only
-//! `GetClusterCredentials`, so the HTTP exchange is replayed with StaticReplayClient). No token
-//! or password reaches a message.
+//! `GetClusterCredentials`, so the HTTP exchange is replayed with StaticReplayClient); Redshift
+//! Serverless' `GetCredentials` goes out as the JSON request the service documents (workgroup
+//! and database of the URL, in the endpoint's region), replayed the same way. No token or
+//! password reaches a message.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,7 +21,10 @@ use aws_smithy_types::body::SdkBody;
 use chrono::{DateTime, Utc};
 use emr_driver::clock::FakeClock;
 use emr_driver::config::{Config, Overrides};
-use emr_driver::db::login::{login_for, rds_auth_token, redshift_iam_credentials, DbRole, RedshiftTarget};
+use emr_driver::db::login::{
+    login_for, rds_auth_token, redshift_iam_credentials, redshift_serverless_credentials, DbRole, RedshiftTarget,
+    ServerlessTarget,
+};
 use emr_driver::error::{ExitCode, ExitStatus};
 
 const ACCESS_KEY: &str = "AKIDEXAMPLE";
@@ -248,4 +253,152 @@ async fn a_redshift_warehouse_with_iam_logs_in_through_get_cluster_credentials_w
 
 fn config_with_postgres_iam() -> Config {
     config(&["warehouse.auth=iam"])
+}
+
+const WORKGROUP_HOST: &str = "movie-analytics.123456789012.us-west-2.redshift-serverless.amazonaws.com";
+
+fn serverless_target() -> ServerlessTarget {
+    ServerlessTarget {
+        workgroup_name: "movie-analytics".into(),
+        account: "123456789012".into(),
+        region: "us-west-2".into(),
+        dbname: "dev".into(),
+    }
+}
+
+fn serverless_client(replay: &StaticReplayClient) -> aws_sdk_redshiftserverless::Client {
+    let conf = aws_sdk_redshiftserverless::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-west-2"))
+        .credentials_provider(credentials(None))
+        .http_client(replay.clone())
+        .retry_config(aws_sdk_redshiftserverless::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_redshiftserverless::Client::from_conf(conf)
+}
+
+fn serverless_answer(status: u16, body: &str) -> ReplayEvent {
+    ReplayEvent::new(
+        http::Request::builder()
+            .uri("https://redshift-serverless.us-west-2.amazonaws.com/")
+            .body(SdkBody::empty())
+            .unwrap(),
+        http::Response::builder()
+            .status(status)
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(SdkBody::from(body))
+            .unwrap(),
+    )
+}
+
+fn credentials_body() -> String {
+    serde_json::json!({
+        "dbUser": "IAMR:movie-analytics-dev-emr-driver",
+        "dbPassword": TEMPORARY_PASSWORD,
+        "expiration": 1_796_093_100,
+        "nextRefreshTime": 1_796_092_800,
+    })
+    .to_string()
+}
+
+/// The JSON body and the headers of the one GetCredentials request the replay client saw.
+fn get_credentials_request(replay: &StaticReplayClient) -> (serde_json::Value, String, String) {
+    let requests: Vec<_> = replay.actual_requests().collect();
+    assert_eq!(requests.len(), 1);
+    let body: serde_json::Value = serde_json::from_slice(requests[0].body().bytes().unwrap()).unwrap();
+    let target = requests[0].headers().get("x-amz-target").unwrap_or_default().to_string();
+    let authorization = requests[0].headers().get("authorization").unwrap().to_string();
+    (body, target, authorization)
+}
+
+#[tokio::test]
+async fn serverless_credentials_are_asked_for_the_workgroup_and_database_of_the_url() {
+    let url = format!("postgres://{WORKGROUP_HOST}:5439/dev?sslmode=verify-full");
+    assert_eq!(emr_driver::db::login::serverless_target("warehouse.auth", &url).unwrap(), serverless_target());
+    let replay = StaticReplayClient::new(vec![serverless_answer(200, &credentials_body())]);
+    let credentials = redshift_serverless_credentials(&serverless_client(&replay), &serverless_target()).await.unwrap();
+    assert_eq!(credentials.username, "IAMR:movie-analytics-dev-emr-driver");
+    assert_eq!(credentials.password, TEMPORARY_PASSWORD);
+    assert!(!format!("{credentials:?}").contains(TEMPORARY_PASSWORD));
+
+    // The request on the wire: awsJson1_1, the operation in X-Amz-Target, signed for the
+    // redshift-serverless service; the body is exactly the workgroup, database and duration.
+    let (body, target, authorization) = get_credentials_request(&replay);
+    assert_eq!(body, serde_json::json!({"workgroupName": "movie-analytics", "dbName": "dev", "durationSeconds": 900}));
+    assert_eq!(target, "RedshiftServerless.GetCredentials");
+    assert!(authorization.contains("/us-west-2/redshift-serverless/aws4_request"), "{authorization}");
+
+    let with = emr_driver::secrets::with_credentials(&url, &credentials).unwrap();
+    let (rest, _) = emr_driver::db::split_tls_settings(&with).unwrap();
+    let parsed: tokio_postgres::Config = rest.parse().unwrap();
+    assert_eq!(parsed.get_user(), Some("IAMR:movie-analytics-dev-emr-driver"));
+    assert_eq!(parsed.get_password(), Some(TEMPORARY_PASSWORD.as_bytes()));
+}
+
+#[tokio::test]
+async fn a_serverless_warehouse_with_iam_logs_in_through_get_credentials_in_the_endpoints_region() {
+    let config = config(&[
+        "warehouse.kind=redshift",
+        "warehouse.redshift_copy_role_arn=arn:aws:iam::123456789012:role/copy",
+        "warehouse.auth=iam",
+    ]);
+    let url = format!("postgres://{WORKGROUP_HOST}/dev?sslmode=verify-full");
+    let replay = StaticReplayClient::new(vec![serverless_answer(200, &credentials_body())]);
+    // The SDK configuration says eu-west-1; the workgroup endpoint says us-west-2.
+    let sdk = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("eu-west-1"))
+        .credentials_provider(SharedCredentialsProvider::new(credentials(None)))
+        .http_client(replay.clone())
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .build();
+    let login = login_for(DbRole::Warehouse, &url, &config, Some(&sdk), Arc::new(FakeClock::new())).await.unwrap();
+    assert_eq!(
+        login.method(),
+        "Redshift Serverless GetCredentials (workgroup movie-analytics, database dev, us-west-2)"
+    );
+    let resolved = login.current_url().await.unwrap();
+    let (rest, _) = emr_driver::db::split_tls_settings(&resolved).unwrap();
+    let parsed: tokio_postgres::Config = rest.parse().unwrap();
+    assert_eq!(parsed.get_user(), Some("IAMR:movie-analytics-dev-emr-driver"));
+    assert_eq!(parsed.get_password(), Some(TEMPORARY_PASSWORD.as_bytes()));
+    let (body, _, authorization) = get_credentials_request(&replay);
+    assert_eq!(body["workgroupName"], "movie-analytics");
+    assert!(authorization.contains("/us-west-2/redshift-serverless/aws4_request"), "{authorization}");
+    let request_uri = replay.actual_requests().next().unwrap().uri().to_string();
+    assert!(request_uri.starts_with("https://redshift-serverless.us-west-2.amazonaws.com"), "{request_uri}");
+
+    // Nothing shown carries the password.
+    let shown = format!("{} {login:?} {}", login.shown(), login.method());
+    assert!(!shown.contains(TEMPORARY_PASSWORD), "{shown}");
+}
+
+#[tokio::test]
+async fn a_refused_serverless_call_names_the_missing_permission_and_the_workgroup() {
+    let body = serde_json::json!({
+        "__type": "AccessDeniedException",
+        "message": "User: arn:aws:sts::123456789012:assumed-role/x/y is not authorized to perform: redshift-serverless:GetCredentials on resource: arn:aws:redshift-serverless:us-west-2:123456789012:workgroup/0b5d0d4e-0000-4000-8000-000000000001",
+    })
+    .to_string();
+    let replay = StaticReplayClient::new(vec![serverless_answer(400, &body)]);
+    let err = redshift_serverless_credentials(&serverless_client(&replay), &serverless_target()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("redshift-serverless:GetCredentials on the workgroup movie-analytics"), "{text}");
+    assert!(text.contains("arn:aws:redshift-serverless:us-west-2:123456789012:workgroup/<workgroup id>"), "{text}");
+    assert!(text.contains("redshift_serverless_workgroup_arn"), "{text}");
+    assert_eq!(err.exit_code(), ExitCode::Aws);
+
+    // Another failure (the workgroup does not exist) is not blamed on the policy.
+    let body = serde_json::json!({"__type": "ResourceNotFoundException", "message": "Workgroup not found"}).to_string();
+    let replay = StaticReplayClient::new(vec![serverless_answer(400, &body)]);
+    let err = redshift_serverless_credentials(&serverless_client(&replay), &serverless_target()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("GetCredentials") && !text.contains("needs redshift-serverless"), "{text}");
+    assert!(!text.contains(TEMPORARY_PASSWORD));
+
+    // An answer without a password is an error that names the field, not an empty login.
+    let body = serde_json::json!({"dbUser": "IAMR:x"}).to_string();
+    let replay = StaticReplayClient::new(vec![serverless_answer(200, &body)]);
+    let err = redshift_serverless_credentials(&serverless_client(&replay), &serverless_target()).await.unwrap_err();
+    assert!(err.to_string().contains("returned no dbPassword"), "{err}");
 }

@@ -34,6 +34,9 @@ locals {
   # exactly what the choice needs, nothing for the path not taken.
   source_iam    = var.database_auth.source == "iam"
   warehouse_iam = var.database_auth.warehouse == "iam"
+  # The warehouse is a Redshift Serverless workgroup made outside this configuration: the
+  # IAM path grants GetCredentials on it instead of the cluster's database.
+  warehouse_workgroup = var.redshift_serverless_workgroup_arn != ""
 
   tags = {
     project     = var.project
@@ -128,7 +131,9 @@ module "eks" {
     local.warehouse_iam ? [] : [module.redshift.kms_key_arn],
   )
   driver_rds_db_user_arns     = local.source_iam ? ["${module.rds.iam_db_user_arn_prefix}/${var.rds_iam_db_user}"] : []
-  driver_redshift_dbname_arns = local.warehouse_iam ? [module.redshift.iam_dbname_arn] : []
+  driver_redshift_dbname_arns = local.warehouse_iam && !local.warehouse_workgroup ? [module.redshift.iam_dbname_arn] : []
+
+  driver_redshift_serverless_workgroup_arns = local.warehouse_iam && local.warehouse_workgroup ? [var.redshift_serverless_workgroup_arn] : []
 }
 
 module "redshift" {

@@ -254,6 +254,17 @@ variable "database_auth" {
   }
 }
 
+variable "redshift_serverless_workgroup_arn" {
+  type        = string
+  description = "The ARN of a Redshift Serverless workgroup to use as the warehouse instead of the provisioned cluster (made outside this configuration; `aws redshift-serverless get-workgroup --workgroup-name <name> --query workgroup.workgroupArn`). With database_auth.warehouse = \"iam\" the driver's IRSA policy grants redshift-serverless:GetCredentials on it and nothing on the cluster's database. Empty (default): the provisioned cluster."
+  default     = ""
+
+  validation {
+    condition     = var.redshift_serverless_workgroup_arn == "" || can(regex("^arn:aws[a-z-]*:redshift-serverless:[a-z0-9-]+:[0-9]{12}:workgroup/[0-9a-f-]{36}$", var.redshift_serverless_workgroup_arn))
+    error_message = "redshift_serverless_workgroup_arn must be empty or a Redshift Serverless workgroup ARN (workgroup/<workgroup id>)."
+  }
+}
+
 variable "rds_iam_db_user" {
   type        = string
   description = "With database_auth.source = \"iam\": the PostgreSQL user the driver logs in as (create it and GRANT rds_iam TO it, docs/deploy-aws.md)."

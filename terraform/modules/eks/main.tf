@@ -360,6 +360,15 @@ resource "aws_iam_role_policy" "driver" {
         Action   = "redshift:GetClusterCredentialsWithIAM"
         Resource = var.driver_redshift_dbname_arns
       },
+      ], length(var.driver_redshift_serverless_workgroup_arns) == 0 ? [] : [
+      {
+        # IAM login to a Redshift Serverless workgroup: GetCredentials for these workgroups
+        # only (the same IAMR:<role name> user and a temporary password).
+        Sid      = "RedshiftServerlessCredentialsWithIam"
+        Effect   = "Allow"
+        Action   = "redshift-serverless:GetCredentials"
+        Resource = var.driver_redshift_serverless_workgroup_arns
+      },
     ])
   })
 }

@@ -262,6 +262,17 @@ variable "driver_redshift_dbname_arns" {
   }
 }
 
+variable "driver_redshift_serverless_workgroup_arns" {
+  type        = list(string)
+  description = "Redshift Serverless workgroups the driver logs in to with GetCredentials (arn:aws:redshift-serverless:<region>:<account>:workgroup/<workgroup id>): redshift-serverless:GetCredentials on exactly these. Empty: no IAM login to a workgroup."
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.driver_redshift_serverless_workgroup_arns : can(regex("^arn:aws[a-z-]*:redshift-serverless:[a-z0-9-]+:[0-9]{12}:workgroup/[0-9a-f-]{36}$", arn))])
+    error_message = "driver_redshift_serverless_workgroup_arns entries must be Redshift Serverless workgroup ARNs (workgroup/<workgroup id>, no wildcard)."
+  }
+}
+
 variable "driver_secret_kms_key_arns" {
   type        = list(string)
   description = "KMS keys of those secrets: kms:Decrypt through Secrets Manager only."
