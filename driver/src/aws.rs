@@ -130,7 +130,7 @@ const PERMISSION_CODES: &[&str] =
 const CREDENTIALS_HINT: &str =
     "; check the AWS credentials: AWS_PROFILE / AWS_ACCESS_KEY_ID, run `aws sso login` if the session expired, and that the identity is the one you expect (`aws sts get-caller-identity`)";
 pub const PERMISSION_HINT: &str =
-    "; the credentials work but lack a permission: check the role's IAM policy (terraform/modules/iam) for this action and resource";
+    "; the credentials work but lack a permission: check the driver role's IAM policy (terraform/modules/eks, `aws_iam_role_policy.driver`; for a person, their own role) for this action and resource";
 const ENDPOINT_HINT: &str =
     "; could not reach the AWS endpoint: check the network, aws.region, and aws.endpoint_url / AWS_ENDPOINT_URL if you use LocalStack or moto";
 const BUCKET_HINT: &str =
@@ -252,6 +252,16 @@ pub fn tag_map(tags: &[aws_sdk_emr::types::Tag]) -> HashMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_permission_hint_names_the_policy_terraform_really_has() {
+        // The hint sends people to a file and a resource: both must exist (it once named a
+        // module that never did).
+        let eks = concat!(env!("CARGO_MANIFEST_DIR"), "/../terraform/modules/eks/main.tf");
+        let main_tf = std::fs::read_to_string(eks).expect("terraform/modules/eks/main.tf");
+        assert!(PERMISSION_HINT.contains("terraform/modules/eks, `aws_iam_role_policy.driver`"));
+        assert!(main_tf.contains(r#"resource "aws_iam_role_policy" "driver""#));
+    }
 
     #[test]
     fn throttling_and_server_errors_are_transient() {

@@ -328,7 +328,7 @@ fn push_price(row: &mut Vec<u8>, cents: u64) {
         return;
     }
     row.push(b'.');
-    if fraction % 10 == 0 {
+    if fraction.is_multiple_of(10) {
         push_u64(row, fraction / 10);
     } else {
         row.push(b'0' + (fraction / 10) as u8);

@@ -373,7 +373,7 @@ async fn find_application(client: &aws_sdk_emrserverless::Client, name: &str) ->
             let live = !matches!(app.state(), sl::ApplicationState::Terminated);
             if live && app.name() == Some(name) {
                 let created = app.created_at().secs();
-                if best.as_ref().map_or(true, |(t, _)| created > *t) {
+                if best.as_ref().is_none_or(|(t, _)| created > *t) {
                     best = Some((created, app.id().to_string()));
                 }
             }
