@@ -583,7 +583,7 @@ fn with_customer_spend(files: &LoadFiles, run_date: &str) -> LoadFiles {
         let mut fields: Vec<String> = line.split(',').map(str::to_string).collect();
         let customer: u64 = fields[0].parse().unwrap();
         let units = (customer * 7919 + salt * 104_729) % 900_000_000;
-        let sign = if customer % 5 == 0 { "-" } else { "" };
+        let sign = if customer.is_multiple_of(5) { "-" } else { "" };
         fields[6] = format!("{sign}{}.{:05}", units / 100_000, units % 100_000);
         *line = fields.join(",");
     }
