@@ -91,8 +91,9 @@ pub fn with_credentials(url: &str, credentials: &DbCredentials) -> Result<String
 }
 
 /// Every byte but the unreserved characters (A-Z a-z 0-9 - . _ ~) as `%XX`: what a URL's user
-/// info needs for the client to decode the value back exactly.
-fn percent_encode(text: &str) -> String {
+/// info needs for the client to decode the value back exactly; also SigV4's URI encoding (the
+/// RDS auth token's query, db/login.rs).
+pub(crate) fn percent_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {

@@ -24,6 +24,7 @@
 //! IAM logins require `sslmode=verify-full`: the token or temporary password is a password,
 //! and RDS refuses IAM logins without TLS anyway.
 
+use crate::secrets::percent_encode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -417,7 +418,7 @@ pub fn rds_auth_token(
     fn signing(e: impl std::fmt::Display) -> LoginError {
         LoginError::Signing { reason: e.to_string() }
     }
-    let request_uri = format!("https://{host}:{port}/?Action=connect&DBUser={}", aws_encode(user));
+    let request_uri = format!("https://{host}:{port}/?Action=connect&DBUser={}", percent_encode(user));
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(RDS_TOKEN_LIFETIME);
@@ -453,21 +454,9 @@ pub fn rds_auth_token(
         "X-Amz-Signature",
     ];
     query.sort_by_key(|(k, _)| ORDER.iter().position(|o| o == k).unwrap_or(ORDER.len()));
-    let encoded: Vec<String> = query.iter().map(|(k, v)| format!("{}={}", aws_encode(k), aws_encode(v))).collect();
+    let encoded: Vec<String> =
+        query.iter().map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v))).collect();
     Ok(format!("{host}:{port}/?{}", encoded.join("&")))
-}
-
-/// SigV4's URI encoding: everything but unreserved characters (A-Z a-z 0-9 - _ . ~).
-fn aws_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// The secret's user and password, read again at every connection (RDS and Redshift rotate it).
