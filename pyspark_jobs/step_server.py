@@ -20,6 +20,8 @@ permissions, and its end-of-file tells each side at once that the other is gone.
                        "stdout": "/path/stdout", "stderr": "/path/stderr"}
     server -> driver  {"event": "started", "step_id": ...}
     server -> driver  {"event": "ended", "step_id": ..., "exit_code": 0}
+    server -> driver  {"event": "lost", "step_id": ...}   (it failed because the JVM is gone:
+                       the application's end, which the driver reports from its exit)
     driver -> server  {"op": "cancel", "step_id": ...}
     driver -> server  {"op": "stop"}   (or end of file: the same)
     server -> driver  {"event": "error", "message": ...}   (a request it could not read)
@@ -244,6 +246,7 @@ class StepServer:
     def _run_step(self, step: _Step) -> None:
         code = EXIT_CRASH
         out = err = None
+        lost = False
         try:
             out, err = _open_log(step.stdout_path), _open_log(step.stderr_path)
             _STREAMS.stdout, _STREAMS.stderr = out, err
@@ -253,6 +256,12 @@ class StepServer:
             code = EXIT_CRASH
             traceback.print_exc()
         finally:
+            # A failure because the JVM died under the step (killed, out of memory) is the
+            # application's end, not the step's own crash: the driver learns it from the
+            # application's exit, with its stderr, and gives the next step a new application.
+            lost = code != 0 and not self.jvm_alive()
+            if lost:
+                print(f"step {step.id}: the application's JVM is gone", file=sys.stderr)
             for stream in (out, err):
                 if stream is not None:
                     try:
@@ -263,7 +272,18 @@ class StepServer:
             _STREAMS.stdout = _STREAMS.stderr = None
             with self.steps_lock:
                 self.steps.pop(step.id, None)
-            self.send({"event": "ended", "step_id": step.id, "exit_code": code})
+            if lost:
+                self.send({"event": "lost", "step_id": step.id})
+            else:
+                self.send({"event": "ended", "step_id": step.id, "exit_code": code})
+
+    def jvm_alive(self) -> bool:
+        """True when the JVM still answers (a py4j round trip); False once it is gone."""
+        try:
+            self.spark.sparkContext._jvm.java.lang.System.nanoTime()
+            return True
+        except Exception:  # noqa: BLE001 - py4j's network errors: the JVM is unreachable
+            return False
 
     def _run_job_guarded(self, step: _Step) -> int:
         """The job's exit code; a late cancellation exception (raised after the job returned,

@@ -121,6 +121,23 @@ def test_a_crash_is_exit_1_with_its_traceback(driver, tmp_path, monkeypatch):
     assert "in load" in stderr
 
 
+def test_a_failure_with_the_jvm_gone_is_the_applications_end(driver, tmp_path, monkeypatch):
+    def jvm_dies(argv):
+        monkeypatch.setattr(driver.server, "jvm_alive", lambda: False)
+        raise ConnectionRefusedError("py4j: the gateway is unreachable")
+
+    monkeypatch.setattr(run_job, "run", jvm_dies)
+    folder = driver.run(tmp_path, "s-LOST", ["parse_logs"])
+    while {"event": "lost", "step_id": "s-LOST"} not in driver.events:
+        driver.next_event()
+    assert "s-LOST" not in driver.ended, "no exit code: the driver reports the application's end"
+    assert "the application's JVM is gone" in (folder / "stderr").read_text()
+
+
+def test_a_failure_with_the_jvm_alive_is_the_steps_own(driver):
+    assert driver.server.jvm_alive(), "the test session's JVM answers"
+
+
 def test_concurrent_steps_get_their_own_session_conf_and_logs(driver, tmp_path, monkeypatch):
     both_running = threading.Barrier(2, timeout=60)
 

@@ -257,6 +257,17 @@ impl SparkApp {
                 }
             }
             Some("started") => {}
+            Some("lost") => {
+                // The step failed because the JVM is gone: the application's end. Killing the
+                // group makes sure it ends; the step then learns it with the application's
+                // exit and stderr (StepEnd::ApplicationEnded), not as a crash of its own.
+                tracing::warn!(
+                    "shared Spark application {}: step {} lost its JVM; ending the application",
+                    self.id,
+                    event["step_id"].as_str().unwrap_or("?")
+                );
+                self.kill();
+            }
             _ => tracing::warn!("shared Spark application {}: {line}", self.id),
         }
     }

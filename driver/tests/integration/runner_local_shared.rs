@@ -324,7 +324,6 @@ async fn a_cancel_stops_the_steps_job_group_and_the_application_runs_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known defect: the step is FAILED but its message is the step's own py4j crash (exit 1), not the application's end; the new-application half is unverified"]
 async fn a_killed_jvm_fails_its_running_step_and_the_next_step_gets_a_new_application() {
     let setup = setup();
     let runner = runner(&setup, 1);
@@ -365,7 +364,6 @@ async fn a_killed_jvm_fails_its_running_step_and_the_next_step_gets_a_new_applic
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known defect: fails, not yet diagnosed; shared mode is opt-in until it passes"]
 async fn two_steps_run_at_once_in_one_application_with_logs_of_their_own() {
     let setup = setup();
     let meeting = setup.lake.join("meeting");
