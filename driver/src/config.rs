@@ -157,7 +157,7 @@ pub struct LocalSection {
 }
 
 fn default_spark_application() -> String {
-    "per-step".to_string()
+    "shared".to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@
 //! * Cancelling a running step sends SIGTERM to its process group, then SIGKILL after a grace
 //!   period; the group's processes are reaped, so nothing of the step is left afterwards.
 //!
-//! * With `spark_application = Shared` (opt-in for now, `local.spark_application = "shared"`; the default is `per-step`), the
+//! * With `spark_application = Shared` (the default, `local.spark_application = "shared"`), the
 //!   `spark-submit ... run_job.py <job> ...` steps do not start a JVM each: they run in ONE
 //!   long-lived Spark application ([`super::shared_app`], `pyspark_jobs/step_server.py`),
 //!   started by [`LocalRunner::warm_up`] when the run starts (or by the first such step), each
