@@ -30,14 +30,9 @@ use crate::runner::{find_steps_by_name, ExistingStep, StepRunner};
 use crate::step::{StepState, StepStatus};
 use crate::store::{ObjectStore, ObjectUri};
 
-/// The Spark steps, in waves: the steps of a wave are independent and run together (as far
-/// as the runner's concurrency allows); a wave starts when the one before it completed.
-pub const WAVES: &[&[&str]] = &[&["classify_reviews", "parse_logs"], &["build_dimensions"], &["build_fact"]];
+pub mod steps;
 
-/// Work the driver does itself, recorded in the manifest beside the Spark steps.
-pub const DEPLOY: &str = "deploy";
-pub const USER_PURCHASE: &str = "user_purchase";
-pub const LOAD_WAREHOUSE: &str = "load_warehouse";
+pub use steps::{DEPLOY, LOAD_WAREHOUSE, USER_PURCHASE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -437,11 +432,8 @@ impl Pipeline {
         if !self.completed_before(previous, key) {
             return Ok(Done::No);
         }
-        let mut upstream: Vec<String> = self.plan.step(key).map(|s| s.depends_on.clone()).unwrap_or_default();
-        if key == "build_fact" {
-            upstream.push(USER_PURCHASE.to_string()); // it reads the user_purchase export
-        }
-        for dep in upstream {
+        // What it waits for, and the driver's work it reads (build_fact: the user_purchase export).
+        for dep in steps::upstream(key) {
             if manifest.steps.iter().any(|s| s.key == dep && !s.reused) {
                 self.progress.line(&format!("{key}: {dep} was written again in this attempt; running {key} again"));
                 return Ok(Done::Redo);
@@ -550,11 +542,12 @@ impl Pipeline {
         }
 
         let mut purchases_from_file = Some(purchases_from_file);
-        for (index, wave) in WAVES.iter().enumerate() {
+        for (index, wave) in steps::waves().iter().enumerate() {
             // build_dimensions hands out new dimension ids from the union of every date's
             // snapshots: two dates doing that at once (a parallel backfill) could give two
             // values the same id, so that one wave holds a lock shared by all dates.
-            let builds_dimensions = wave.contains(&"build_dimensions");
+            let builds_dimensions =
+                wave.iter().filter_map(|key| steps::step(key)).any(|s| s.extends_dimension_registry());
             if builds_dimensions {
                 if let Err(e) = self.await_dimension_turn().await {
                     self.finish_runner(&provided, manifest).await;
