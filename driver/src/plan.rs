@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::cluster::ClusterRequest;
-use crate::config::{Config, ConfigError, Overrides, Target};
+use crate::config::{Config, ConfigError, Overrides, Target, WarehouseKind};
 use crate::deploy::{ArtifactSet, DeployError, PlannedArtifact};
 use crate::error::{ExitCode, ExitStatus};
 use crate::inputs::{BoundInputs, Inputs};
@@ -265,7 +265,7 @@ fn check_cluster_network(config: &Config) -> Result<(), PlanError> {
 /// The warehouse is where the configuration says: Redshift needs its own URL (the COPY role
 /// is checked with the configuration).
 fn check_warehouse(config: &Config) -> Result<(), PlanError> {
-    if config.warehouse.kind == "redshift" && config.warehouse.url.trim().is_empty() {
+    if config.warehouse.kind == WarehouseKind::Redshift && config.warehouse.url.trim().is_empty() {
         return Err(PlanError::NoWarehouseUrl);
     }
     Ok(())

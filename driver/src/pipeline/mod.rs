@@ -17,11 +17,12 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
+use crate::config::WarehouseKind;
 use crate::diagnose::{self, DiagnoseOptions};
 use crate::error::{Error, ExitCode, ExitStatus, Result};
 use crate::inputs::{BoundInputs, Inputs, Located};
 use crate::lock::{LockRequest, RunLock};
-use crate::manifest::{ArtifactRef, ClusterRef, RunManifest, RunState, StepRecord};
+use crate::manifest::{ArtifactRef, ClusterRef, RecordState, RunManifest, RunState, StepRecord};
 use crate::plan::Plan;
 use crate::poll::{PollObserver, PollOptions};
 use crate::preflight::{self, InputSpec};
@@ -141,8 +142,8 @@ enum Done {
 /// Lines for people (stderr) about the driver's own work; the poll observer shows the steps.
 pub trait Progress: Send + Sync {
     fn line(&self, text: &str);
-    /// A driver step changed state (for `--output json` events).
-    fn stage(&self, _key: &str, _state: &str) {}
+    /// A driver step changed state (for `--output json` events: `state.as_str()`).
+    fn stage(&self, _key: &str, _state: RecordState) {}
 }
 
 /// The run lock while the run holds it: with a heartbeat task, or without one.
@@ -418,7 +419,7 @@ impl Pipeline {
             && previous
                 .as_ref()
                 .and_then(|m| m.steps.iter().find(|s| s.key == key))
-                .is_some_and(|s| s.state == StepState::Completed.as_str())
+                .is_some_and(|s| s.state == RecordState::Completed)
     }
 
     /// Whether step `key` is done: the earlier attempt of this run id recorded it COMPLETED
@@ -819,22 +820,22 @@ impl Pipeline {
         F: std::future::Future<Output = Result<Value>>,
     {
         let started = self.clock.now();
-        self.progress.stage(key, "RUNNING");
+        self.progress.stage(key, RecordState::Running);
         let result = self.with_shutdown(work).await;
         let record = manifest.step_mut(key).expect("every driver step is in the manifest");
         record.started_at = Some(started);
         record.ended_at = Some(self.clock.now());
         match result {
             Ok(metrics) => {
-                record.state = StepState::Completed.as_str().into();
+                record.state = RecordState::Completed;
                 record.metrics = Some(metrics);
-                self.progress.stage(key, "COMPLETED");
+                self.progress.stage(key, RecordState::Completed);
                 Ok(())
             }
             Err(e) => {
-                record.state = StepState::Failed.as_str().into();
+                record.state = RecordState::Failed;
                 record.failure = Some(e.to_string());
-                self.progress.stage(key, "FAILED");
+                self.progress.stage(key, RecordState::Failed);
                 Err(e)
             }
         }
@@ -1026,7 +1027,7 @@ impl Pipeline {
                         .line(&format!("{key}: step {id} already COMPLETED on {}, skipped", runner.describe()));
                     let record = manifest.step_mut(key).expect("every step is in the manifest");
                     record.step_id = Some(id.clone());
-                    record.state = StepState::Completed.as_str().into();
+                    record.state = RecordState::Completed;
                     record.reused = true;
                     record.kind = provided.kind.into();
                     record.outputs = Some(outputs);
@@ -1279,7 +1280,7 @@ impl Pipeline {
                 return self.driver_step(manifest, LOAD_WAREHOUSE, self.load_embedded(path)).await;
             }
             let record = manifest.step_mut(LOAD_WAREHOUSE).expect("load_warehouse is in every manifest");
-            record.state = "SKIPPED".into();
+            record.state = RecordState::Skipped;
             record.metrics = Some(
                 serde_json::json!({"skipped": "no warehouse database given", "tables_under": self.plan.uris.load_root}),
             );
@@ -1305,8 +1306,8 @@ impl Pipeline {
         let load_root = ObjectUri::parse(&published.load_root)?;
         let schema = self.plan.config.warehouse.schema.clone();
         let mut client = login.connect().await?;
-        match self.plan.config.warehouse.kind.as_str() {
-            "postgres" => {
+        match self.plan.config.warehouse.kind {
+            WarehouseKind::Postgres => {
                 self.progress.line(&format!("loading {load_root} into the warehouse (schema {schema})"));
                 let report = crate::db::warehouse::load_run(
                     &mut client,
@@ -1318,7 +1319,7 @@ impl Pipeline {
                 .await?;
                 Ok(serde_json::to_value(&report).unwrap_or_default())
             }
-            _ => {
+            WarehouseKind::Redshift => {
                 // Redshift reads the files itself: check first that every write completed.
                 crate::db::warehouse::check_complete(self.store.as_ref(), &load_root).await?;
                 let role = self.plan.config.warehouse.redshift_copy_role_arn.clone();
@@ -1381,7 +1382,7 @@ fn driver_step(key: &str) -> StepRecord {
         key: key.to_string(),
         kind: "driver".into(),
         step_id: None,
-        state: "PENDING".into(),
+        state: RecordState::Pending,
         started_at: None,
         ended_at: None,
         logs: None,
@@ -1394,7 +1395,7 @@ fn driver_step(key: &str) -> StepRecord {
 }
 
 fn record_status(record: &mut StepRecord, status: &StepStatus) {
-    record.state = status.state.as_str().into();
+    record.state = status.state.into();
     record.started_at = status.started_at;
     record.ended_at = status.ended_at;
 }
