@@ -11,10 +11,8 @@ use serde_json::Value;
 use crate::db::user_purchase::{COLUMNS as PURCHASE_COLUMNS, UCI_HEADER};
 use crate::db::warehouse::{DIMENSIONS, FACT_COLUMNS, FACT_TABLE, VIEWS};
 use crate::ingest::INPUTS;
-use crate::pipeline::WAVES;
-use crate::plan::STEP_DEPENDENCIES;
+use crate::pipeline::steps::{waves, STEPS};
 use crate::preflight::{InputSpec, LOG_REVIEWS, MOVIE_REVIEW, USER_PURCHASE};
-use crate::render::STEP_TEMPLATES;
 
 const CATALOGUE: &str = include_str!("../../sql/catalogue.json");
 
@@ -161,36 +159,45 @@ fn catalogue_steps_are_the_plans_steps_templates_and_waves() {
     let steps = cat["steps"].as_array().expect("steps");
     let wanted: Vec<(String, Vec<String>)> = steps.iter().map(|s| (text(&s["name"]), strings(&s["after"]))).collect();
     let mut problems = Vec::new();
-    let planned: Vec<(String, Vec<String>)> =
-        STEP_DEPENDENCIES.iter().map(|(step, after)| (step.to_string(), owned(after))).collect();
+    let planned: Vec<(String, Vec<String>)> = STEPS.iter().map(|s| (s.key.to_string(), owned(s.after))).collect();
     if planned != wanted {
         problems.push(format!(
-            "driver/src/plan.rs: STEP_DEPENDENCIES are {planned:?}, sql/catalogue.json steps (name, after) {wanted:?}"
+            "driver/src/pipeline/steps.rs: STEPS (key, after) are {planned:?}, sql/catalogue.json steps (name, after) \
+             {wanted:?}"
         ));
     }
     let names: Vec<String> = wanted.iter().map(|(name, _)| name.clone()).collect();
-    let templates: Vec<String> = STEP_TEMPLATES.iter().map(|(step, _)| step.to_string()).collect();
-    if templates != names {
+    // One driver/templates/steps/<step>.json.hbs each, and no template of a step the table lacks.
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/templates/steps");
+    let mut templates: Vec<String> = std::fs::read_dir(folder)
+        .unwrap_or_else(|e| panic!("{folder}: {e}"))
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.strip_suffix(".json.hbs").map(str::to_string))
+        .collect();
+    templates.sort_unstable();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    if templates != sorted {
         problems.push(format!(
-            "driver/src/render.rs: STEP_TEMPLATES are for {templates:?}, sql/catalogue.json steps {names:?} \
-             (one driver/templates/steps/<step>.json.hbs each)"
+            "driver/templates/steps/ holds templates for {templates:?}, sql/catalogue.json steps {sorted:?} \
+             (one <step>.json.hbs each, embedded by its STEPS entry in driver/src/pipeline/steps.rs)"
         ));
     }
-    // Every step once, in a wave after every step it waits for.
-    let wave_of = |step: &str| WAVES.iter().position(|wave| wave.contains(&step));
-    let mut waved: Vec<&str> = WAVES.iter().flat_map(|wave| wave.iter().copied()).collect();
+    // The waves derived from the table: every step once, in a wave after every step it waits for.
+    let waves = waves();
+    let wave_of = |step: &str| waves.iter().position(|wave| wave.contains(&step));
+    let mut waved: Vec<&str> = waves.iter().flat_map(|wave| wave.iter().copied()).collect();
     waved.sort_unstable();
-    let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
-    sorted.sort_unstable();
+    let sorted: Vec<&str> = sorted.iter().map(String::as_str).collect();
     if waved != sorted {
-        problems.push(format!("driver/src/pipeline.rs: WAVES hold {waved:?}, sql/catalogue.json steps {sorted:?}"));
+        problems
+            .push(format!("driver/src/pipeline/steps.rs: waves() hold {waved:?}, sql/catalogue.json steps {sorted:?}"));
     }
     for (step, after) in &wanted {
         for before in after {
             if let (Some(a), Some(b)) = (wave_of(before.as_str()), wave_of(step.as_str())) {
                 if a >= b {
                     problems.push(format!(
-                        "driver/src/pipeline.rs: WAVES run {step} in wave {b}, not after {before} (wave {a}), \
+                        "driver/src/pipeline/steps.rs: waves() run {step} in wave {b}, not after {before} (wave {a}), \
                          which sql/catalogue.json says it waits for"
                     ));
                 }

@@ -46,6 +46,29 @@ impl fmt::Display for Target {
     }
 }
 
+/// Which database the warehouse is (`[warehouse] kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WarehouseKind {
+    Postgres,
+    Redshift,
+}
+
+impl WarehouseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarehouseKind::Postgres => "postgres",
+            WarehouseKind::Redshift => "redshift",
+        }
+    }
+}
+
+impl fmt::Display for WarehouseKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -163,7 +186,8 @@ fn default_spark_application() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WarehouseSection {
-    pub kind: String,
+    /// Checked as a string first (`KEYS`, `Kind::OneOf`), so a bad value is one clear problem.
+    pub kind: WarehouseKind,
     pub schema: String,
     pub redshift_copy_role_arn: String,
     /// The warehouse database (`WAREHOUSE_URL`, `--warehouse-url`, or this key). Required when
@@ -980,7 +1004,7 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
             bad(key, value, "must not be empty".into());
         }
     }
-    if config.warehouse.kind == "redshift" && config.warehouse.redshift_copy_role_arn.trim().is_empty() {
+    if config.warehouse.kind == WarehouseKind::Redshift && config.warehouse.redshift_copy_role_arn.trim().is_empty() {
         bad(
             "warehouse.redshift_copy_role_arn",
             "",
@@ -1204,6 +1228,27 @@ mod tests {
             let text = load(&sets).unwrap_err().to_string();
             assert!(text.contains(key) && text.contains(fix), "{text}");
         }
+    }
+
+    #[test]
+    fn warehouse_kind_is_typed_and_a_bad_one_is_named() {
+        let text = include_str!("../../config/pipeline.toml");
+        let load =
+            |sets: &[&str]| Config::from_toml_str(text, "f", &HashMap::new(), &Overrides::parse_sets(sets).unwrap());
+        assert_eq!(load(&[]).unwrap().warehouse.kind, WarehouseKind::Postgres);
+        let redshift = load(&["warehouse.kind=redshift", "warehouse.redshift_copy_role_arn=arn:aws:iam::1:role/r"]);
+        assert_eq!(redshift.unwrap().warehouse.kind, WarehouseKind::Redshift);
+        // The keys' allowed values are the enum's names, which serialise as before (the run id).
+        let allowed = KEYS.iter().find(|(s, k, _)| *s == "warehouse" && *k == "kind").map(|(_, _, kind)| *kind);
+        assert_eq!(allowed, Some(Kind::OneOf(&["postgres", "redshift"])));
+        for kind in [WarehouseKind::Postgres, WarehouseKind::Redshift] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+        let message = load(&["warehouse.kind=snowflake"]).unwrap_err().to_string();
+        assert!(
+            message.contains("warehouse.kind") && message.contains("must be one of postgres, redshift"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::step::StepState;
+
 /// How the whole run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -105,6 +107,72 @@ impl SourceCounts {
     }
 }
 
+/// The state of a step in the manifest: EMR's step states ([`StepState`], which the runners
+/// report for every target) and `SKIPPED` (driver work there was nothing to do for, e.g. no
+/// warehouse). Serialised as the same strings the manifests held when this was a `String`
+/// (`"COMPLETED"`, `"SKIPPED"`...), so the manifests of earlier runs still parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RecordState {
+    Pending,
+    CancelPending,
+    Running,
+    Completed,
+    Cancelled,
+    Failed,
+    Interrupted,
+    Skipped,
+}
+
+impl RecordState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordState::Skipped => "SKIPPED",
+            RecordState::Pending => StepState::Pending.as_str(),
+            RecordState::CancelPending => StepState::CancelPending.as_str(),
+            RecordState::Running => StepState::Running.as_str(),
+            RecordState::Completed => StepState::Completed.as_str(),
+            RecordState::Cancelled => StepState::Cancelled.as_str(),
+            RecordState::Failed => StepState::Failed.as_str(),
+            RecordState::Interrupted => StepState::Interrupted.as_str(),
+        }
+    }
+}
+
+impl From<StepState> for RecordState {
+    fn from(state: StepState) -> Self {
+        match state {
+            StepState::Pending => RecordState::Pending,
+            StepState::CancelPending => RecordState::CancelPending,
+            StepState::Running => RecordState::Running,
+            StepState::Completed => RecordState::Completed,
+            StepState::Cancelled => RecordState::Cancelled,
+            StepState::Failed => RecordState::Failed,
+            StepState::Interrupted => RecordState::Interrupted,
+        }
+    }
+}
+
+impl std::fmt::Display for RecordState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, not `write_str`: the summary lines it up in a column (`{:<10}`).
+        f.pad(self.as_str())
+    }
+}
+
+/// `record.state == "COMPLETED"`: compares with the manifest's spelling.
+impl PartialEq<&str> for RecordState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for RecordState {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
 /// One step of the run: an EMR step, a local Spark process, or work the driver did itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
@@ -112,7 +180,7 @@ pub struct StepRecord {
     /// `emr`, `local-spark` or `driver`.
     pub kind: String,
     pub step_id: Option<String>,
-    pub state: String,
+    pub state: RecordState,
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
     /// Where the step's logs are (EMR log prefix or the local lake folder).
@@ -331,7 +399,7 @@ mod tests {
                 key: "parse_logs".into(),
                 kind: "local-spark".into(),
                 step_id: Some("s-1".into()),
-                state: "COMPLETED".into(),
+                state: RecordState::Completed,
                 started_at: Some(start),
                 ended_at: Some(start + chrono::Duration::seconds(40)),
                 logs: None,
@@ -390,6 +458,63 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    /// A manifest written when the step states were strings (before `RecordState`) parses, and
+    /// writes the same strings back.
+    #[test]
+    fn an_old_manifest_parses() {
+        let old = r#"{
+          "run_id": "2021-10-31-abcdef012345", "run_date": "2021-10-31", "target": "local",
+          "config_hash": "c0ffee", "state": "failed", "started_at": "2021-11-01T02:00:00Z",
+          "ended_at": "2021-11-01T02:05:00Z", "artifacts": [], "cluster": null,
+          "steps": [
+            {"key": "deploy", "kind": "driver", "step_id": null, "state": "COMPLETED", "started_at": null,
+             "ended_at": null, "logs": null, "reused": false, "metrics": null, "failure": null},
+            {"key": "user_purchase", "kind": "driver", "step_id": null, "state": "FAILED", "started_at": null,
+             "ended_at": null, "logs": null, "metrics": null, "failure": "bad rows"},
+            {"key": "classify_reviews", "kind": "emr", "step_id": "s-1", "state": "CANCELLED", "started_at": null,
+             "ended_at": null, "logs": null, "reused": false, "metrics": null, "failure": null},
+            {"key": "parse_logs", "kind": "emr", "step_id": "s-2", "state": "INTERRUPTED", "started_at": null,
+             "ended_at": null, "logs": null, "reused": false, "metrics": null, "failure": null},
+            {"key": "build_dimensions", "kind": "emr", "step_id": "s-3", "state": "CANCEL_PENDING",
+             "started_at": null, "ended_at": null, "logs": null, "reused": false, "metrics": null, "failure": null},
+            {"key": "build_fact", "kind": "spark", "step_id": null, "state": "PENDING", "started_at": null,
+             "ended_at": null, "logs": null, "reused": false, "metrics": null, "failure": null},
+            {"key": "load_warehouse", "kind": "driver", "step_id": null, "state": "SKIPPED", "started_at": null,
+             "ended_at": null, "logs": null, "reused": false, "metrics": {"skipped": "no warehouse database given"},
+             "failure": null},
+            {"key": "other", "kind": "emr", "step_id": "s-4", "state": "RUNNING", "started_at": null,
+             "ended_at": null, "logs": null, "reused": false, "metrics": null, "failure": null}
+          ],
+          "sources": {}, "manifest_uri": "s3://staging/_runs/2021-10-31-abcdef012345.json", "error": "boom"
+        }"#;
+        let m: RunManifest = serde_json::from_str(old).unwrap();
+        let states: Vec<RecordState> = m.steps.iter().map(|s| s.state).collect();
+        use RecordState::*;
+        assert_eq!(states, vec![Completed, Failed, Cancelled, Interrupted, CancelPending, Pending, Skipped, Running]);
+        let written = serde_json::to_value(&m).unwrap();
+        let again: Vec<&str> =
+            written["steps"].as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
+        let was: Value = serde_json::from_str(old).unwrap();
+        let before: Vec<&str> = was["steps"].as_array().unwrap().iter().map(|s| s["state"].as_str().unwrap()).collect();
+        assert_eq!(again, before);
+        for (state, text) in states.iter().zip(before) {
+            assert_eq!(state.as_str(), text);
+            assert_eq!(format!("{state:<10}|"), format!("{text:<10}|"));
+        }
+        let every = [
+            StepState::Pending,
+            StepState::CancelPending,
+            StepState::Running,
+            StepState::Completed,
+            StepState::Cancelled,
+            StepState::Failed,
+            StepState::Interrupted,
+        ];
+        for step in every {
+            assert_eq!(RecordState::from(step).as_str(), step.as_str());
+        }
     }
 
     #[test]

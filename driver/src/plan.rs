@@ -13,24 +13,17 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::cluster::ClusterRequest;
-use crate::config::{Config, ConfigError, Overrides, Target};
+use crate::config::{Config, ConfigError, Overrides, Target, WarehouseKind};
 use crate::deploy::{ArtifactSet, DeployError, PlannedArtifact};
 use crate::error::{ExitCode, ExitStatus};
 use crate::inputs::{BoundInputs, Inputs};
-use crate::render::{render_step, step_template, RenderError, STEP_TEMPLATES};
+use crate::pipeline::steps::STEPS;
+use crate::render::{render_step, RenderError};
 use crate::step::StepConfig;
 use crate::store::ObjectStore;
 
 /// EMR limits step names to 256 characters.
 pub const MAX_STEP_NAME: usize = 256;
-
-/// The pipeline's Spark steps and what each waits for, in DAG order.
-pub const STEP_DEPENDENCIES: &[(&str, &[&str])] = &[
-    ("classify_reviews", &[]),
-    ("parse_logs", &[]),
-    ("build_dimensions", &["parse_logs"]),
-    ("build_fact", &["classify_reviews", "parse_logs", "build_dimensions"]),
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -45,7 +38,8 @@ pub enum PlanError {
     #[error("step name `{name}` is {len} characters; EMR allows {MAX_STEP_NAME}: shorten pipeline.name")]
     StepNameTooLong { name: String, len: usize },
     #[error(
-        "no step `{key}` in the pipeline; the steps are classify_reviews, parse_logs, build_dimensions, build_fact"
+        "no step `{key}` in the pipeline; the steps are {}",
+        crate::pipeline::steps::keys().collect::<Vec<_>>().join(", ")
     )]
     UnknownStep { key: String },
     #[error(transparent)]
@@ -135,8 +129,7 @@ impl LakeUris {
             .iter()
             .map(|d| (d.table.to_string(), st(&format!("dims/{}/{run}", d.table))))
             .collect();
-        let metrics =
-            STEP_DEPENDENCIES.iter().map(|(job, _)| (job.to_string(), format!("{metrics_root}/{job}"))).collect();
+        let metrics = STEPS.iter().map(|s| (s.key.to_string(), format!("{metrics_root}/{}", s.key))).collect();
         LakeUris {
             incoming: format!("s3://{raw}/incoming/{dt}"),
             movie_review_input: format!("s3://{raw}/incoming/{dt}/movie_review"),
@@ -272,7 +265,7 @@ fn check_cluster_network(config: &Config) -> Result<(), PlanError> {
 /// The warehouse is where the configuration says: Redshift needs its own URL (the COPY role
 /// is checked with the configuration).
 fn check_warehouse(config: &Config) -> Result<(), PlanError> {
-    if config.warehouse.kind == "redshift" && config.warehouse.url.trim().is_empty() {
+    if config.warehouse.kind == WarehouseKind::Redshift && config.warehouse.url.trim().is_empty() {
         return Err(PlanError::NoWarehouseUrl);
     }
     Ok(())
@@ -323,19 +316,17 @@ impl Plan {
             cluster: None,
             serverless: None,
         };
-        for (key, depends_on) in STEP_DEPENDENCIES {
-            let template = step_template(key).expect("every step has an embedded template");
-            let config = render_step(&format!("steps/{key}.json.hbs"), template, &plan.step_vars(key))?;
+        for spec in STEPS {
+            let config = render_step(&spec.template_name(), spec.template, &plan.step_vars(spec.key))?;
             if config.name.chars().count() > MAX_STEP_NAME {
                 return Err(PlanError::StepNameTooLong { len: config.name.chars().count(), name: config.name });
             }
             plan.steps.push(PlannedStep {
-                key: key.to_string(),
-                depends_on: depends_on.iter().map(|d| d.to_string()).collect(),
+                key: spec.key.to_string(),
+                depends_on: spec.after.iter().map(|d| d.to_string()).collect(),
                 config,
             });
         }
-        debug_assert_eq!(plan.steps.len(), STEP_TEMPLATES.len());
         if plan.target == Target::Emr && plan.cluster_id.is_none() {
             check_cluster_network(&plan.config)?;
             plan.cluster = Some(ClusterRequest::render(&plan.cluster_vars())?);

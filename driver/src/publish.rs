@@ -19,14 +19,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ExitCode, ExitStatus};
+use crate::pipeline::steps::{self, Dataset};
 use crate::plan::LakeUris;
 use crate::store::{ObjectStore, ObjectUri, StoreError};
 
 /// Spark's completion marker, written after every part file of the write was committed.
 pub const SUCCESS: &str = "_SUCCESS";
-
-/// The manifest key of the driver's user_purchase step (`pipeline::USER_PURCHASE`).
-const USER_PURCHASE: &str = "user_purchase";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -118,47 +116,26 @@ fn output(name: impl Into<String>, uri: &str) -> Result<Output, StoreError> {
     Ok(Output { name: name.into(), uri: folder(uri)?, marker: SUCCESS.to_string() })
 }
 
-/// The output folders step `key` writes (empty for a step that writes none, e.g. `deploy`).
+/// The output folders step `key` writes (empty for a step that writes none, e.g. `deploy`):
+/// what the table of steps says it writes (`pipeline::steps`), and a Spark step's metrics.
 pub fn step_outputs(uris: &LakeUris, key: &str) -> Result<Vec<Output>, StoreError> {
-    let metrics = |job: &str| -> Result<Vec<Output>, StoreError> {
-        match uris.metrics.get(job) {
-            Some(uri) => Ok(vec![output(format!("_metrics/{job}"), uri)?]),
-            None => Ok(Vec::new()),
+    let mut out = Vec::new();
+    for dataset in steps::writes(key) {
+        for (name, uri) in dataset.folders(uris) {
+            out.push(match dataset {
+                // One object the driver writes atomically: the file itself says the write finished.
+                Dataset::UserPurchaseExport => Output {
+                    name,
+                    uri: folder(&uri)?,
+                    marker: ObjectUri::parse(&uris.user_purchase_export_file)?.file_name().to_string(),
+                },
+                _ => output(name, &uri)?,
+            });
         }
-    };
-    let mut out = match key {
-        USER_PURCHASE => {
-            // One object the driver writes atomically: the file itself says the write finished.
-            let file = ObjectUri::parse(&uris.user_purchase_export_file)?;
-            vec![Output {
-                name: "user_purchase".into(),
-                uri: folder(&uris.user_purchase_export)?,
-                marker: file.file_name().to_string(),
-            }]
-        }
-        "classify_reviews" => vec![
-            output("classified_movie_review", &uris.classified_movie_review)?,
-            output("rejects/movie_review", &uris.rejects_movie_review)?,
-        ],
-        "parse_logs" => {
-            vec![output("review_logs", &uris.review_logs)?, output("rejects/log_reviews", &uris.rejects_log_reviews)?]
-        }
-        "build_dimensions" => {
-            let mut out = Vec::new();
-            for (dim, snapshot) in &uris.dims_snapshots {
-                out.push(output(format!("dims/{dim}"), snapshot)?);
-                out.push(output(format!("warehouse_load/{dim}"), &format!("{}/{dim}", uris.load_root))?);
-            }
-            out
-        }
-        "build_fact" => vec![
-            output("fact_movie_analytics", &uris.fact_movie_analytics)?,
-            output("warehouse_load/fact_movie_analytics", &format!("{}/fact_movie_analytics", uris.load_root))?,
-            output("rejects/user_purchase", &uris.rejects_user_purchase)?,
-        ],
-        _ => Vec::new(),
-    };
-    out.extend(metrics(key)?);
+    }
+    if let Some(uri) = uris.metrics.get(key) {
+        out.push(output(format!("_metrics/{key}"), uri)?);
+    }
     Ok(out)
 }
 

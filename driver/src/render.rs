@@ -4,6 +4,9 @@
 //! empty string. Values are escaped for JSON string context (quotes, backslashes, control
 //! characters) and nothing else, so `==`, `&` or `<` in a value come out exactly as given:
 //! handlebars' default HTML escaping would turn them into entities.
+//!
+//! The pipeline's step templates are embedded in the one table of steps,
+//! [`crate::pipeline::steps::STEPS`].
 
 use handlebars::Handlebars;
 use serde_json::Value;
@@ -11,22 +14,8 @@ use serde_json::Value;
 use crate::error::{ExitCode, ExitStatus};
 use crate::step::StepConfig;
 
-/// The pipeline's step templates, embedded so the binary works from any directory, in DAG
-/// order: `(step key, template)`.
-pub const STEP_TEMPLATES: &[(&str, &str)] = &[
-    ("classify_reviews", include_str!("../templates/steps/classify_reviews.json.hbs")),
-    ("parse_logs", include_str!("../templates/steps/parse_logs.json.hbs")),
-    ("build_dimensions", include_str!("../templates/steps/build_dimensions.json.hbs")),
-    ("build_fact", include_str!("../templates/steps/build_fact.json.hbs")),
-];
-
 pub const CLUSTER_TEMPLATE_NAME: &str = "cluster.json.hbs";
 pub const CLUSTER_TEMPLATE: &str = include_str!("../templates/cluster.json.hbs");
-
-/// The embedded template of a pipeline step.
-pub fn step_template(key: &str) -> Option<&'static str> {
-    STEP_TEMPLATES.iter().find(|(k, _)| *k == key).map(|(_, t)| *t)
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {

@@ -225,9 +225,9 @@ impl Progress for DateLines {
         }
     }
 
-    fn stage(&self, key: &str, state: &str) {
+    fn stage(&self, key: &str, state: crate::manifest::RecordState) {
         if self.output == Output::Json {
-            let event = serde_json::json!({"event": "driver_step_state", "date": self.date.to_string(), "step": key, "state": state});
+            let event = serde_json::json!({"event": "driver_step_state", "date": self.date.to_string(), "step": key, "state": state.as_str()});
             println!("{event}");
         }
     }

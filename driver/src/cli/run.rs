@@ -7,7 +7,9 @@ use std::time::Duration;
 use crate::backend::{Backend, TargetOptions};
 use crate::cli::render::{PlanArgs, TargetArg};
 use crate::cli::{Global, Output};
+use crate::config::WarehouseKind;
 use crate::error::{ExitCode, Result};
+use crate::manifest::RecordState;
 use crate::pipeline::{shutdown_on_signals, Databases, Pipeline, Progress, RunOptions};
 use crate::plan::Plan;
 use crate::poll::{JsonEvents, PollObserver, PollOptions, TextProgress};
@@ -158,7 +160,7 @@ pub(crate) fn run_options(args: &RunFlags, plan: &Plan, target: TargetOptions) -
 pub fn warehouse_url(plan: &Plan, source_url: Option<&str>) -> Option<String> {
     match crate::config::non_empty(&plan.config.warehouse.url) {
         Some(url) => Some(url.to_string()),
-        None if plan.config.warehouse.kind == "postgres" => source_url.map(str::to_string),
+        None if plan.config.warehouse.kind == WarehouseKind::Postgres => source_url.map(str::to_string),
         None => None,
     }
 }
@@ -200,7 +202,7 @@ impl Progress for JsonStages {
         eprintln!("{text}");
     }
 
-    fn stage(&self, key: &str, state: &str) {
-        println!("{}", serde_json::json!({"event": "driver_step_state", "step": key, "state": state}));
+    fn stage(&self, key: &str, state: RecordState) {
+        println!("{}", serde_json::json!({"event": "driver_step_state", "step": key, "state": state.as_str()}));
     }
 }

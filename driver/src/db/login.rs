@@ -222,7 +222,7 @@ pub async fn login_for(
             &loaded
         }
     };
-    let redshift = role == DbRole::Warehouse && config.warehouse.kind == "redshift";
+    let redshift = role == DbRole::Warehouse && config.warehouse.kind == crate::config::WarehouseKind::Redshift;
     let source: Arc<dyn CredentialSource> = match auth {
         DbAuth::Password => unreachable!("returned above"),
         DbAuth::Secret(arn) => {

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::html::{render, RejectsLinks};
 use super::words::sentence;
-use crate::config::Target;
+use crate::config::{Target, WarehouseKind};
 use crate::db::embedded;
 use crate::db::target::Warehouse;
 use crate::manifest::{AnalystsSummary, RunManifest};
@@ -25,7 +25,7 @@ use crate::store::ObjectStore;
 /// without a warehouse leaves the load files in staging).
 pub fn run_warehouse(plan: &Plan, databases: &Databases) -> Option<Warehouse> {
     match (&databases.warehouse, &databases.embedded_warehouse) {
-        (Some(login), _) if plan.config.warehouse.kind == "postgres" => {
+        (Some(login), _) if plan.config.warehouse.kind == WarehouseKind::Postgres => {
             Some(Warehouse::Postgres { login: login.clone(), schema: plan.config.warehouse.schema.clone() })
         }
         (Some(_), _) => None,
@@ -48,12 +48,12 @@ pub async fn after_run(
     now: DateTime<Utc>,
 ) -> AnalystsSummary {
     let Some(warehouse) = warehouse else {
-        let (kind, text) = match plan.config.warehouse.kind.as_str() {
-            "redshift" => (
+        let (kind, text) = match plan.config.warehouse.kind {
+            WarehouseKind::Redshift => (
                 "redshift",
                 "loaded into Redshift (the driver does not read it back: run sql/questions/ there)".to_string(),
             ),
-            _ => ("none", format!("no warehouse: the load files are in {}", plan.uris.load_root)),
+            WarehouseKind::Postgres => ("none", format!("no warehouse: the load files are in {}", plan.uris.load_root)),
         };
         return AnalystsSummary { warehouse_kind: kind.into(), warehouse: text, ..Default::default() };
     };

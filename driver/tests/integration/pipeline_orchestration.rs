@@ -442,7 +442,7 @@ async fn user_purchase_is_staged_beside_the_first_wave_and_its_failure_cancels_t
     let mut cancelled = runner.cancelled.lock().unwrap().clone();
     cancelled.sort();
     assert_eq!(cancelled, vec!["s-FAKE0".to_string(), "s-FAKE1".to_string()]);
-    let state = |key: &str| manifest.steps.iter().find(|s| s.key == key).unwrap().state.clone();
+    let state = |key: &str| manifest.steps.iter().find(|s| s.key == key).unwrap().state;
     assert_eq!(state("user_purchase"), "FAILED");
     assert_eq!(state("classify_reviews"), "CANCELLED");
     assert_eq!(state("parse_logs"), "CANCELLED");

@@ -9,8 +9,9 @@ use emr_driver::cluster::ClusterRequest;
 use emr_driver::config::{Config, Overrides, Target};
 use emr_driver::deploy::{Artifact, ArtifactSet};
 use emr_driver::error::{ExitCode, ExitStatus};
+use emr_driver::pipeline::steps::STEPS;
 use emr_driver::plan::{Plan, PlanError};
-use emr_driver::render::{render_step_file, RenderError, STEP_TEMPLATES};
+use emr_driver::render::{render_step_file, RenderError};
 
 /// A fixed copy of config/pipeline.toml, so that the snapshots change only when rendering
 /// does, not when the checked-in defaults are edited.
@@ -96,7 +97,7 @@ fn emr_plan(sets: &[&str]) -> Plan {
 #[test]
 fn every_step_template_snapshot() {
     let plan = emr_plan(&[]);
-    assert_eq!(plan.steps.len(), STEP_TEMPLATES.len());
+    assert_eq!(plan.steps.len(), STEPS.len());
     for step in &plan.steps {
         insta::assert_json_snapshot!(format!("step_{}", step.key), step.config);
     }
