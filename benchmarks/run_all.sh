@@ -10,8 +10,9 @@
 # bench_local_run.sh, bench_scaling.sh and bench_backfill.sh (BENCHMARKS.md, "How to run").
 # BENCH_ONLY="local_run backfill" runs only the named benchmarks (names as in BENCHES below).
 #
-# With every default this takes well over an hour on 2 cores (bench_scaling.sh alone is about
-# an hour); BENCHMARKS.md lists each script's expected time and its quick settings.
+# With every default this takes about 45 minutes on 2 cores (each script's last time, summed;
+# bench_scaling.sh took 11 minutes for size and cores on 2026-12-02, plus its ingest part);
+# BENCHMARKS.md lists each script's expected time and its quick settings.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${BENCH_OUT_DIR:-$PWD/benchmarks/out}
