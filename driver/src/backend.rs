@@ -38,7 +38,9 @@ pub const APPLICATION_START_WAIT: Duration = Duration::from_secs(10 * 60);
 /// own (its deadline is hours) and those of an earlier attempt it attaches to.
 pub const LOOKBACK: Duration = Duration::from_secs(24 * 3600);
 
-/// How often a local run asks the local runner for its steps' states (an in-memory answer).
+/// How often a local run asks the local runner for its steps' states. The answer is in memory,
+/// and a step's successor starts only once a poll sees it ended: at 1 s the three waits of a
+/// local run cost about 2 s of its 27 s (BENCHMARKS.md section 3).
 pub const LOCAL_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The timing of one target: how often to poll (and the run's deadline), how long to wait for
@@ -53,9 +55,7 @@ pub struct TargetOptions {
 impl TargetOptions {
     /// From the configuration: `[emr] poll_interval_seconds` and `run_timeout_minutes` on AWS;
     /// the local runner answers from memory and its logs are complete when the process ends,
-    /// so it is polled four times a second (a step's successor starts at most 250 ms after
-    /// it ends: a 1 s interval cost about 1.5 s of a 28 s local run in its three waits) and
-    /// its logs are waited for briefly.
+    /// so it is polled every [`LOCAL_POLL_INTERVAL`] and its logs are waited for briefly.
     pub fn for_config(config: &Config) -> Self {
         let emr = &config.emr;
         let deadline = Duration::from_secs(emr.run_timeout_minutes.max(1) as u64 * 60);
