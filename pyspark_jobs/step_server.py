@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import ctypes
 import io
 import json
@@ -62,12 +63,12 @@ class StepCancelled(BaseException):
     catching `Exception` does not swallow it)."""
 
 
-class _ThreadStreams(threading.local):
-    stdout: TextIO | None = None
-    stderr: TextIO | None = None
-
-
-_STREAMS = _ThreadStreams()
+# The step's (stdout, stderr) logs, for the code the step runs. A context variable, not a
+# thread-local: the threads a job starts for its concurrent actions (pyspark_jobs.concurrency)
+# run in a copy of the step's context and so write to the step's logs too.
+_STREAMS: contextvars.ContextVar[tuple[TextIO, TextIO] | None] = contextvars.ContextVar(
+    "pyspark_jobs_step_streams", default=None
+)
 
 
 class _PerThreadStream(io.TextIOBase):
@@ -80,7 +81,10 @@ class _PerThreadStream(io.TextIOBase):
         self._fallback = fallback
 
     def _target(self) -> TextIO:
-        return getattr(_STREAMS, self._name) or self._fallback
+        streams = _STREAMS.get()
+        if streams is None:
+            return self._fallback
+        return streams[0] if self._name == "stdout" else streams[1]
 
     def write(self, text: str) -> int:
         return self._target().write(text)
@@ -246,10 +250,11 @@ class StepServer:
     def _run_step(self, step: _Step) -> None:
         code = EXIT_CRASH
         out = err = None
+        streams_token = None
         lost = False
         try:
             out, err = _open_log(step.stdout_path), _open_log(step.stderr_path)
-            _STREAMS.stdout, _STREAMS.stderr = out, err
+            streams_token = _STREAMS.set((out, err))
             self.send({"event": "started", "step_id": step.id})
             code = self._run_job_guarded(step)
         except BaseException:  # noqa: BLE001 - a step never takes the server down
@@ -269,7 +274,8 @@ class StepServer:
                         stream.close()
                     except OSError:
                         pass
-            _STREAMS.stdout = _STREAMS.stderr = None
+            if streams_token is not None:
+                _STREAMS.reset(streams_token)
             with self.steps_lock:
                 self.steps.pop(step.id, None)
             if lost:
