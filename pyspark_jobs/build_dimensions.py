@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
@@ -23,6 +24,7 @@ from pyspark.sql import types as T
 
 from pyspark_jobs import reference
 from pyspark_jobs.cli_args import Option, parse_job_args
+from pyspark_jobs.concurrency import concurrently
 from pyspark_jobs.errors import InvariantBroken, UnusableInput
 from pyspark_jobs.job_metrics import metrics_document, source_counts, write_metrics
 from pyspark_jobs.lake_io import join_uri, partition_folders, write_load_csv, write_parquet
@@ -243,8 +245,9 @@ def build_registries(
     """(rows of every dimension, new members per dimension), all on the driver."""
     rows: dict[str, list[tuple]] = {}
     new_members: dict[str, int] = {}
-    for dimension in DIMENSIONS:
-        pairs = existing_pairs(spark, dims_root, dimension)
+    # Five small reads, at the same time (each is mostly a Spark job's fixed cost).
+    all_pairs = concurrently([partial(existing_pairs, spark, dims_root, d) for d in DIMENSIONS])
+    for dimension, pairs in zip(DIMENSIONS, all_pairs):
         if dimension is DIM_DATE:
             known = merge_registry(dimension.table, pairs, unknown_value=None)
             known_dates = {v for v in known if v is not None}
@@ -294,14 +297,19 @@ def rows_frame(spark: SparkSession, rows: Sequence[tuple], schema: T.StructType)
 def load(
     spark: SparkSession, rows: Mapping[str, list[tuple]], args: argparse.Namespace
 ) -> dict[str, int]:
-    """Writes every snapshot and load file; returns the members left out of each load file."""
+    """Writes every snapshot and load file; returns the members left out of each load file.
+
+    The ten writes are independent and tiny (one task each): they run at the same time."""
     left_out = {}
+    writes = []
     for dimension in DIMENSIONS:
         frame = rows_frame(spark, rows[dimension.table], dimension.schema)
-        write_parquet(frame, snapshot_uri(args.dims_root, dimension, args.run_date, args.run_id))
+        snapshot = snapshot_uri(args.dims_root, dimension, args.run_date, args.run_id)
+        writes.append(partial(write_parquet, frame, snapshot))
         kept, left_out[dimension.table] = loadable_rows(dimension, rows[dimension.table])
         loadable = rows_frame(spark, kept, dimension.schema)
-        write_load_csv(loadable, join_uri(args.load_root, dimension.table))
+        writes.append(partial(write_load_csv, loadable, join_uri(args.load_root, dimension.table)))
+    concurrently(writes)
     return left_out
 
 

@@ -18,7 +18,7 @@ import argparse
 import datetime as dt
 import operator
 from collections.abc import Mapping, Sequence
-from functools import reduce
+from functools import partial, reduce
 from typing import NamedTuple
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -32,6 +32,7 @@ from pyspark_jobs.build_dimensions import (
     snapshot_uri,
 )
 from pyspark_jobs.cli_args import Option, parse_job_args
+from pyspark_jobs.concurrency import concurrently
 from pyspark_jobs.csv_input import read_csv_strings
 from pyspark_jobs.errors import InvariantBroken, UnusableInput
 from pyspark_jobs.job_metrics import metrics_document, source_counts, write_metrics
@@ -328,10 +329,23 @@ def extract(spark: SparkSession, args: argparse.Namespace) -> Inputs:
     )
 
 
-def load(fact: DataFrame, args: argparse.Namespace) -> None:
+def load(
+    fact: DataFrame,
+    purchases: DataFrame,
+    purchase_counts: Mapping[str, object],
+    args: argparse.Namespace,
+) -> None:
+    """The fact (staging Parquet and load CSV) and the purchase rejects, written at once."""
     published = fact.select(*FACT_COLUMNS)
-    write_parquet(published, args.output)
-    write_load_csv(published, join_uri(args.load_root, OUTPUT))
+    writes = [
+        partial(write_parquet, published, args.output),
+        partial(write_load_csv, published, join_uri(args.load_root, OUTPUT)),
+    ]
+    if args.rejects:
+        rejects = purchase_rejects(purchases, args.run_date)
+        rejected = purchase_counts["rows_rejected"]
+        writes.append(partial(write_parquet, rejects, args.rejects, rejected))
+    concurrently(writes)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -339,17 +353,25 @@ def main(argv: Sequence[str]) -> int:
     spark = job_session(f"{JOB} {args.run_date}")
     inputs = extract(spark, args)
     purchases = persist(tag_purchases(inputs.purchases))
-    purchase_counts, tallies = summarize(
-        purchases, args.purchases, {"purchases_without_customer": F.col(_CUSTOMER_ID).isNull()}
-    )
-    classified_reviews, log_rows = input_rows(inputs.reviews, inputs.logs)
     fact = persist(build(inputs, purchases, args.run_date))
-    summary = fact_summary(fact)
+    # Three independent aggregations at once: the purchases' counts (the task that parses the
+    # export fills the cache the fact's join then reads: Spark computes a cached partition
+    # once, and a second job waits for it), the inputs' row counts and the fact's totals.
+    # A problem with the export itself is the error reported (it is first).
+    (purchase_counts, tallies), (classified_reviews, log_rows), summary = concurrently(
+        [
+            partial(
+                summarize,
+                purchases,
+                args.purchases,
+                {"purchases_without_customer": F.col(_CUSTOMER_ID).isNull()},
+            ),
+            partial(input_rows, inputs.reviews, inputs.logs),
+            partial(fact_summary, fact),
+        ]
+    )
     check_invariants(summary, classified_reviews)
-    load(fact, args)
-    if args.rejects:
-        rejected = purchase_counts["rows_rejected"]
-        write_parquet(purchase_rejects(purchases, args.run_date), args.rejects, rejected)
+    load(fact, purchases, purchase_counts, args)
     write_metrics(
         spark,
         args.metrics,

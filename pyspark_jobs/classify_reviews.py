@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pyspark_jobs.cli_args import parse_job_args
+from pyspark_jobs.concurrency import concurrently
 from pyspark_jobs.csv_input import read_csv_strings
 from pyspark_jobs.job_metrics import metrics_document, write_metrics
 from pyspark_jobs.lake_io import write_parquet
@@ -120,9 +122,16 @@ def review_rejects(tagged: DataFrame, run_date: dt.date) -> DataFrame:
 
 
 def load(tagged: DataFrame, args: argparse.Namespace, counts: Mapping[str, object]) -> None:
-    """Writes both outputs; `counts` (the `sources` entry) spares a write job for no rows."""
-    write_parquet(classify(tagged, args.run_date), args.output, counts["rows_out"])
-    write_parquet(review_rejects(tagged, args.run_date), args.rejects, counts["rows_rejected"])
+    """Writes both outputs at once; `counts` (the `sources` entry) spares a write job for no
+    rows."""
+    output = classify(tagged, args.run_date)
+    rejects = review_rejects(tagged, args.run_date)
+    concurrently(
+        [
+            partial(write_parquet, output, args.output, counts["rows_out"]),
+            partial(write_parquet, rejects, args.rejects, counts["rows_rejected"]),
+        ]
+    )
 
 
 def main(argv: Sequence[str]) -> int:
