@@ -139,16 +139,19 @@ pub async fn ingest(
         }
         check_local_file(path, &spec, gz).await?;
     }
-    let mut uploaded = BTreeMap::new();
-    for (input, (path, spec, gz)) in planned {
+    // The files at the same time: each is a stream of hashing, cutting and gzip on one core
+    // (cutting 1M reviews took about 4 s on its own), and the two vendor files are about as
+    // big. Every one runs to its end before the first error is returned, so no upload is left
+    // half-done behind an error.
+    let uploads = planned.into_iter().map(|(input, (path, spec, gz))| async move {
         let target = if inputs::SPLIT_INPUTS.contains(&spec) {
-            ingest_parts(store, incoming, &path, &spec, gz, part_size).await?
+            ingest_parts(store, incoming, &path, &spec, gz, part_size).await
         } else {
-            ingest_file(store, incoming, &path, &spec, gz).await?
+            ingest_file(store, incoming, &path, &spec, gz).await
         };
-        uploaded.insert(input, target);
-    }
-    Ok(uploaded)
+        target.map(|target| (input, target))
+    });
+    futures::future::join_all(uploads).await.into_iter().collect()
 }
 
 /// One file as it is, replacing its twin of the other compression.
