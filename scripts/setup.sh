@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything the project runs with: the Python venv (.venv, with the
-# pinned pyspark and test tools) and the emr-driver binary. Safe to run again: it only does
-# what is missing or out of date.
+# pinned pyspark and test tools), the emr-driver binary and the local Spark's class-data
+# archive (.venv/spark-classes.jsa). Safe to run again: it only does what is missing or out of
+# date.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +27,6 @@ fi
 if [ "${SKIP_DRIVER_BUILD:-0}" != 1 ]; then
   echo "setup: building emr-driver (cargo build --release; the first build takes a few minutes)" >&2
   cargo build --release --locked --quiet -p emr-driver
+  # The local Spark's class-data archive (needs the driver: it records a run of sample/).
+  if [ "${SKIP_CLASS_ARCHIVE:-0}" != 1 ]; then ./scripts/spark-class-archive.sh; fi
 fi

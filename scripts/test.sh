@@ -30,6 +30,9 @@ echo "== Rust tests (cargo nextest; also builds target/release/emr-driver for th
 cargo nextest run --workspace --release --locked --no-fail-fast
 test -x target/release/emr-driver
 
+echo "== the local Spark's class-data archive (scripts/spark-class-archive.sh; the Python end-to-end tests start faster with it)"
+./scripts/spark-class-archive.sh
+
 echo "== Docker build context (the build stage's COPY set compiles on its own)"
 ./scripts/check-docker-context.py
 

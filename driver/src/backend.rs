@@ -260,7 +260,7 @@ const DEFAULT_CONFIG: &str = include_str!("../../config/pipeline.toml");
 
 /// The local runner's options from the configuration: the lake folder, the pinned
 /// spark-submit (a relative path is taken from the project root), logs under
-/// `<emr.log_uri>local/` in the lake.
+/// `<emr.log_uri>local/` in the lake, the class-data archive (relative: from the project root).
 pub fn local_runner_options(config: &Config, project_root: &Path) -> Result<LocalRunnerOptions> {
     let spark_submit = PathBuf::from(&config.local.spark_submit);
     let spark_submit = if spark_submit.is_relative() && spark_submit.components().count() > 1 {
@@ -281,6 +281,9 @@ pub fn local_runner_options(config: &Config, project_root: &Path) -> Result<Loca
         kill_grace: Duration::from_secs(10),
         spark_application,
         step_server: project_root.join("pyspark_jobs").join("step_server.py"),
+        class_data_archive: Some(&config.local.class_data_archive)
+            .filter(|a| !a.is_empty())
+            .map(|archive| project_root.join(archive)),
     })
 }
 

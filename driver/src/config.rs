@@ -177,10 +177,21 @@ pub struct LocalSection {
     /// started when the run starts; `per-step`: one spark-submit per step (a JVM each).
     #[serde(default = "default_spark_application")]
     pub spark_application: String,
+    /// A JVM class-data archive of the local Spark driver's classes (`scripts/setup.sh`
+    /// makes it), used by every local spark-submit when the file is there; empty: never.
+    #[serde(default = "default_class_data_archive")]
+    pub class_data_archive: String,
 }
 
 fn default_spark_application() -> String {
     "shared".to_string()
+}
+
+/// The default `local.class_data_archive`, where `scripts/spark-class-archive.sh` writes it.
+pub const DEFAULT_CLASS_DATA_ARCHIVE: &str = ".venv/spark-classes.jsa";
+
+fn default_class_data_archive() -> String {
+    DEFAULT_CLASS_DATA_ARCHIVE.to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -380,6 +391,7 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("local", "master", Kind::Text),
     ("local", "driver_memory", Kind::Text),
     ("local", "spark_application", Kind::OneOf(&["shared", "per-step"])),
+    ("local", "class_data_archive", Kind::Text),
     ("warehouse", "kind", Kind::OneOf(&["postgres", "redshift"])),
     ("warehouse", "schema", Kind::Text),
     ("warehouse", "redshift_copy_role_arn", Kind::Text),
@@ -421,6 +433,7 @@ pub const OPTIONAL_KEYS: &[&str] = &[
     "emr.service_access_security_group",
     "emr.cluster_start_timeout_minutes",
     "local.spark_application",
+    "local.class_data_archive",
     "warehouse.url",
     "warehouse.password_secret_arn",
     "warehouse.glue_database",
@@ -454,6 +467,7 @@ pub const NOT_HASHED: &[&str] = &[
     "emr.cluster_start_timeout_minutes",
     // How the local runner gives the steps their Spark: the same jobs compute the same data.
     "local.spark_application",
+    "local.class_data_archive",
     // The network of a created cluster: where it runs, like the cluster id.
     "emr.master_security_group",
     "emr.core_security_group",

@@ -66,6 +66,9 @@ pub struct LocalRunnerOptions {
     pub spark_application: SparkApplication,
     /// `pyspark_jobs/step_server.py`: what the shared application runs.
     pub step_server: PathBuf,
+    /// The class-data archive every local spark-submit's JVM uses when the file is there
+    /// (`local.class_data_archive`); None: never.
+    pub class_data_archive: Option<PathBuf>,
 }
 
 /// `local.spark_application`: how the local runner gives the `run_job.py` steps their Spark.
@@ -217,8 +220,43 @@ impl Inner {
             env.retain(|(k, _)| k.as_os_str() != key.as_str());
             env.push((key.into(), value));
         }
+        self.with_class_data_archive(&mut env);
         env
     }
+
+    /// `SPARK_SUBMIT_OPTS` (the JVM options spark-class gives the driver's JVM, beside any
+    /// `spark.driver.extraJavaOptions`) plus the class-data archive, when there is one.
+    fn with_class_data_archive(&self, env: &mut Vec<(std::ffi::OsString, std::ffi::OsString)>) {
+        let Some(archive) = self.options.class_data_archive.as_deref().filter(|a| a.is_file()) else {
+            return;
+        };
+        let current = env.iter().position(|(k, _)| k == "SPARK_SUBMIT_OPTS").map(|i| env.remove(i).1);
+        env.push(("SPARK_SUBMIT_OPTS".into(), submit_opts_with_archive(current, archive)));
+    }
+}
+
+/// `SPARK_SUBMIT_OPTS` with the JVM option that maps `archive` (pure), quoted as Spark's
+/// launcher splits the variable (double quotes, backslash escapes), so any path works. The JVM
+/// checks the archive against its own build and the classpath and, when they differ (pyspark or
+/// the JDK changed since it was made, or `SPARK_CONF_DIR` puts another folder first on the
+/// classpath), prints a warning on the application's stdout and loads the classes as usual: a
+/// stale archive costs speed, never a run.
+pub fn submit_opts_with_archive(current: Option<std::ffi::OsString>, archive: &Path) -> std::ffi::OsString {
+    let archive = std::path::absolute(archive).unwrap_or_else(|_| archive.to_path_buf());
+    let quoted: String = archive
+        .to_string_lossy()
+        .chars()
+        .flat_map(|c| {
+            let escape = matches!(c, '"' | '\\').then_some('\\');
+            escape.into_iter().chain(std::iter::once(c))
+        })
+        .collect();
+    let mut opts = current.unwrap_or_default();
+    if !opts.is_empty() {
+        opts.push(" ");
+    }
+    opts.push(format!("\"-XX:SharedArchiveFile={quoted}\""));
+    opts
 }
 
 /// The live shared application, or a new one (the old one ended: a crash, a stop).
@@ -691,10 +729,10 @@ async fn spawn_and_wait(
     let stderr = std::fs::File::create(log_dir.join("stderr")).map_err(io("create stderr"))?;
     let mut command = tokio::process::Command::new(&argv[0]);
     // Only what Spark and the jobs need: never the driver's database URLs or AWS keys.
-    command.env_clear().envs(step_env(std::env::vars_os()));
     if Path::new(&argv[0]) == inner.options.spark_submit.as_path() {
-        command
-            .envs(spark_env(&inner.options.spark_submit, std::env::var_os("PATH"), |k| std::env::var_os(k).is_some()));
+        command.env_clear().envs(inner.spark_process_env());
+    } else {
+        command.env_clear().envs(step_env(std::env::vars_os()));
     }
     command
         .args(&argv[1..])
@@ -1051,6 +1089,17 @@ mod tests {
         assert_eq!(env[1], ("PYSPARK_PYTHON".to_string(), bin.join("python3").into_os_string()));
         assert_eq!(env.len(), 2, "a Python the caller chose is kept");
         assert!(spark_env(Path::new("spark-submit"), None, |_| false).is_empty(), "found on PATH: nothing to add");
+    }
+
+    #[test]
+    fn the_archive_option_is_quoted_as_sparks_launcher_splits_it() {
+        let archive = Path::new("/opt/a \"b\"\\c.jsa");
+        assert_eq!(submit_opts_with_archive(None, archive), r#""-XX:SharedArchiveFile=/opt/a \"b\"\\c.jsa""#);
+        assert_eq!(
+            submit_opts_with_archive(Some("-Dx=1".into()), Path::new("/a.jsa")),
+            r#"-Dx=1 "-XX:SharedArchiveFile=/a.jsa""#
+        );
+        assert_eq!(submit_opts_with_archive(Some("".into()), Path::new("/a.jsa")), r#""-XX:SharedArchiveFile=/a.jsa""#);
     }
 
     #[test]

@@ -26,22 +26,24 @@ fn repo_root() -> PathBuf {
 }
 
 fn runner(lake: &std::path::Path, concurrency: usize, clock: Arc<dyn Clock>) -> LocalRunner {
-    LocalRunner::new(
-        LocalRunnerOptions {
-            lake: LocalStore::new(lake),
-            spark_submit: repo_root().join(".venv/bin/spark-submit"),
-            master: "local[1]".into(),
-            driver_memory: "1g".into(),
-            concurrency,
-            log_prefix: ObjectUri::parse("s3://raw/emr-logs/local/").unwrap(),
-            kill_grace: Duration::from_millis(300),
-            // Shared (the default): the commands that are not run_job.py steps still run as
-            // processes of their own, which these tests check.
-            spark_application: SparkApplication::Shared,
-            step_server: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pyspark_jobs/step_server.py"),
-        },
-        clock,
-    )
+    LocalRunner::new(options(lake, concurrency), clock)
+}
+
+fn options(lake: &std::path::Path, concurrency: usize) -> LocalRunnerOptions {
+    LocalRunnerOptions {
+        lake: LocalStore::new(lake),
+        spark_submit: repo_root().join(".venv/bin/spark-submit"),
+        master: "local[1]".into(),
+        driver_memory: "1g".into(),
+        concurrency,
+        log_prefix: ObjectUri::parse("s3://raw/emr-logs/local/").unwrap(),
+        kill_grace: Duration::from_millis(300),
+        // Shared (the default): the commands that are not run_job.py steps still run as
+        // processes of their own, which these tests check.
+        spark_application: SparkApplication::Shared,
+        step_server: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pyspark_jobs/step_server.py"),
+        class_data_archive: None,
+    }
 }
 
 fn bash(name: &str, script: &str, action: ActionOnFailure) -> StepConfig {
@@ -198,6 +200,50 @@ async fn a_step_gets_no_database_url_and_no_aws_keys_from_the_driver() {
     assert!(!env.contains("wJalrXUtnFEMI") && !env.contains("AWS_"), "{env}");
     assert!(env.lines().any(|l| l == "SPARK_LOCAL_IP=127.0.0.1"), "{env}");
     assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+}
+
+#[tokio::test]
+async fn spark_submit_steps_map_the_class_data_archive_once_it_is_there() {
+    std::env::set_var("SPARK_SUBMIT_OPTS", "-Dfrom.the.caller=1");
+    let lake = tempfile::tempdir().unwrap();
+    // A spark-submit that writes the JVM options spark-class would give the driver's JVM.
+    let bin = lake.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("spark-submit");
+    std::fs::write(&fake, "#!/bin/sh\nfor last; do :; done\nprintf '%s' \"$SPARK_SUBMIT_OPTS\" > \"$last\"\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let archive = lake.path().join("spark classes.jsa");
+    let runner = LocalRunner::new(
+        LocalRunnerOptions { spark_submit: fake, class_data_archive: Some(archive.clone()), ..options(lake.path(), 1) },
+        SystemClock::shared(),
+    );
+    let opts_of_a_step = |name: &str| {
+        let out = lake.path().join(format!("{name}.txt"));
+        let step = StepConfig {
+            name: name.into(),
+            action_on_failure: ActionOnFailure::Continue,
+            hadoop_jar_step: HadoopJarStep {
+                jar: "command-runner.jar".into(),
+                args: vec!["spark-submit".into(), out.display().to_string()],
+                main_class: None,
+            },
+        };
+        (step, out)
+    };
+    let (step, out) = opts_of_a_step("before");
+    let ids = runner.submit(&[step]).await.unwrap();
+    assert_eq!(wait(&runner, &ids).await[0].state, StepState::Completed);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "-Dfrom.the.caller=1", "no archive yet: nothing added");
+
+    std::fs::write(&archive, b"made by scripts/spark-class-archive.sh").unwrap();
+    let (step, out) = opts_of_a_step("after");
+    let ids = runner.submit(&[step]).await.unwrap();
+    assert_eq!(wait(&runner, &ids).await[0].state, StepState::Completed);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        format!("-Dfrom.the.caller=1 \"-XX:SharedArchiveFile={}\"", archive.display()),
+        "the caller's options kept, the archive quoted (its path has a space)"
+    );
 }
 
 #[tokio::test]

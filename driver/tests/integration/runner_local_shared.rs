@@ -116,6 +116,8 @@ fn runner(setup: &Setup, concurrency: usize) -> LocalRunner {
             kill_grace: Duration::from_secs(60),
             spark_application: SparkApplication::Shared,
             step_server: repo_root().join("pyspark_jobs/step_server.py"),
+            // The real archive when scripts/setup.sh made it: the JVMs these tests start use it as runs do.
+            class_data_archive: Some(repo_root().join(emr_driver::config::DEFAULT_CLASS_DATA_ARCHIVE)),
         },
         SystemClock::shared(),
     )
