@@ -54,7 +54,8 @@ if ! env -u SPARK_CONF_DIR -u DATABASE_URL -u WAREHOUSE_URL \
   warn "the sample run failed (its log is above)"
   exit 0
 fi
-classes=$(grep -vc '^#' "$work/classes.lst" 2>/dev/null || echo 0)
+classes=$(grep -vc '^#' "$work/classes.lst" 2>/dev/null)
+classes=${classes:-0}
 echo "spark-class-archive: archiving $classes classes into $ARCHIVE (about a minute)" >&2
 if ! "$JAVA" -Xshare:dump -XX:SharedClassListFile="$work/classes.lst" \
   -XX:SharedArchiveFile="$ARCHIVE.partial" -cp "$CLASSPATH_OF_SPARK" >"$work/dump.log" 2>&1; then
