@@ -13,16 +13,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from functools import partial
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pyspark_jobs.cli_args import parse_job_args
-from pyspark_jobs.concurrency import concurrently
 from pyspark_jobs.csv_input import read_csv_strings
 from pyspark_jobs.job_metrics import metrics_document, write_metrics
-from pyspark_jobs.lake_io import write_parquet
 from pyspark_jobs.parse_values import strict_int
 from pyspark_jobs.rejects import (
     BAD_ID,
@@ -38,7 +35,7 @@ from pyspark_jobs.rejects import (
     start_tagging,
     usable,
 )
-from pyspark_jobs.source_job import source_options, summarize, tag_persisted
+from pyspark_jobs.source_job import source_options, summarize, tag_persisted, write_outputs
 from pyspark_jobs.spark_session import job_session
 
 JOB = "classify_reviews"
@@ -122,15 +119,8 @@ def review_rejects(tagged: DataFrame, run_date: dt.date) -> DataFrame:
 
 
 def load(tagged: DataFrame, args: argparse.Namespace, counts: Mapping[str, object]) -> None:
-    """Writes both outputs at once; `counts` (the `sources` entry) spares a write job for no
-    rows."""
-    output = classify(tagged, args.run_date)
-    rejects = review_rejects(tagged, args.run_date)
-    concurrently(
-        [
-            partial(write_parquet, output, args.output, counts["rows_out"]),
-            partial(write_parquet, rejects, args.rejects, counts["rows_rejected"]),
-        ]
+    write_outputs(
+        classify(tagged, args.run_date), review_rejects(tagged, args.run_date), args, counts
     )
 
 

@@ -4,15 +4,18 @@ whole-file checks that need the records, and the common command-line options."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TypeVar
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
 
 from pyspark_jobs.cli_args import Option
+from pyspark_jobs.concurrency import concurrently
 from pyspark_jobs.csv_input import first_line, is_unreadable_file_error
 from pyspark_jobs.errors import UnusableInput
 from pyspark_jobs.job_metrics import count_tagged, source_counts
+from pyspark_jobs.lake_io import write_parquet
 from pyspark_jobs.rejects import has_repeated_ids
 
 T = TypeVar("T")
@@ -83,3 +86,16 @@ def summarize(
             "the vendor format has probably changed, so nothing is loaded",
         )
     return counts, found
+
+
+def write_outputs(
+    output: DataFrame, rejects: DataFrame, args, counts: Mapping[str, object]
+) -> None:
+    """The job's output and its rejects, written at the same time to `args.output` and
+    `args.rejects`; `counts` (the `sources` entry) spares a write job for no rows."""
+    concurrently(
+        [
+            partial(write_parquet, output, args.output, counts["rows_out"]),
+            partial(write_parquet, rejects, args.rejects, counts["rows_rejected"]),
+        ]
+    )
