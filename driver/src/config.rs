@@ -277,8 +277,9 @@ fn resolve_auth<'a>(auth: &str, secret_arn: &'a str) -> DbAuth<'a> {
     }
 }
 
-/// `[ingest]`: how the vendor files are cut into record-aligned gzipped parts (issue #14), so
-/// that Spark reads a big file as many tasks (a gzipped, multi-line CSV is one task).
+/// `[ingest]`: how the vendor files (and the run's user_purchase export) are cut into
+/// record-aligned gzipped parts (issue #14), so that Spark reads a big file as many tasks (a
+/// gzipped, multi-line CSV is one task).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestSection {

@@ -189,13 +189,17 @@ async fn ingest_file(
 }
 
 /// A folder of the driver's own under the temporary folder, removed when dropped.
-struct ScratchDir(PathBuf);
+pub(crate) struct ScratchDir(PathBuf);
 
 impl ScratchDir {
-    fn new() -> std::io::Result<Self> {
+    pub(crate) fn new() -> std::io::Result<Self> {
         let dir = std::env::temp_dir().join(format!("emr-driver-ingest-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir)?;
         Ok(ScratchDir(dir))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
     }
 }
 

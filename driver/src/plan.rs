@@ -90,8 +90,8 @@ pub struct LakeUris {
     /// The folder of log_reviews' parts (or one file).
     pub log_reviews_input: String,
     pub user_purchase_input: String,
+    /// The folder of the run's user_purchase export: gzip parts, `_SUCCESS` last.
     pub user_purchase_export: String,
-    pub user_purchase_export_file: String,
     pub classified_movie_review: String,
     pub review_logs: String,
     pub rejects_movie_review: String,
@@ -136,7 +136,6 @@ impl LakeUris {
             log_reviews_input: format!("s3://{raw}/incoming/{dt}/log_reviews"),
             user_purchase_input: format!("s3://{raw}/incoming/{dt}/user_purchase{suffix}"),
             user_purchase_export: st(&format!("user_purchase/{run}")),
-            user_purchase_export_file: st(&format!("user_purchase/{run}/user_purchase.csv.gz")),
             classified_movie_review: st(&format!("classified_movie_review/{run}")),
             review_logs: st(&format!("review_logs/{run}")),
             rejects_movie_review: st(&format!("rejects/movie_review/{run}")),

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ExitCode, ExitStatus};
-use crate::pipeline::steps::{self, Dataset};
+use crate::pipeline::steps;
 use crate::plan::LakeUris;
 use crate::store::{ObjectStore, ObjectUri, StoreError};
 
@@ -122,15 +122,8 @@ pub fn step_outputs(uris: &LakeUris, key: &str) -> Result<Vec<Output>, StoreErro
     let mut out = Vec::new();
     for dataset in steps::writes(key) {
         for (name, uri) in dataset.folders(uris) {
-            out.push(match dataset {
-                // One object the driver writes atomically: the file itself says the write finished.
-                Dataset::UserPurchaseExport => Output {
-                    name,
-                    uri: folder(&uri)?,
-                    marker: ObjectUri::parse(&uris.user_purchase_export_file)?.file_name().to_string(),
-                },
-                _ => output(name, &uri)?,
-            });
+            // The driver's user_purchase export too ends with `_SUCCESS`, after its parts.
+            out.push(output(name, &uri)?);
         }
     }
     if let Some(uri) = uris.metrics.get(key) {

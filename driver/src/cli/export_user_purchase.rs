@@ -33,16 +33,17 @@ pub struct Args {
 pub async fn run(args: Args, global: &Global) -> Result<ExitCode> {
     let store = args.lake.store(global).await?;
     let uri = ObjectUri::parse(&args.to)?;
+    let target = export::ExportTarget::File(uri.clone());
     tracing::info!(date = %args.date, %uri, "exporting user_purchase");
     if let Some(source) = &args.from_uci {
         let reader = open_source(source, &args.lake, global).await?;
         let opts = LoadOptions { skip_bad_rows: args.skip_bad_rows };
-        let report = user_purchase::uci_to_export_object(reader, source, store.as_ref(), &uri, opts).await?;
+        let report = user_purchase::uci_to_export_object(reader, source, store.as_ref(), &target, opts).await?;
         print_load_report(&report, source, &format!("written to {uri}"), global.output);
         return Ok(ExitCode::Success);
     }
     let client = args.db.login(DbRole::Source, &args.lake, global).await?.connect().await?;
-    let report = export::export_user_purchase(&client, store.as_ref(), &uri).await?;
+    let report = export::export_user_purchase(&client, store.as_ref(), &target).await?;
     match global.output {
         Output::Json => println!("{}", serde_json::to_string(&report).expect("report serialises")),
         Output::Text => println!("{uri}: {} rows exported ({} bytes gzip)", report.rows, report.bytes),

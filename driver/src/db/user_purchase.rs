@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::csv_out::push_field;
 use super::{query_err, DbError};
-use crate::store::{ObjectReader, ObjectStore, ObjectUri};
+use crate::store::{ObjectReader, ObjectStore};
 
 /// The table, as DESIGN.md 2.1 defines it.
 pub const CREATE_TABLE_SQL: &str = include_str!("../../../sql/user_purchase.sql");
@@ -92,7 +92,7 @@ where
 
 /// What a run does with a delivered `user_purchase.csv`, in one transaction on one session:
 /// COPY the file into a session-private temp table ([`RUN_TABLE`], dropped at commit), export
-/// that table to `uri`, then replace the content of the shared `user_purchase` with it and
+/// that table to `target`, then replace the content of the shared `user_purchase` with it and
 /// commit. The export is exactly the rows this run loaded, whatever another run (another date,
 /// another session) loads at the same time: no run ever exports a table another run is
 /// truncating or reloading. The shared table is touched only at the end, under
@@ -105,7 +105,7 @@ pub async fn load_and_export<R>(
     source_name: &str,
     opts: LoadOptions,
     store: &dyn ObjectStore,
-    uri: &ObjectUri,
+    target: &super::export::ExportTarget,
 ) -> Result<(LoadReport, super::export::ExportReport), DbError>
 where
     R: AsyncRead + Send + 'static,
@@ -117,7 +117,7 @@ where
     let sql = super::export::export_sql_from(RUN_TABLE);
     let stream =
         tx.copy_out(sql.as_str()).await.map_err(query_err("export the run's user_purchase (COPY TO STDOUT)"))?;
-    let exported = super::export::export_stream(stream, store, uri).await?;
+    let exported = super::export::export_stream(stream, store, target).await?;
     if exported.rows != report.rows_loaded {
         return Err(DbError::Invariant {
             problem: format!(
@@ -227,13 +227,13 @@ where
     Ok(LoadReport { rows_loaded: summary.rows_ok, bad_rows: summary.bad_rows, bad_row_count: summary.bad_row_count })
 }
 
-/// Converts the UCI file to the gzip export object at `uri` (what `export_user_purchase`
-/// would write from the database). Nothing is published when the conversion fails.
+/// Converts the UCI file to the gzip export at `target` (what `export_user_purchase` would
+/// write from the database). Nothing is published when the conversion fails.
 pub async fn uci_to_export_object<R>(
     reader: R,
     source_name: &str,
     store: &dyn ObjectStore,
-    uri: &ObjectUri,
+    target: &super::export::ExportTarget,
     opts: LoadOptions,
 ) -> Result<LoadReport, DbError>
 where
@@ -242,9 +242,8 @@ where
     let reader = maybe_gunzip(Box::pin(reader), source_name).await?;
     let (chunks, parser) = spawn_parser(reader, source_name, true, !opts.skip_bad_rows);
     let stream = futures::stream::unfold(chunks, |mut rx| async move { rx.recv().await.map(|chunk| (chunk, rx)) });
-    let body = tokio_util::io::StreamReader::new(stream);
-    let gzip: ObjectReader = Box::pin(async_compression::tokio::bufread::GzipEncoder::new(body));
-    let put = store.put_stream(uri, gzip).await;
+    let body: ObjectReader = Box::pin(tokio_util::io::StreamReader::new(stream));
+    let put = super::export::put_export(store, target, body).await;
     let summary = join_parser(parser).await?;
     if summary.bad_row_count > 0 && !opts.skip_bad_rows {
         return Err(bad_rows_error(source_name, &summary));
@@ -579,6 +578,7 @@ pub fn parse_price(value: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::ObjectUri;
 
     #[test]
     fn parses_uci_dates() {
@@ -672,25 +672,89 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_conversion_publishes_nothing() {
+        use crate::db::export::ExportTarget;
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::local::LocalStore::new(dir.path());
-        let uri = ObjectUri::parse("s3://staging/user_purchase/dt=2021-10-31/user_purchase.csv.gz").unwrap();
+        let folder = ObjectUri::parse("s3://staging/user_purchase/dt=2021-10-31/run=r1").unwrap();
         let with_bad_row = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n\
                             1,a,d,1,1/1/2011 1:00,1,1,X\n2,a,d,x,1/1/2011 1:00,1,1,X\n";
-        let reader = std::io::Cursor::new(with_bad_row.as_bytes().to_vec());
-        let err = uci_to_export_object(reader, "x.csv", &store, &uri, LoadOptions::default()).await.unwrap_err();
-        assert!(matches!(err, DbError::BadRows { count: 1, .. }), "{err}");
-        assert!(store.head(&uri).await.unwrap().is_none());
-        let header_only = std::io::Cursor::new(with_bad_row.lines().next().unwrap().as_bytes().to_vec());
-        let err = uci_to_export_object(header_only, "x.csv", &store, &uri, LoadOptions::default()).await.unwrap_err();
-        assert!(matches!(err, DbError::NoRows { .. }), "{err}");
-        assert!(store.head(&uri).await.unwrap().is_none());
+        let targets = [
+            (ExportTarget::File(folder.join("user_purchase.csv.gz")), folder.join("user_purchase.csv.gz")),
+            (ExportTarget::Parts { folder: folder.clone(), part_size: 1 << 20 }, folder.join("_SUCCESS")),
+        ];
+        for (target, written) in targets {
+            let reader = std::io::Cursor::new(with_bad_row.as_bytes().to_vec());
+            let err = uci_to_export_object(reader, "x.csv", &store, &target, LoadOptions::default()).await.unwrap_err();
+            assert!(matches!(err, DbError::BadRows { count: 1, .. }), "{err}");
+            assert!(store.list(&folder.join("")).await.unwrap().is_empty(), "{target}: something was written");
+            let header_only = std::io::Cursor::new(with_bad_row.lines().next().unwrap().as_bytes().to_vec());
+            let err =
+                uci_to_export_object(header_only, "x.csv", &store, &target, LoadOptions::default()).await.unwrap_err();
+            assert!(matches!(err, DbError::NoRows { .. }), "{err}");
+            assert!(store.list(&folder.join("")).await.unwrap().is_empty(), "{target}: something was written");
 
-        let reader = std::io::Cursor::new(with_bad_row.as_bytes().to_vec());
-        let report =
-            uci_to_export_object(reader, "x.csv", &store, &uri, LoadOptions { skip_bad_rows: true }).await.unwrap();
-        assert_eq!((report.rows_loaded, report.bad_row_count), (1, 1));
-        assert!(store.head(&uri).await.unwrap().is_some());
+            let reader = std::io::Cursor::new(with_bad_row.as_bytes().to_vec());
+            let report = uci_to_export_object(reader, "x.csv", &store, &target, LoadOptions { skip_bad_rows: true })
+                .await
+                .unwrap();
+            assert_eq!((report.rows_loaded, report.bad_row_count), (1, 1));
+            assert!(store.head(&written).await.unwrap().is_some(), "{target}: {written} missing");
+            for meta in store.list(&folder.join("")).await.unwrap() {
+                store.delete(&meta.uri).await.unwrap();
+            }
+        }
+    }
+
+    /// The staged export as parts: cut at record boundaries (a quoted newline stays inside
+    /// its part), the header in every part, the rows all there once, and whatever the folder
+    /// held before (a bigger earlier attempt, the one file of the old layout) gone.
+    #[tokio::test]
+    async fn the_export_as_parts_replaces_the_folder_and_keeps_every_record_whole() {
+        use crate::db::export::ExportTarget;
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local::LocalStore::new(dir.path());
+        let folder = ObjectUri::parse("s3://staging/user_purchase/dt=2021-10-31/run=r1").unwrap();
+        for stale in ["user_purchase.csv.gz", "part-00099.csv.gz", "_SUCCESS"] {
+            store.put_bytes(&folder.join(stale), bytes::Bytes::from_static(b"old")).await.unwrap();
+        }
+        let mut uci =
+            String::from("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n");
+        for i in 0..200 {
+            uci.push_str(&format!("{i},S{i},\"two\nlines, {i}\",{i},12/1/2010 8:26,2.55,17850,United Kingdom\n"));
+        }
+        let target = ExportTarget::Parts { folder: folder.clone(), part_size: 2_000 };
+        let report = uci_to_export_object(
+            std::io::Cursor::new(uci.into_bytes()),
+            "x.csv",
+            &store,
+            &target,
+            LoadOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.rows_loaded, 200);
+        let names: Vec<String> =
+            store.list(&folder.join("")).await.unwrap().iter().map(|m| m.uri.file_name().to_string()).collect();
+        assert!(names.contains(&"_SUCCESS".to_string()), "{names:?}");
+        assert!(!names.iter().any(|n| n == "user_purchase.csv.gz" || n == "part-00099.csv.gz"), "{names:?}");
+        let parts: Vec<&String> = names.iter().filter(|n| n.starts_with("part-")).collect();
+        assert!(parts.len() > 2, "a 2,000-byte part size cuts 200 rows into several parts: {names:?}");
+        let mut rows = 0;
+        for name in parts {
+            let gz = store.get_bytes(&folder.join(name)).await.unwrap();
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut text).unwrap();
+            assert!(text.starts_with(&format!("{}\n", COLUMNS.join(","))), "{name}: {text:.80}");
+            let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(text.as_bytes());
+            for record in reader.records() {
+                let record = record.unwrap();
+                assert_eq!(record.len(), COLUMNS.len(), "{name}: {record:?}");
+                assert!(record[2].starts_with("two\nlines"), "{name}: {record:?}");
+                rows += 1;
+            }
+        }
+        assert_eq!(rows, 200);
     }
 
     #[tokio::test]

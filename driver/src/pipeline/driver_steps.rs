@@ -43,7 +43,8 @@ impl Pipeline {
         }
     }
 
-    /// user_purchase → `s3://<staging>/user_purchase/dt=D/user_purchase.csv.gz`: loaded into
+    /// user_purchase → `s3://<staging>/user_purchase/dt=D/run=R/part-*.csv.gz` (parts of
+    /// `ingest.part_size_mb`, so `build_fact` reads them with every core): loaded into
     /// the source database first when a file came with the vendor files and a database is
     /// given, exported from the database when there is one, converted straight from the file
     /// otherwise.
@@ -66,7 +67,10 @@ impl Pipeline {
 
     pub(super) async fn stage_user_purchase_inner(&self, file: Option<ObjectUri>) -> Result<Value> {
         use crate::db::user_purchase::{self, LoadOptions};
-        let export_uri = ObjectUri::parse(&self.plan.uris.user_purchase_export_file)?;
+        let export_uri = crate::db::export::ExportTarget::Parts {
+            folder: ObjectUri::parse(&self.plan.uris.user_purchase_export)?,
+            part_size: self.plan.config.ingest.part_size_bytes(),
+        };
         let opts = LoadOptions { skip_bad_rows: self.options.skip_bad_purchase_rows };
         let mut metrics = serde_json::Map::new();
         match (&self.options.databases.source, file) {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 
 use db_common::{full_size_purchase_files, reader, TestDb};
-use emr_driver::db::export::export_user_purchase;
+use emr_driver::db::export::{export_user_purchase, ExportTarget};
 use emr_driver::db::user_purchase::{load, uci_to_export, BadRow, LoadOptions};
 use emr_driver::db::DbError;
 use emr_driver::error::{ExitCode, ExitStatus};
@@ -100,7 +100,7 @@ async fn load_and_export_full_size(path: &std::path::Path, index: usize) {
     let lake = tempfile::tempdir().unwrap();
     let store = LocalStore::new(lake.path());
     let uri = ObjectUri::parse("s3://staging/user_purchase/dt=2021-10-31/user_purchase.csv.gz").unwrap();
-    let exported = export_user_purchase(&client, &store, &uri).await.unwrap();
+    let exported = export_user_purchase(&client, &store, &ExportTarget::File(uri.clone())).await.unwrap();
     assert_eq!(exported.rows, expected_rows);
     let exported_bytes = store.get_bytes(&uri).await.unwrap();
     assert_eq!(exported.bytes, exported_bytes.len() as u64);
@@ -108,6 +108,27 @@ async fn load_and_export_full_size(path: &std::path::Path, index: usize) {
     let file = tokio::fs::File::open(path).await.unwrap();
     uci_to_export(file, "user_purchase.csv.gz", &mut converted, LoadOptions::default()).await.unwrap();
     assert!(gunzip(&exported_bytes) == converted, "export and direct conversion differ");
+
+    // As the pipeline stages it, in parts: each starts with the header, and the parts without
+    // their headers, in order, are the one-file export (so no record is cut or lost).
+    let folder = ObjectUri::parse("s3://staging/user_purchase/dt=2021-10-31/run=r1").unwrap();
+    let target = ExportTarget::Parts { folder: folder.clone(), part_size: 8 << 20 };
+    let parted = export_user_purchase(&client, &store, &target).await.unwrap();
+    assert_eq!(parted.rows, expected_rows);
+    let header_end = converted.iter().position(|b| *b == b'\n').unwrap() + 1;
+    let (header, mut joined) = (&converted[..header_end], Vec::new());
+    let mut names: Vec<String> =
+        store.list(&folder.join("")).await.unwrap().iter().map(|m| m.uri.file_name().to_string()).collect();
+    names.sort();
+    assert_eq!(names.first().map(String::as_str), Some("_SUCCESS"), "{names:?}");
+    names.remove(0);
+    assert!(names.len() >= 2, "{} bytes in parts of 8 MiB: {names:?}", converted.len());
+    for name in &names {
+        let part = gunzip(&store.get_bytes(&folder.join(name)).await.unwrap());
+        assert!(part.starts_with(header), "{name} does not start with the header");
+        joined.extend_from_slice(&part[header_end..]);
+    }
+    assert!(joined == converted[header_end..], "the parts do not add up to the export");
 }
 
 #[tokio::test]
@@ -208,7 +229,7 @@ async fn the_export_round_trips_exactly() {
     let lake = tempfile::tempdir().unwrap();
     let store = LocalStore::new(lake.path());
     let uri = ObjectUri::parse("s3://staging/user_purchase/dt=2021-10-31/user_purchase.csv.gz").unwrap();
-    let report = export_user_purchase(&client, &store, &uri).await.unwrap();
+    let report = export_user_purchase(&client, &store, &ExportTarget::File(uri.clone())).await.unwrap();
     assert_eq!(report.rows, 3, "records, not lines: one description holds a newline");
 
     let exported = gunzip(&store.get_bytes(&uri).await.unwrap());
@@ -300,7 +321,7 @@ async fn two_loads_and_exports_at_once_each_export_their_own_rows() {
                 &name,
                 LoadOptions::default(),
                 store.as_ref(),
-                &uri,
+                &ExportTarget::File(uri.clone()),
             )
             .await
             .unwrap();

@@ -94,8 +94,10 @@ async fn a_run_on_emr_creates_its_cluster_submits_its_steps_and_cleans_up_at_its
     let key = path.trim_start_matches(&format!("s3://{RAW}/"));
     s3.head_object().bucket(RAW).key(key).send().await.unwrap();
     s3.head_object().bucket(STAGING).key(format!("_runs/{run_id}.json")).send().await.unwrap();
-    let export = format!("user_purchase/dt=2021-10-31/run={run_id}/user_purchase.csv.gz");
-    s3.head_object().bucket(STAGING).key(export).send().await.unwrap();
+    for name in ["part-00000.csv.gz", "_SUCCESS"] {
+        let export = format!("user_purchase/dt=2021-10-31/run={run_id}/{name}");
+        s3.head_object().bucket(STAGING).key(export).send().await.unwrap();
+    }
     assert!(
         s3.head_object().bucket(STAGING).key("_locks/dt=2021-10-31.json").send().await.is_err(),
         "the lock was left behind"
