@@ -705,6 +705,29 @@ mod tests {
         }
     }
 
+    /// A failed export into a folder that holds an earlier complete export leaves it as it
+    /// was: the parts are cut into a scratch folder, and the folder is touched only after the
+    /// whole stream was read.
+    #[tokio::test]
+    async fn a_failed_export_as_parts_leaves_the_earlier_export_in_place() {
+        use crate::db::export::ExportTarget;
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::local::LocalStore::new(dir.path());
+        let folder = ObjectUri::parse("s3://staging/user_purchase/dt=2021-10-31/run=r1").unwrap();
+        for name in ["part-00000.csv.gz", "_SUCCESS"] {
+            store.put_bytes(&folder.join(name), bytes::Bytes::from_static(b"earlier")).await.unwrap();
+        }
+        let before = store.list(&folder.join("")).await.unwrap();
+        let with_bad_row = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n\
+                            1,a,d,1,1/1/2011 1:00,1,1,X\n2,a,d,x,1/1/2011 1:00,1,1,X\n";
+        let target = ExportTarget::Parts { folder: folder.clone(), part_size: 1 << 20 };
+        let reader = std::io::Cursor::new(with_bad_row.as_bytes().to_vec());
+        let err = uci_to_export_object(reader, "x.csv", &store, &target, LoadOptions::default()).await.unwrap_err();
+        assert!(matches!(err, DbError::BadRows { count: 1, .. }), "{err}");
+        assert_eq!(store.list(&folder.join("")).await.unwrap(), before);
+        assert_eq!(&store.get_bytes(&folder.join("part-00000.csv.gz")).await.unwrap()[..], b"earlier");
+    }
+
     /// The staged export as parts: cut at record boundaries (a quoted newline stays inside
     /// its part), the header in every part, the rows all there once, and whatever the folder
     /// held before (a bigger earlier attempt, the one file of the old layout) gone.
