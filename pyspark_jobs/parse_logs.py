@@ -172,9 +172,7 @@ def with_elements(df: DataFrame, document: Column, well_formed: Column) -> DataF
             for c in ELEMENTS
         ],
         *[
-            warehouse_types.referenced_bad_code_point(F.col(_RAW_TEXT + c)).alias(
-                _BAD_REFERENCE + c
-            )
+            warehouse_types.referenced_bad_code_point(_RAW_TEXT + c).alias(_BAD_REFERENCE + c)
             for c in TEXT_COLUMNS
         ],
     )
