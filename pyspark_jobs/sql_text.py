@@ -2,7 +2,7 @@
 
 Every `F.*` call, every `F.lit` and every lambda of a higher-order function is at least one
 round trip to the JVM (and the Java objects it leaves behind are released with more round
-trips later). A map literal of 57 entries or a `transform`/`filter` chain built that way costs
+trips later). A map literal of 54 entries or a `transform`/`filter` chain built that way costs
 hundreds; the same expression as SQL text is one `F.expr` call, parsed in the JVM into the
 same expression tree. Only for large expressions: the Column API stays the default.
 """

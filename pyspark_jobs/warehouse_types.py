@@ -51,9 +51,10 @@ def unloadable_reason(column: str, value: object) -> str | None:
 
 def referenced_bad_code_point(escaped_column: str) -> Column:
     """The first code point a character reference in the column `escaped_column` (XML
-    character data, not yet unescaped) names that `bad_character` covers; NULL when none
-    does. SQL text: the same expression through the Column API (two `transform`s and a
-    `filter` with their lambdas) costs some 170 py4j round trips per column."""
+    character data, not yet unescaped) names that `bad_character` covers, decimal
+    references before hexadecimal ones; NULL when none does. SQL text: the same expression
+    through the Column API (two `transform`s and a `filter` with their lambdas) costs some
+    170 py4j round trips per column."""
     text = column_reference(escaped_column)
     decimal = (
         f"transform(regexp_extract_all({text}, {string_literal(_DECIMAL_REFERENCE)}, 1), "
