@@ -100,9 +100,7 @@ def derived_settings(outputs: dict) -> list[tuple[str, str, str]]:
             "apply the current terraform/envs/<env>"
         )
     values = {name: _string_value(name, outputs[name]) for name in needed}
-    warehouse = (
-        f"postgres://{values['redshift_endpoint']}/{values['redshift_database']}?sslmode=verify-full"
-    )
+    warehouse = f"postgres://{values['redshift_endpoint']}/{values['redshift_database']}?sslmode=verify-full"
     user = values["source_db_user"]
     if user and not user.replace("_", "").isalnum():
         raise ConfigFromTerraformError(
@@ -155,7 +153,7 @@ def settings_from_outputs(outputs: Any) -> list[tuple[str, str, str]]:
 def _string_value(name: str, output: Any) -> str:
     if not isinstance(output, dict) or "value" not in output:
         raise ConfigFromTerraformError(
-            f"output {name!r} has no \"value\": pass the JSON of `terraform output -json` "
+            f'output {name!r} has no "value": pass the JSON of `terraform output -json` '
             "(all outputs), not of `terraform output -json NAME`"
         )
     if output.get("sensitive"):

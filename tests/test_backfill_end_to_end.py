@@ -36,8 +36,10 @@ DIMS = {
     "dim_os": "id_dim_os, os",
     "dim_browser": "id_dim_browser, browser",
 }
-FACT = ("customerid, id_dim_date, id_dim_devices, id_dim_location, id_dim_os, id_dim_browser, "
-        "amount_spent, review_score, review_count, insert_date")
+FACT = (
+    "customerid, id_dim_date, id_dim_devices, id_dim_location, id_dim_os, id_dim_browser, "
+    "amount_spent, review_score, review_count, insert_date"
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +47,9 @@ pytestmark = pytest.mark.e2e
 def psql(db, sql):
     out = subprocess.run(
         ["psql", f"{PG}/{db}", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return out.stdout
 
@@ -69,9 +73,23 @@ def raw_dir(tmp_path):
     raw = tmp_path / "raw"
     for date, reviews, seed in NIGHTS:
         subprocess.run(
-            [str(DRIVER), "generate", "--out", str(raw / f"dt={date}"), "--reviews", str(reviews),
-             "--seed", str(seed), "--start-date", "2021-02-01", "--end-date", date],
-            check=True, capture_output=True, cwd=REPO,
+            [
+                str(DRIVER),
+                "generate",
+                "--out",
+                str(raw / f"dt={date}"),
+                "--reviews",
+                str(reviews),
+                "--seed",
+                str(seed),
+                "--start-date",
+                "2021-02-01",
+                "--end-date",
+                date,
+            ],
+            check=True,
+            capture_output=True,
+            cwd=REPO,
         )
     return raw
 
@@ -83,8 +101,23 @@ def driver(lake, *args):
 
 def backfill_args(db, raw, *extra):
     first, last = NIGHTS[0][0], NIGHTS[-1][0]
-    return ["--output", "json", "backfill", "--local", "--from", first, "--to", last,
-            "--parallel", "2", "--raw-dir", str(raw), "--database-url", f"{PG}/{db}", *extra]
+    return [
+        "--output",
+        "json",
+        "backfill",
+        "--local",
+        "--from",
+        first,
+        "--to",
+        last,
+        "--parallel",
+        "2",
+        "--raw-dir",
+        str(raw),
+        "--database-url",
+        f"{PG}/{db}",
+        *extra,
+    ]
 
 
 def events(stdout):
@@ -136,9 +169,17 @@ def test_parallel_backfill_equals_one_by_one_runs_resumes_and_skips(databases, r
 
     # 3. One-by-one runs in date order, elsewhere.
     for date, _, _ in NIGHTS:
-        cmd, env = driver(tmp_path / "lake-one-by-one", "run", "--local", "--date", date,
-                          "--raw-dir", str(raw_dir / f"dt={date}"),
-                          "--database-url", f"{PG}/{one_by_one}")
+        cmd, env = driver(
+            tmp_path / "lake-one-by-one",
+            "run",
+            "--local",
+            "--date",
+            date,
+            "--raw-dir",
+            str(raw_dir / f"dt={date}"),
+            "--database-url",
+            f"{PG}/{one_by_one}",
+        )
         run = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
         assert run.returncode == 0, f"{date}: exit {run.returncode}\n{run.stderr[-6000:]}"
 

@@ -32,6 +32,6 @@ def test_the_module_map_names_every_driver_module():
     assert files, "no driver sources found"
     missing = [module_path(f) for f in files if f"`{module_path(f)}`" not in section]
     assert not missing, (
-        "docs/architecture.md (\"Driver modules\") does not name these modules of driver/src "
+        'docs/architecture.md ("Driver modules") does not name these modules of driver/src '
         f"(write each as `path::to::module`): {missing}"
     )

@@ -176,9 +176,10 @@ def test_non_sql_conf_is_reported_not_applied(driver, tmp_path, monkeypatch):
     folder = driver.run(tmp_path, "s-CONF", ["x"], {"spark.executor.memory": "64g"})
     driver.wait_ended("s-CONF")
     assert driver.ended["s-CONF"] == 0
-    assert "--conf spark.executor.memory applies to a whole Spark application" in (
-        folder / "stderr"
-    ).read_text()
+    assert (
+        "--conf spark.executor.memory applies to a whole Spark application"
+        in (folder / "stderr").read_text()
+    )
 
 
 def test_cancel_stops_the_running_spark_job_and_leaves_the_other_step_running(
