@@ -242,11 +242,8 @@ def tag_logs(raw: DataFrame, detect_duplicates: bool = True) -> DataFrame:
     )
     location = reference.canonical_location(F.col(INTERNAL_PREFIX + "location"))
     os = F.col(INTERNAL_PREFIX + "os")
-    df = df.withColumns(
-        {
-            INTERNAL_PREFIX + "location": location,
-            INTERNAL_PREFIX + "browser": browser(F.col(INTERNAL_PREFIX + "browser"), os),
-        }
+    df = df.withColumn(INTERNAL_PREFIX + "location", location).withColumn(
+        INTERNAL_PREFIX + "browser", browser(F.col(INTERNAL_PREFIX + "browser"), os)
     )
     df = reject_unloadable_values(df)
     return finish_tagging(df, LOG_ID)

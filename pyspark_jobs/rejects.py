@@ -48,20 +48,17 @@ def header_columns(df: DataFrame) -> list[str]:
 
 def start_tagging(df: DataFrame) -> DataFrame:
     """`df` with empty reason columns: every record starts usable."""
-    return df.withColumns({REASON: F.lit(None).cast("string"), DETAIL: F.lit(None).cast("string")})
+    return df.withColumn(REASON, F.lit(None).cast("string")).withColumn(
+        DETAIL, F.lit(None).cast("string")
+    )
 
 
 def reject_when(df: DataFrame, condition: Column, reason: str, detail: Column) -> DataFrame:
     """Tag with `reason` the records not yet rejected for which `condition` is true."""
     newly_rejected = F.col(REASON).isNull() & F.coalesce(condition, F.lit(False))
-    # One projection for both columns (both read the reason before this check): every
-    # projection added is one more analysis of the whole plan on the driver.
-    return df.withColumns(
-        {
-            DETAIL: F.when(newly_rejected, detail).otherwise(F.col(DETAIL)),
-            REASON: F.when(newly_rejected, F.lit(reason)).otherwise(F.col(REASON)),
-        }
-    )
+    return df.withColumn(
+        DETAIL, F.when(newly_rejected, detail).otherwise(F.col(DETAIL))
+    ).withColumn(REASON, F.when(newly_rejected, F.lit(reason)).otherwise(F.col(REASON)))
 
 
 def missing_or_invalid(text: Column, name: str, problem: str) -> Column:
@@ -175,12 +172,11 @@ def finish_tagging(tagged: DataFrame, key_column: str) -> DataFrame:
             F.to_json(F.struct(*raw_fields, F.col(CORRUPT_RECORD)), json_options),
         ).otherwise(raw_record)
     rejected = F.col(REASON).isNotNull()
-    return tagged.withColumns(
-        {
-            RECORD_KEY: F.when(rejected, F.col(key_column).cast("string")),
-            RAW_RECORD: F.when(rejected, raw_record),
-        }
-    ).drop(*header, CORRUPT_RECORD)
+    return (
+        tagged.withColumn(RECORD_KEY, F.when(rejected, F.col(key_column).cast("string")))
+        .withColumn(RAW_RECORD, F.when(rejected, raw_record))
+        .drop(*header, CORRUPT_RECORD)
+    )
 
 
 def rejects_frame(tagged: DataFrame, source: str, run_date: dt.date) -> DataFrame:
