@@ -12,7 +12,7 @@ from __future__ import annotations
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from pyspark_jobs.sql_text import map_literal, string_literal
+from pyspark_jobs.sql_text import array_literal, map_literal
 
 NORTHEAST, MIDWEST, SOUTH, WEST = "Northeast", "Midwest", "South", "West"
 
@@ -96,33 +96,25 @@ def canonical_location_by_key() -> dict[str, str]:
     return table
 
 
-def _literal_map(table: dict[str, str]) -> Column:
-    """A map literal: a native lookup, evaluated in the JVM without a join or a UDF (built
-    as SQL text: one py4j call instead of two per entry)."""
-    return map_literal(table)
-
-
 def canonical_location(location: Column) -> Column:
     """The canonical state name (case and surrounding blanks ignored, misspellings fixed);
     an unrecognised location is kept as it is (trimmed)."""
     trimmed = F.trim(location)
-    return F.coalesce(_literal_map(canonical_location_by_key())[F.lower(trimmed)], trimmed)
+    return F.coalesce(map_literal(canonical_location_by_key())[F.lower(trimmed)], trimmed)
 
 
 def is_known_location(canonical: Column) -> Column:
-    # An array literal as SQL text: `isin` over a list makes a py4j call per name.
-    names = ", ".join(string_literal(name) for name, _, _ in US_STATES)
-    return F.array_contains(F.expr(f"array({names})"), canonical)
+    return F.array_contains(array_literal(name for name, _, _ in US_STATES), canonical)
 
 
 def default_browser(os: Column) -> Column:
     """The default browser of `os`; NULL for an OS not in the table."""
-    return _literal_map(DEFAULT_BROWSER_BY_OS)[os]
+    return map_literal(DEFAULT_BROWSER_BY_OS)[os]
 
 
 def state_code(canonical: Column) -> Column:
-    return _literal_map({name: code for name, code, _ in US_STATES})[canonical]
+    return map_literal({name: code for name, code, _ in US_STATES})[canonical]
 
 
 def census_region(canonical: Column) -> Column:
-    return _literal_map({name: region for name, _, region in US_STATES})[canonical]
+    return map_literal({name: region for name, _, region in US_STATES})[canonical]

@@ -9,7 +9,7 @@ same expression tree. Only for large expressions: the Column API stays the defau
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
@@ -32,3 +32,9 @@ def map_literal(table: Mapping[str, str]) -> Column:
         f"{string_literal(key)}, {string_literal(value)}" for key, value in sorted(table.items())
     )
     return F.expr(f"map({entries})")
+
+
+def array_literal(items: Iterable[str]) -> Column:
+    """A string array literal, in the given order (one `F.expr` call; `isin` over a list
+    makes a py4j call per item)."""
+    return F.expr(f"array({', '.join(string_literal(item) for item in items)})")

@@ -19,8 +19,9 @@ if command -v pg_isready >/dev/null && ! pg_isready -q -h 127.0.0.1 -p 5432; the
   fi
 fi
 
-echo "== ruff (Python lint, Python 3.9 syntax)"
+echo "== ruff (Python lint, Python 3.9 syntax; formatting)"
 ruff check .
+ruff format --check .
 
 echo "== rustfmt and clippy (warnings are errors)"
 cargo fmt --all --check

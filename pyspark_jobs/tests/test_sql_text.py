@@ -45,6 +45,11 @@ def test_map_literal_looks_up_like_create_map(spark):
     assert got == ["1", "quote", None, None]
 
 
+def test_array_literal_keeps_odd_texts_in_order(spark):
+    got = spark.range(1).select(sql_text.array_literal(iter(ODD_TEXTS))).first()[0]
+    assert got == ODD_TEXTS
+
+
 def test_known_locations_are_exactly_the_states(spark):
     names = [name for name, _, _ in reference.US_STATES]
     frame = spark.createDataFrame([(n,) for n in [*names, "Kansass", "kansas", None]], "v string")
