@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -84,6 +83,13 @@ VENDOR_LAYOUT = (
     + _ELEMENT
     + r"\s*+)*+</log>\s*+</reviewlog>\s*+$"
 )
+# The layout when element text has neither `&` nor a control character XML forbids (what
+# `_NEEDS_FULL_LAYOUT` finds): `_TEXT` then matches exactly the runs of `[^<]`.
+_FORBIDDEN_CONTROLS = r"\x00-\x08\x0B\x0C\x0E-\x1F"
+_NEEDS_FULL_LAYOUT = "[&" + _FORBIDDEN_CONTROLS + "]"
+PLAIN_LAYOUT = VENDOR_LAYOUT.replace(_TEXT, r"[^<]*+")
+# Any start tag of a known element (group 1 names it).
+KNOWN_START_TAG = "<(" + "|".join(ELEMENTS.values()) + ")>"
 # A known element that occurs twice is ambiguous (which value is meant?): group 1 names it.
 REPEATED_ELEMENT = r"<(?<known>" + "|".join(ELEMENTS.values()) + r")>(?s:.*?)<\k<known>>"
 # The test every document goes through as one regex: the layout, and no known element
@@ -108,23 +114,31 @@ def extract(spark: SparkSession, args: argparse.Namespace) -> DataFrame:
 
 
 def repeats_known_element(document: Column) -> Column:
-    """Whether the start tag of a known element occurs twice: what `REPEATED_ELEMENT` finds,
-    as two plain substring searches per element (from the start, then past the first
-    occurrence) instead of a lazy regex scan with a backreference (measured far slower)."""
-    repeats = []
-    for element in ELEMENTS.values():
-        tag = F.lit(f"<{element}>")
-        first = F.instr(document, f"<{element}>")
-        repeats.append(F.call_function("locate", tag, document, first + 1) > 0)
-    return reduce(lambda a, b: a | b, repeats)
+    """Whether the start tag of a known element occurs twice: what `REPEATED_ELEMENT` finds.
+
+    One regex pass collects every known start tag (`KNOWN_START_TAG`, non-overlapping: a tag
+    holds no `<`, so no occurrence hides another); a repeat makes the list longer than its
+    distinct values. One scan of the document instead of two substring searches per element
+    (`UTF8String.indexOf` compares bytes at every position: 14 scans were about a fifth of
+    the job's CPU, measured)."""
+    tags = F.regexp_extract_all(document, F.lit(KNOWN_START_TAG), 1)
+    return F.size(tags) != F.size(F.array_distinct(tags))
+
+
+def has_layout(document: Column) -> Column:
+    """`document RLIKE VENDOR_LAYOUT`, cheaper on the usual document. Without a `&` or a
+    control character XML forbids, element text is any run of characters but `<`, and the
+    layout is `PLAIN_LAYOUT` (the same regex with that simpler text: a third of the cost,
+    measured); a document with either goes through the full regex."""
+    return F.when(document.rlike(_NEEDS_FULL_LAYOUT), document.rlike(VENDOR_LAYOUT)).otherwise(
+        document.rlike(PLAIN_LAYOUT)
+    )
 
 
 def usable_document(document: Column) -> Column:
     """`document RLIKE USABLE_DOCUMENT`, never NULL. The layout regex runs first; the
-    substring searches only for the documents that passed it (AND short-circuits)."""
-    return F.coalesce(
-        document.rlike(VENDOR_LAYOUT) & ~repeats_known_element(document), F.lit(False)
-    )
+    repeated-element test only for the documents that passed it (AND short-circuits)."""
+    return F.coalesce(has_layout(document) & ~repeats_known_element(document), F.lit(False))
 
 
 def raw_element_text(document: Column, element: str) -> Column:

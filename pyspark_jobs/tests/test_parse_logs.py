@@ -256,6 +256,16 @@ EQUIVALENCE_DOCUMENTS = [
     doc(el("logDate", "04-25-2021"), el("logdate", "04-26-2021")),  # names are case-sensitive
     doc(el("browser", ""), el("browser", "")),
     VALID + VALID,
+    # The layout's fast path (no `&`, no forbidden control character) and its way out:
+    doc(el("device", "Mo&amp;bile"), el("os", "a &#60; b &#x3C; c")),  # references: usable
+    doc(el("device", "Mo&bile")),  # a bare `&`: not well-formed
+    doc(el("device", "&bogus;")),
+    doc(el("device", "Mo\x01bile")),  # a control character XML forbids
+    doc(el("device", "Mo\tbi\r\nle")),  # tab and line ends are allowed
+    "<reviewlog>\x0b<log>\x0c" + el("os", "Linux") + "</log></reviewlog>",  # \s: VT, FF
+    '<?xml version="1.0" encoding="a&b"?>' + VALID,  # `&` outside any element text
+    doc(el("device", "M"), "<", el("os", "L")),
+    doc("<device>M</os>"),  # end tag of another element
 ]
 
 
@@ -270,7 +280,24 @@ def test_the_cheaper_document_test_decides_exactly_as_the_single_regex(spark):
         job.usable_document(document).alias("fast"),
     ).collect()
     assert [r["fast"] for r in rows] == [r["reference"] for r in rows]
-    assert sum(r["fast"] for r in rows) == 6  # not vacuous: both answers occur
+    assert sum(r["fast"] for r in rows) == 10  # not vacuous: both answers occur
+
+
+def test_the_layout_fast_path_decides_as_the_full_layout_regex(spark):
+    from pyspark.sql import functions as F
+
+    frame = spark.createDataFrame([(d,) for d in EQUIVALENCE_DOCUMENTS], "log string")
+    document = F.col("log")
+    rows = frame.select(
+        document.rlike(job.VENDOR_LAYOUT).alias("reference"),
+        job.has_layout(document).alias("fast"),
+        document.rlike(job._NEEDS_FULL_LAYOUT).alias("full_path"),
+    ).collect()
+    assert [r["fast"] for r in rows] == [r["reference"] for r in rows]
+    # Both ways through the test are taken, and each gives both answers.
+    for full_path in (False, True):
+        answers = {r["fast"] for r in rows if r["full_path"] is full_path}
+        assert answers == {True, False}, full_path
 
 
 def test_element_text_matches_the_element_regex_on_usable_documents(spark):
