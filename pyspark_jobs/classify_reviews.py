@@ -46,8 +46,19 @@ REQUIRED_COLUMNS = (CUSTOMER_ID, REVIEW_TEXT, REVIEW_ID)
 OPTIONS = source_options("movie_review.csv", OUTPUT)
 
 # `good` with neither a letter nor a digit (any script) on either side; (?i) is enough for
-# case: no non-ASCII character folds to g, o or d.
-GOOD_WORD = r"(?i)(?<![\p{L}\p{N}])good(?![\p{L}\p{N}])"
+# case: no non-ASCII character folds to g, o or d. The literal comes first and the character
+# before it is checked by a lookbehind over the match: the regex engine then tries a cheap
+# four-letter comparison at each position instead of classifying the previous character at
+# every position (`GOOD_WORD_BOUNDARY_FIRST`, the same test written the obvious way, is three
+# times slower on the real reviews, measured; a test checks that both decide alike).
+# `_ASTRAL_LETTER` (U+1D400, already a letter, so the class is unchanged) is there for Java:
+# a pattern holding a character outside the BMP makes its lookbehinds count code points, not
+# UTF-16 units; without one, a letter or digit outside the BMP just before `good` (two units)
+# is not seen and `\U0001D400good` would count as the word `good`.
+_ASTRAL_LETTER = "\U0001d400"
+_LETTER_OR_DIGIT = r"[\p{L}\p{N}" + _ASTRAL_LETTER + "]"
+GOOD_WORD = "(?i)good(?<!" + _LETTER_OR_DIGIT + "good)(?!" + _LETTER_OR_DIGIT + ")"
+GOOD_WORD_BOUNDARY_FIRST = "(?i)(?<!" + _LETTER_OR_DIGIT + ")good(?!" + _LETTER_OR_DIGIT + ")"
 
 _REVIEW_ID = INTERNAL_PREFIX + "review_id"
 _CUSTOMER_ID = INTERNAL_PREFIX + "customer_id"

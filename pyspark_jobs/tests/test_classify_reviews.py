@@ -40,6 +40,10 @@ NEGATIVE = [
     "égood",  # é is a letter: one word `égood`
     "goodé",
     "日本good",  # CJK letters are letters too
+    "\U0001d400good",  # letters and digits outside the BMP too (two UTF-16 units in Java)
+    "\U0001d7cegood",
+    "\U00020000good",
+    "good\U0001d400",
     "go od",
     "bad",
     "",
@@ -61,6 +65,49 @@ def test_positive_review_follows_the_word_rule(spark, text):
     (got,) = [r[0] for r in df.select(job.positive_review(F.col("t"))).collect()]
     assert got == python_word_rule(text)
     assert got == (1 if text in POSITIVE else 0)
+
+
+# Texts around the edges of the lookbehind: letters and digits outside the BMP (two UTF-16
+# units), combining marks, line ends, `good` at either end or repeated, mixed case.
+BOUNDARY_TEXTS = [
+    "\U0001d400good",  # MATHEMATICAL BOLD CAPITAL A before
+    "good\U0001d400",  # ... after
+    "\U0001d7cegood",  # MATHEMATICAL BOLD DIGIT ZERO before
+    "\U00020000good",  # a CJK ideograph outside the BMP
+    "e\u0301good",  # a combining mark (not a letter) after a letter
+    "good\u0301",
+    "\ud83d\ude00good\ud83d\ude00",  # an emoji: not a letter
+    "goodgood",
+    "agood good",
+    "GoodGood.",
+    "good",
+    "\ngood",
+    "xgood\ngood",
+    "-good-",
+    "ggood",
+    "goo d",
+    "gooD!",
+    "\ud83d\ude00good",  # an emoji before: not a letter
+]
+
+
+@pytest.mark.parametrize("text", POSITIVE + NEGATIVE + BOUNDARY_TEXTS)
+def test_the_literal_first_regex_decides_as_the_boundary_first_one(spark, text):
+    """GOOD_WORD checks the character before `good` after matching it (faster); it must
+    decide exactly as the boundary-first form on every text."""
+    df = spark.createDataFrame([(text,)], "t string")
+    t = F.col("t")
+    row = df.select(
+        F.coalesce(t.rlike(job.GOOD_WORD), F.lit(False)).alias("fast"),
+        F.coalesce(t.rlike(job.GOOD_WORD_BOUNDARY_FIRST), F.lit(False)).alias("reference"),
+    ).first()
+    assert row["fast"] == row["reference"]
+
+
+def test_the_boundary_texts_are_not_vacuous(spark):
+    df = spark.createDataFrame([(t,) for t in BOUNDARY_TEXTS], "t string")
+    got = [r[0] for r in df.select(F.col("t").rlike(job.GOOD_WORD)).collect()]
+    assert 0 < sum(got) < len(got)
 
 
 def raw_reviews(spark, rows):
