@@ -21,7 +21,7 @@ use crate::pipeline::{ProvidedRunner, RunnerProvider};
 use crate::plan::Plan;
 use crate::poll::PollOptions;
 use crate::runner::emr::{CreatedCluster, EmrRunner};
-use crate::runner::local::{LocalRunner, LocalRunnerOptions, SparkApplication};
+use crate::runner::local::{JitMode, JitPolicy, LocalRunner, LocalRunnerOptions, SparkApplication};
 use crate::runner::serverless::{ensure_application, ReadyApplication, ServerlessRunner};
 use crate::runner::StepRunner;
 use crate::store::local::LocalStore;
@@ -284,6 +284,11 @@ pub fn local_runner_options(config: &Config, project_root: &Path) -> Result<Loca
         class_data_archive: Some(&config.local.class_data_archive)
             .filter(|a| !a.is_empty())
             .map(|archive| project_root.join(archive)),
+        jit: JitPolicy {
+            // Checked by the configuration (one of JitMode::NAMES, a count >= 0).
+            mode: JitMode::parse(&config.local.jit).unwrap_or_default(),
+            quick_max_records: config.local.jit_quick_max_records.max(0) as u64,
+        },
     })
 }
 
@@ -311,8 +316,8 @@ impl LocalProvider {
 impl RunnerProvider for LocalProvider {
     /// Starts the shared Spark application while the driver checks the inputs and stages
     /// user_purchase (the JVM start-up then costs the run nothing).
-    async fn warm_up(&self, _plan: &Plan) {
-        self.runner().warm_up();
+    async fn warm_up(&self, _plan: &Plan, records: Option<u64>) {
+        self.runner().warm_up(records);
     }
 
     async fn provide(&self, _plan: &Plan) -> Result<ProvidedRunner> {

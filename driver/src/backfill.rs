@@ -436,11 +436,14 @@ pub struct RunTurns {
 pub struct SharedProvider {
     inner: Box<dyn RunnerProvider>,
     provided: OnceCell<(Arc<dyn StepRunner>, &'static str, Option<ClusterRef>)>,
+    /// The vendor records of every date of the range (None: a date's are not known), which
+    /// a local runner sizes its JVM's JIT by.
+    records: Option<u64>,
 }
 
 impl SharedProvider {
-    pub fn new(inner: Box<dyn RunnerProvider>) -> Arc<Self> {
-        Arc::new(SharedProvider { inner, provided: OnceCell::new() })
+    pub fn new(inner: Box<dyn RunnerProvider>, records: Option<u64>) -> Arc<Self> {
+        Arc::new(SharedProvider { inner, provided: OnceCell::new(), records })
     }
 
     /// A provider for one date's run.
@@ -474,9 +477,11 @@ struct ShareOf(Arc<SharedProvider>);
 
 #[async_trait]
 impl RunnerProvider for ShareOf {
-    async fn warm_up(&self, plan: &Plan) {
+    /// The runner serves every date of the range: it is sized for all of them, not for the
+    /// date that happens to start first.
+    async fn warm_up(&self, plan: &Plan, _records: Option<u64>) {
         if self.0.provided.get().is_none() {
-            self.0.inner.warm_up(plan).await;
+            self.0.inner.warm_up(plan, self.0.records).await;
         }
     }
 

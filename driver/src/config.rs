@@ -181,6 +181,26 @@ pub struct LocalSection {
     /// makes it), used by every local spark-submit when the file is there; empty: never.
     #[serde(default = "default_class_data_archive")]
     pub class_data_archive: String,
+    /// The shared Spark application's JIT: `auto` (C1 only for a run of at most
+    /// `jit_quick_max_records` vendor records, else the JVM's default tiered JIT), `quick`
+    /// (always C1 only), `full` (always the default).
+    #[serde(default = "default_jit")]
+    pub jit: String,
+    /// `auto`: the largest run (movie_review + log_reviews records) that gets the quick JIT.
+    #[serde(default = "default_jit_quick_max_records")]
+    pub jit_quick_max_records: i64,
+}
+
+fn default_jit() -> String {
+    "auto".to_string()
+}
+
+/// Measured break-even (BENCHMARKS.md section 3): at 100,000 reviews and logs the C1-only JIT
+/// saves about an eighth of the run, at 300,000 it is even, at 1,000,000 it costs a quarter.
+pub const DEFAULT_JIT_QUICK_MAX_RECORDS: i64 = 400_000;
+
+fn default_jit_quick_max_records() -> i64 {
+    DEFAULT_JIT_QUICK_MAX_RECORDS
 }
 
 fn default_spark_application() -> String {
@@ -393,6 +413,8 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("local", "driver_memory", Kind::Text),
     ("local", "spark_application", Kind::OneOf(&["shared", "per-step"])),
     ("local", "class_data_archive", Kind::Text),
+    ("local", "jit", Kind::OneOf(crate::runner::local::JitMode::NAMES)),
+    ("local", "jit_quick_max_records", Kind::Integer),
     ("warehouse", "kind", Kind::OneOf(&["postgres", "redshift"])),
     ("warehouse", "schema", Kind::Text),
     ("warehouse", "redshift_copy_role_arn", Kind::Text),
@@ -435,6 +457,8 @@ pub const OPTIONAL_KEYS: &[&str] = &[
     "emr.cluster_start_timeout_minutes",
     "local.spark_application",
     "local.class_data_archive",
+    "local.jit",
+    "local.jit_quick_max_records",
     "warehouse.url",
     "warehouse.password_secret_arn",
     "warehouse.glue_database",
@@ -469,6 +493,8 @@ pub const NOT_HASHED: &[&str] = &[
     // How the local runner gives the steps their Spark: the same jobs compute the same data.
     "local.spark_application",
     "local.class_data_archive",
+    "local.jit",
+    "local.jit_quick_max_records",
     // The network of a created cluster: where it runs, like the cluster id.
     "emr.master_security_group",
     "emr.core_security_group",
@@ -994,6 +1020,13 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
         if value <= 0 {
             bad(key, &value.to_string(), "must be a positive whole number".into());
         }
+    }
+    if config.local.jit_quick_max_records < 0 {
+        bad(
+            "local.jit_quick_max_records",
+            &config.local.jit_quick_max_records.to_string(),
+            "must be 0 or more (0: `auto` never picks the quick JIT)".into(),
+        );
     }
     if config.emr.step_concurrency > 256 {
         bad(

@@ -94,7 +94,8 @@ pub async fn run(mut args: Args, global: &Global) -> Result<ExitCode> {
     let backend = Backend::for_plan(&plans[0], &flags.plan.project_root).await;
     let store = Arc::clone(&backend.store);
     let clock = Arc::clone(&backend.clock);
-    let shared = SharedProvider::new(backend.provider()?);
+    let records = plans.iter().map(crate::pipeline::vendor_records).sum::<Option<u64>>();
+    let shared = SharedProvider::new(backend.provider()?, records);
     let databases = run_databases(flags, &plans[0], &backend).await?;
     let shutdown = shutdown_on_signals().map_err(|e| crate::error::Error::new(ExitCode::Internal, e))?;
     let observer: Arc<dyn PollObserver> = match global.output {

@@ -99,8 +99,10 @@ pub struct ProvidedRunner {
 pub trait RunnerProvider: Send + Sync {
     /// Called when the run starts (holding the lock, before the inputs are checked): a runner
     /// with something slow to start that needs no deployed artifact (the local runner's shared
-    /// Spark application) starts it now. Default: nothing.
-    async fn warm_up(&self, _plan: &Plan) {}
+    /// Spark application) starts it now. `records`: the run's vendor records (movie_review and
+    /// log_reviews) when the plan knows them, which a local runner sizes its JVM's JIT by.
+    /// Default: nothing.
+    async fn warm_up(&self, _plan: &Plan, _records: Option<u64>) {}
 
     async fn provide(&self, plan: &Plan) -> Result<ProvidedRunner>;
 }
@@ -235,7 +237,7 @@ impl Pipeline {
 
     /// Everything the run does while it holds the date's lock.
     async fn run_locked(&mut self, deadline_at: Option<Duration>) -> (RunManifest, Result<()>) {
-        self.provider.warm_up(&self.plan).await;
+        self.provider.warm_up(&self.plan, vendor_records(&self.plan)).await;
         if let Some(dir) = self.options.raw_dir.clone() {
             if let Err(e) = self.ingest_exactly(&dir).await {
                 return self.failed_before_start(e);
@@ -404,4 +406,12 @@ fn driver_step(key: &str) -> StepRecord {
         usage: None,
         outputs: None,
     }
+}
+
+/// The run's vendor records (movie_review + log_reviews) as the plan knows them: counted at
+/// ingest, or by the plan from `--raw-dir`; None when an input was not counted (a file put in
+/// the bucket without `emr-driver ingest`) or the inputs are not there yet.
+pub fn vendor_records(plan: &Plan) -> Option<u64> {
+    let inputs = plan.inputs.bound()?;
+    Some(inputs.movie_review.records? + inputs.log_reviews.records?)
 }

@@ -69,6 +69,74 @@ pub struct LocalRunnerOptions {
     /// The class-data archive every local spark-submit's JVM uses when the file is there
     /// (`local.class_data_archive`); None: never.
     pub class_data_archive: Option<PathBuf>,
+    /// Which JIT the Spark JVMs the runner starts use (`local.jit`).
+    pub jit: JitPolicy,
+}
+
+/// `local.jit`: the JIT compilers of the Spark JVMs the local runner starts.
+///
+/// A local run of the sample or of a night of 100,000 reviews is over before HotSpot's
+/// optimizing compiler (C2) pays for itself: on 2 cores it compiled 2,500 methods in 20 s of
+/// CPU during a 24 s run, and C1 alone (`-XX:TieredStopAtLevel=1`) made that run an eighth
+/// faster. From a few hundred thousand reviews on, C2's faster code wins (BENCHMARKS.md,
+/// section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JitMode {
+    /// `Quick` for a run of at most [`JitPolicy::quick_max_records`] vendor records, else
+    /// `Full`; `Full` when the size is not known (a step submitted on its own).
+    #[default]
+    Auto,
+    /// C1 only: compiles fast, runs a little slower.
+    Quick,
+    /// The JVM's default tiered compilation (C1, then C2 for the hottest code).
+    Full,
+}
+
+impl JitMode {
+    pub const NAMES: &'static [&'static str] = &["auto", "quick", "full"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "auto" => Some(JitMode::Auto),
+            "quick" => Some(JitMode::Quick),
+            "full" => Some(JitMode::Full),
+            _ => None,
+        }
+    }
+
+    /// The JVM options of the mode (`Auto` has none: it is resolved first).
+    pub fn jvm_options(self) -> &'static [&'static str] {
+        match self {
+            JitMode::Quick => &["-XX:TieredStopAtLevel=1"],
+            JitMode::Auto | JitMode::Full => &[],
+        }
+    }
+}
+
+/// `local.jit` and `local.jit_quick_max_records`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JitPolicy {
+    pub mode: JitMode,
+    /// `Auto`: the largest run (movie_review + log_reviews records) that gets `Quick`.
+    pub quick_max_records: u64,
+}
+
+impl Default for JitPolicy {
+    fn default() -> Self {
+        JitPolicy { mode: JitMode::Auto, quick_max_records: crate::config::DEFAULT_JIT_QUICK_MAX_RECORDS as u64 }
+    }
+}
+
+impl JitPolicy {
+    /// `Quick` or `Full` for an application that will read about `records` vendor records
+    /// (None: not known) (pure).
+    pub fn resolve(&self, records: Option<u64>) -> JitMode {
+        match (self.mode, records) {
+            (JitMode::Auto, Some(n)) if n <= self.quick_max_records => JitMode::Quick,
+            (JitMode::Auto, _) => JitMode::Full,
+            (mode, _) => mode,
+        }
+    }
 }
 
 /// `local.spark_application`: how the local runner gives the `run_job.py` steps their Spark.
@@ -106,6 +174,9 @@ struct Inner {
     table: Mutex<Vec<Entry>>,
     /// The shared application the next `run_job.py` step goes to (when alive).
     app: Mutex<Option<Arc<SparkApp>>>,
+    /// The JIT of the JVMs started from now on: resolved by `warm_up` from the run's size,
+    /// else the policy's own mode (`Auto` unresolved counts as `Full`).
+    jit: Mutex<JitMode>,
 }
 
 #[derive(Debug, Clone)]
@@ -145,7 +216,14 @@ impl LocalRunner {
         let _ = nix::sys::prctl::set_child_subreaper(true);
         let lake_root = std::path::absolute(options.lake.root()).unwrap_or_else(|_| options.lake.root().to_path_buf());
         LocalRunner {
-            inner: Arc::new(Inner { options, lake_root, clock, table: Mutex::new(Vec::new()), app: Mutex::new(None) }),
+            inner: Arc::new(Inner {
+                jit: Mutex::new(options.jit.resolve(None)),
+                options,
+                lake_root,
+                clock,
+                table: Mutex::new(Vec::new()),
+                app: Mutex::new(None),
+            }),
         }
     }
 
@@ -168,13 +246,23 @@ impl LocalRunner {
     /// Starts the shared application now (in shared mode), so its JVM start-up overlaps the
     /// driver's own work (input checks, user_purchase); the first step finds it warm. A
     /// failure is only a warning: the first step then tries again and fails with the reason.
-    pub fn warm_up(&self) {
+    /// `records`: about how many vendor records the runner's steps will read (None: not
+    /// known), which decides the JIT of every JVM the runner starts from now on
+    /// ([`JitPolicy::resolve`]).
+    pub fn warm_up(&self, records: Option<u64>) {
+        let jit = self.inner.options.jit.resolve(records);
+        *self.inner.jit_lock() = jit;
         if self.inner.options.spark_application != SparkApplication::Shared {
             return;
         }
         if let Err(e) = application(&self.inner) {
             tracing::warn!("could not start the shared Spark application early: {e}");
         }
+    }
+
+    /// The JIT the next JVM the runner starts gets.
+    pub fn jit(&self) -> JitMode {
+        *self.inner.jit_lock()
     }
 }
 
@@ -206,6 +294,10 @@ impl Inner {
         self.app.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn jit_lock(&self) -> std::sync::MutexGuard<'_, JitMode> {
+        self.jit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn step_log_prefix(&self, step_id: &str) -> ObjectUri {
         self.options.log_prefix.join(step_id).join("")
     }
@@ -220,18 +312,30 @@ impl Inner {
             env.retain(|(k, _)| k.as_os_str() != key.as_str());
             env.push((key.into(), value));
         }
-        self.with_class_data_archive(&mut env);
+        let current = env.iter().position(|(k, _)| k == "SPARK_SUBMIT_OPTS").map(|i| env.remove(i).1);
+        let archive = self.options.class_data_archive.as_deref().filter(|a| a.is_file());
+        let opts = submit_opts(current, archive, *self.jit_lock());
+        if !opts.is_empty() {
+            env.push(("SPARK_SUBMIT_OPTS".into(), opts));
+        }
         env
     }
+}
 
-    /// `SPARK_SUBMIT_OPTS` (the JVM options spark-class gives the driver's JVM, beside any
-    /// `spark.driver.extraJavaOptions`) plus the class-data archive, when there is one.
-    fn with_class_data_archive(&self, env: &mut Vec<(std::ffi::OsString, std::ffi::OsString)>) {
-        let Some(archive) = self.options.class_data_archive.as_deref().filter(|a| a.is_file()) else {
-            return;
-        };
-        let current = env.iter().position(|(k, _)| k == "SPARK_SUBMIT_OPTS").map(|i| env.remove(i).1);
-        env.push(("SPARK_SUBMIT_OPTS".into(), submit_opts_with_archive(current, archive)));
+/// `SPARK_SUBMIT_OPTS` (the JVM options spark-class gives the driver's JVM, beside any
+/// `spark.driver.extraJavaOptions`) with the JIT's options and, when there is one, the
+/// class-data archive (pure).
+pub fn submit_opts(current: Option<std::ffi::OsString>, archive: Option<&Path>, jit: JitMode) -> std::ffi::OsString {
+    let mut opts = current.unwrap_or_default();
+    for option in jit.jvm_options() {
+        if !opts.is_empty() {
+            opts.push(" ");
+        }
+        opts.push(option);
+    }
+    match archive {
+        Some(archive) => submit_opts_with_archive(Some(opts), archive),
+        None => opts,
     }
 }
 
@@ -278,7 +382,11 @@ fn application(inner: &Arc<Inner>) -> Result<Arc<SparkApp>, RunnerError> {
         env: inner.spark_process_env(),
         drain: inner.options.kill_grace.max(Duration::from_secs(2)),
     };
-    tracing::info!("starting the shared Spark application {id} (logs in {log_prefix})");
+    let jit = match *inner.jit_lock() {
+        JitMode::Quick => "quick JIT: C1 only",
+        _ => "full JIT",
+    };
+    tracing::info!("starting the shared Spark application {id} ({jit}; logs in {log_prefix})");
     let app = SparkApp::start(id, &launch, Arc::clone(&inner.clock), |log_dir| {
         // The application's own logs, gzipped beside the steps' (EMR layout), best effort.
         for name in ["stdout", "stderr"] {
@@ -1089,6 +1197,37 @@ mod tests {
         assert_eq!(env[1], ("PYSPARK_PYTHON".to_string(), bin.join("python3").into_os_string()));
         assert_eq!(env.len(), 2, "a Python the caller chose is kept");
         assert!(spark_env(Path::new("spark-submit"), None, |_| false).is_empty(), "found on PATH: nothing to add");
+    }
+
+    #[test]
+    fn auto_gives_the_quick_jit_only_to_a_run_known_to_be_small() {
+        let policy = |mode| JitPolicy { mode, quick_max_records: 400_000 };
+        assert_eq!(policy(JitMode::Auto).resolve(Some(200_000)), JitMode::Quick);
+        assert_eq!(policy(JitMode::Auto).resolve(Some(400_000)), JitMode::Quick);
+        assert_eq!(policy(JitMode::Auto).resolve(Some(400_001)), JitMode::Full);
+        assert_eq!(policy(JitMode::Auto).resolve(None), JitMode::Full, "unknown size: the default JIT");
+        assert_eq!(policy(JitMode::Quick).resolve(None), JitMode::Quick);
+        assert_eq!(policy(JitMode::Full).resolve(Some(1)), JitMode::Full);
+        assert_eq!(JitPolicy { mode: JitMode::Auto, quick_max_records: 0 }.resolve(Some(1)), JitMode::Full);
+        for name in JitMode::NAMES {
+            assert!(JitMode::parse(name).is_some(), "{name}");
+        }
+        assert_eq!(JitMode::parse("c1"), None);
+    }
+
+    #[test]
+    fn the_jit_option_goes_after_the_callers_and_before_the_archive() {
+        let archive = Path::new("/a.jsa");
+        assert_eq!(submit_opts(None, None, JitMode::Full), "");
+        assert_eq!(submit_opts(None, None, JitMode::Quick), "-XX:TieredStopAtLevel=1");
+        assert_eq!(
+            submit_opts(Some("-Dx=1".into()), Some(archive), JitMode::Quick),
+            r#"-Dx=1 -XX:TieredStopAtLevel=1 "-XX:SharedArchiveFile=/a.jsa""#
+        );
+        assert_eq!(
+            submit_opts(Some("-Dx=1".into()), Some(archive), JitMode::Full),
+            r#"-Dx=1 "-XX:SharedArchiveFile=/a.jsa""#
+        );
     }
 
     #[test]

@@ -370,7 +370,7 @@ impl World {
         shutdown: watch::Receiver<Option<String>>,
     ) -> (Vec<DateOutcome>, Arc<CountingProvider>) {
         let counting = Arc::new(CountingProvider { runner: runner.clone(), provided: AtomicUsize::new(0) });
-        let shared = SharedProvider::new(Box::new(Counting(counting.clone())));
+        let shared = SharedProvider::new(Box::new(Counting(counting.clone())), None);
         let dates: Vec<(NaiveDate, Option<DateOutcome>)> = DATES.iter().map(|d| (d.parse().unwrap(), None)).collect();
         let options = BackfillOptions { parallel, continue_on_failure: false };
         let events = Events::default();
@@ -529,7 +529,7 @@ async fn a_failed_date_stops_new_dates_unless_continue_on_failure() {
         world.store.put_bytes(&bad, Bytes::from("nonsense\n")).await.unwrap();
         let runner = world.runner(&[]);
         let counting = Arc::new(CountingProvider { runner: runner.clone(), provided: AtomicUsize::new(0) });
-        let shared = SharedProvider::new(Box::new(Counting(counting)));
+        let shared = SharedProvider::new(Box::new(Counting(counting)), None);
         let dates: Vec<(NaiveDate, Option<DateOutcome>)> = DATES.iter().map(|d| (d.parse().unwrap(), None)).collect();
         let options = BackfillOptions { parallel: 1, continue_on_failure };
         let events = Events::default();

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use emr_driver::clock::{Clock, SystemClock};
 use emr_driver::diagnose::{diagnose, log_lines, CauseKind, DiagnoseOptions};
 use emr_driver::poll::{wait_for_steps, PollOptions, Quiet};
-use emr_driver::runner::local::{LocalRunner, LocalRunnerOptions, SparkApplication};
+use emr_driver::runner::local::{JitMode, JitPolicy, LocalRunner, LocalRunnerOptions, SparkApplication};
 use emr_driver::runner::StepRunner;
 use emr_driver::step::{ActionOnFailure, HadoopJarStep, StepConfig, StepState};
 use emr_driver::store::local::LocalStore;
@@ -43,6 +43,7 @@ fn options(lake: &std::path::Path, concurrency: usize) -> LocalRunnerOptions {
         spark_application: SparkApplication::Shared,
         step_server: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pyspark_jobs/step_server.py"),
         class_data_archive: None,
+        jit: Default::default(),
     }
 }
 
@@ -200,6 +201,62 @@ async fn a_step_gets_no_database_url_and_no_aws_keys_from_the_driver() {
     assert!(!env.contains("wJalrXUtnFEMI") && !env.contains("AWS_"), "{env}");
     assert!(env.lines().any(|l| l == "SPARK_LOCAL_IP=127.0.0.1"), "{env}");
     assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+}
+
+/// The JVM options a spark-submit step of `runner` was started with (a fake spark-submit
+/// writes its SPARK_SUBMIT_OPTS into the file named by its last argument).
+async fn submit_opts_of_a_step(runner: &LocalRunner, dir: &std::path::Path, name: &str) -> String {
+    let out = dir.join(format!("{name}.txt"));
+    let step = StepConfig {
+        name: name.into(),
+        action_on_failure: ActionOnFailure::Continue,
+        hadoop_jar_step: HadoopJarStep {
+            jar: "command-runner.jar".into(),
+            args: vec!["spark-submit".into(), out.display().to_string()],
+            main_class: None,
+        },
+    };
+    let ids = runner.submit(&[step]).await.unwrap();
+    assert_eq!(wait(runner, &ids).await[0].state, StepState::Completed);
+    std::fs::read_to_string(&out).unwrap()
+}
+
+#[tokio::test]
+async fn the_run_size_picks_the_jit_of_the_spark_jvms() {
+    let lake = tempfile::tempdir().unwrap();
+    let bin = lake.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake = bin.join("spark-submit");
+    std::fs::write(&fake, "#!/bin/sh\nfor last; do :; done\nprintf '%s' \"$SPARK_SUBMIT_OPTS\" > \"$last\"\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let runner_with = |mode: JitMode| {
+        LocalRunner::new(
+            LocalRunnerOptions {
+                spark_submit: fake.clone(),
+                // Per-step: each step is a spark-submit of its own, whose options the fake shows.
+                spark_application: SparkApplication::PerStep,
+                jit: JitPolicy { mode, quick_max_records: 1000 },
+                ..options(lake.path(), 1)
+            },
+            SystemClock::shared(),
+        )
+    };
+    const QUICK: &str = "-XX:TieredStopAtLevel=1";
+    for (mode, records, quick) in [
+        (JitMode::Auto, Some(1000), true),
+        (JitMode::Auto, Some(1001), false),
+        (JitMode::Auto, None, false),
+        (JitMode::Quick, Some(1_000_000), true),
+        (JitMode::Full, Some(10), false),
+    ] {
+        let runner = runner_with(mode);
+        let before = submit_opts_of_a_step(&runner, lake.path(), "before").await;
+        assert!(!before.contains(QUICK) || mode == JitMode::Quick, "{mode:?} before warm_up: {before}");
+        runner.warm_up(records);
+        assert_eq!(runner.jit(), if quick { JitMode::Quick } else { JitMode::Full });
+        let opts = submit_opts_of_a_step(&runner, lake.path(), "after").await;
+        assert_eq!(opts.split_whitespace().any(|o| o == QUICK), quick, "{mode:?} {records:?}: {opts}");
+    }
 }
 
 #[tokio::test]

@@ -118,6 +118,7 @@ fn runner(setup: &Setup, concurrency: usize) -> LocalRunner {
             step_server: repo_root().join("pyspark_jobs/step_server.py"),
             // The real archive when scripts/setup.sh made it: the JVMs these tests start use it as runs do.
             class_data_archive: Some(repo_root().join(emr_driver::config::DEFAULT_CLASS_DATA_ARCHIVE)),
+            jit: Default::default(),
         },
         SystemClock::shared(),
     )
@@ -240,7 +241,7 @@ async fn steps_follow_the_emr_life_cycle_in_one_shared_application() {
     let ok_refs: Vec<&str> = ok_args.iter().map(String::as_str).collect();
     let missing_refs: Vec<&str> = missing_args.iter().map(String::as_str).collect();
     let runner = runner(&setup, 1);
-    runner.warm_up();
+    runner.warm_up(None);
     let app = runner.shared_application().expect("warm_up started the application");
     let ids = runner
         .submit(&[
