@@ -283,21 +283,26 @@ def test_the_cheaper_document_test_decides_exactly_as_the_single_regex(spark):
     assert sum(r["fast"] for r in rows) == 10  # not vacuous: both answers occur
 
 
-def test_the_layout_fast_path_decides_as_the_full_layout_regex(spark):
+def test_the_written_out_character_classes_hold_exactly_the_ranges_they_replace(spark):
+    """The layout's text class and the control class list single characters (a bitmap in
+    Java); the same sets written with ranges decide alike on every character tried."""
     from pyspark.sql import functions as F
 
-    frame = spark.createDataFrame([(d,) for d in EQUIVALENCE_DOCUMENTS], "log string")
-    document = F.col("log")
+    from pyspark_jobs import warehouse_types
+
+    codes = [*range(0x300), 0xFFFD, 0x1D400, 0x10FFFF]
+    frame = spark.createDataFrame([(chr(c),) for c in codes], "c string")
+    c = F.col("c")
     rows = frame.select(
-        document.rlike(job.VENDOR_LAYOUT).alias("reference"),
-        job.has_layout(document).alias("fast"),
-        document.rlike(job._NEEDS_FULL_LAYOUT).alias("full_path"),
+        c.rlike("^" + job._TEXT_CHARACTER + "$").alias("text"),
+        c.rlike(r"^[^<&\x{0}-\x{8}\x{B}\x{C}\x{E}-\x{1F}]$").alias("text_ranges"),
+        c.rlike(warehouse_types.CONTROL_CLASS).alias("control"),
+        c.rlike(r"[\x{0}-\x{1F}\x{7F}-\x{9F}]").alias("control_ranges"),
     ).collect()
-    assert [r["fast"] for r in rows] == [r["reference"] for r in rows]
-    # Both ways through the test are taken, and each gives both answers.
-    for full_path in (False, True):
-        answers = {r["fast"] for r in rows if r["full_path"] is full_path}
-        assert answers == {True, False}, full_path
+    assert [r["text"] for r in rows] == [r["text_ranges"] for r in rows]
+    assert [r["control"] for r in rows] == [r["control_ranges"] for r in rows]
+    assert sum(r["text"] for r in rows) == len(codes) - 2 - 29  # not <, &, 29 controls
+    assert sum(r["control"] for r in rows) == 65
 
 
 def test_element_text_matches_the_element_regex_on_usable_documents(spark):
