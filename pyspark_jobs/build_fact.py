@@ -40,15 +40,15 @@ from pyspark_jobs.lake_io import join_uri, write_load_csv, write_parquet
 from pyspark_jobs.parse_values import strict_decimal, strict_int
 from pyspark_jobs.rejects import (
     INTERNAL_PREFIX,
+    REASON,
     finish_tagging,
     header_columns,
     reject_malformed_rows,
     reject_when,
     rejects_frame,
     start_tagging,
-    usable,
 )
-from pyspark_jobs.source_job import persist, summarize
+from pyspark_jobs.source_job import checked_source_counts, persist, reading
 from pyspark_jobs.spark_session import job_session
 
 JOB = "build_fact"
@@ -138,14 +138,43 @@ def tag_purchases(raw: DataFrame) -> DataFrame:
     return finish_tagging(df, INVOICE_NUMBER if INVOICE_NUMBER in header else CUSTOMER_ID)
 
 
-def customer_spend(tagged_purchases: DataFrame) -> DataFrame:
-    """(customer_id, amount_spent): each customer's net spend over all their purchases."""
-    return (
-        usable(tagged_purchases)
-        .filter(F.col(_CUSTOMER_ID).isNotNull())
-        .groupBy(F.col(_CUSTOMER_ID).alias("customer_id"))
-        .agg(F.sum(F.col(_QUANTITY) * F.col(_UNIT_PRICE)).alias("amount_spent"))
+_ROWS = INTERNAL_PREFIX + "rows"
+
+
+def purchase_totals(tagged_purchases: DataFrame) -> DataFrame:
+    """Per customer id (NULL: none, or not usable) and reject reason (NULL: usable), the
+    purchases and their net spend: one aggregation that gives both the spend the fact joins
+    (`customer_spend`) and every count of the metrics (`purchase_counts`), so the export is
+    parsed once and nothing holds its half-million rows in memory."""
+    return tagged_purchases.groupBy(
+        F.col(_CUSTOMER_ID).alias("customer_id"), F.col(REASON).alias(REASON)
+    ).agg(
+        F.count(F.lit(1)).alias(_ROWS),
+        F.sum(F.col(_QUANTITY) * F.col(_UNIT_PRICE)).alias("amount_spent"),
     )
+
+
+def customer_spend(totals: DataFrame) -> DataFrame:
+    """(customer_id, amount_spent): each customer's net spend over all their usable purchases
+    (returns included), from `purchase_totals`."""
+    return totals.filter(F.col(REASON).isNull() & F.col("customer_id").isNotNull()).select(
+        "customer_id", "amount_spent"
+    )
+
+
+def purchase_counts(totals: DataFrame) -> tuple[int, dict[str, int], int]:
+    """(rows_out, rejected_by_reason, usable purchases without a customer id) from
+    `purchase_totals` (a few thousand rows: collected)."""
+    rows_out = without_customer = 0
+    by_reason: dict[str, int] = {}
+    for row in totals.select("customer_id", REASON, _ROWS).collect():
+        if row[REASON] is None:
+            rows_out += row[_ROWS]
+            if row["customer_id"] is None:
+                without_customer += row[_ROWS]
+        else:
+            by_reason[row[REASON]] = by_reason.get(row[REASON], 0) + row[_ROWS]
+    return rows_out, by_reason, without_customer
 
 
 def review_sessions(reviews: DataFrame, logs: DataFrame) -> DataFrame:
@@ -222,10 +251,10 @@ def fact_rows(aggregated: DataFrame, spend: DataFrame, run_date: dt.date) -> Dat
     )
 
 
-def build(inputs: Inputs, tagged_purchases: DataFrame, run_date: dt.date) -> DataFrame:
+def build(inputs: Inputs, totals: DataFrame, run_date: dt.date) -> DataFrame:
     sessions = review_sessions(inputs.reviews, inputs.logs)
     aggregated = aggregate_reviews(with_dimension_ids(sessions, inputs.dims))
-    return fact_rows(aggregated, customer_spend(tagged_purchases), run_date)
+    return fact_rows(aggregated, customer_spend(totals), run_date)
 
 
 def fact_summary(fact: DataFrame) -> dict[str, int]:
@@ -332,10 +361,13 @@ def extract(spark: SparkSession, args: argparse.Namespace) -> Inputs:
 def load(
     fact: DataFrame,
     purchases: DataFrame,
-    purchase_counts: Mapping[str, object],
+    purchase_source: Mapping[str, object],
     args: argparse.Namespace,
 ) -> None:
-    """The fact (staging Parquet and load CSV) and the purchase rejects, written at once."""
+    """The fact (staging Parquet and load CSV) and the purchase rejects, written at once.
+
+    `purchases` (the tagged export) is not kept: the rejects are read from the export again
+    only when there are some (`purchase_source` counted them), never on a clean night."""
     published = fact.select(*FACT_COLUMNS)
     writes = [
         partial(write_parquet, published, args.output),
@@ -343,7 +375,7 @@ def load(
     ]
     if args.rejects:
         rejects = purchase_rejects(purchases, args.run_date)
-        rejected = purchase_counts["rows_rejected"]
+        rejected = purchase_source["rows_rejected"]
         writes.append(partial(write_parquet, rejects, args.rejects, rejected))
     concurrently(writes)
 
@@ -352,26 +384,24 @@ def main(argv: Sequence[str]) -> int:
     args = parse_job_args(JOB, argv, OPTIONS)
     spark = job_session(f"{JOB} {args.run_date}")
     inputs = extract(spark, args)
-    purchases = persist(tag_purchases(inputs.purchases))
-    fact = persist(build(inputs, purchases, args.run_date))
-    # Three independent aggregations at once: the purchases' counts (the task that parses the
-    # export fills the cache the fact's join then reads: Spark computes a cached partition
-    # once, and a second job waits for it), the inputs' row counts and the fact's totals.
-    # A problem with the export itself is the error reported (it is first).
-    (purchase_counts, tallies), (classified_reviews, log_rows), summary = concurrently(
+    purchases = tag_purchases(inputs.purchases)
+    # Small (customers x reasons), kept: the counts and the fact's join both read it.
+    totals = persist(purchase_totals(purchases))
+    fact = persist(build(inputs, totals, args.run_date))
+    # Three independent aggregations at once: the purchases' counts (the job that parses the
+    # export fills the totals' cache, which the fact's join then reads: Spark computes a
+    # cached partition once, and a second job waits for it), the inputs' row counts and the
+    # fact's totals. A problem with the export itself is the error reported (it is first).
+    (rows_out, by_reason, without_customer), (classified_reviews, log_rows), summary = concurrently(
         [
-            partial(
-                summarize,
-                purchases,
-                args.purchases,
-                {"purchases_without_customer": F.col(_CUSTOMER_ID).isNull()},
-            ),
+            partial(reading, args.purchases, partial(purchase_counts, totals)),
             partial(input_rows, inputs.reviews, inputs.logs),
             partial(fact_summary, fact),
         ]
     )
+    purchase_counts_entry = checked_source_counts(args.purchases, rows_out, by_reason)
     check_invariants(summary, classified_reviews)
-    load(fact, purchases, purchase_counts, args)
+    load(fact, purchases, purchase_counts_entry, args)
     write_metrics(
         spark,
         args.metrics,
@@ -381,13 +411,13 @@ def main(argv: Sequence[str]) -> int:
             sources={
                 "classified_movie_review": source_counts(classified_reviews, {}),
                 "review_logs": source_counts(log_rows, {}),
-                PURCHASES_SOURCE: purchase_counts,
+                PURCHASES_SOURCE: purchase_counts_entry,
             },
             outputs={OUTPUT: summary["rows"]},
             warnings={
                 "reviews_without_log": summary["reviews_without_log"],
                 "customers_without_purchases": summary["customers_without_purchases"],
-                "purchases_without_customer": tallies["purchases_without_customer"],
+                "purchases_without_customer": without_customer,
             },
             checks={
                 "sum_review_count": summary["review_count"],

@@ -75,6 +75,14 @@ def summarize(
     format change must not load as an all-rejected day).
     """
     rows_out, by_reason, found = reading(input_uri, lambda: count_tagged(tagged, tallies))
+    return checked_source_counts(input_uri, rows_out, by_reason), found
+
+
+def checked_source_counts(
+    input_uri: str, rows_out: int, by_reason: Mapping[str, int]
+) -> dict[str, object]:
+    """The `sources` entry of an input, or UnusableInput when the counts show the file
+    unusable as a whole: a header without records, or every record rejected."""
     counts = source_counts(rows_out, by_reason)
     if counts["rows_in"] == 0:
         raise UnusableInput(input_uri, "has a header but no records")
@@ -85,7 +93,7 @@ def summarize(
             f"every one of its {counts['rows_in']} records was rejected ({reasons}); "
             "the vendor format has probably changed, so nothing is loaded",
         )
-    return counts, found
+    return counts
 
 
 def write_outputs(

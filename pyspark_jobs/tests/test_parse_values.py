@@ -52,6 +52,27 @@ def test_strict_int_accepts_only_whole_32_bit_numbers(spark):
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("9999999999999.99999", "9999999999999.99999"),  # the largest DECIMAL(18,5)
+        ("9999999999999.999994", "9999999999999.99999"),  # rounds down: fits
+        ("9999999999999.999995", None),  # rounds up to 10^13: does not fit
+        ("-9999999999999.999995", None),
+        ("10000000000000", None),
+        ("0.000005", "0.00001"),  # half up
+        ("-0.000005", "-0.00001"),
+        ("0.000004", "0.00000"),
+        ("+7.", "7.00000"),
+        (" 2.5 ", "2.50000"),
+        ("2.1234567", None),  # seven decimals: not a plain number of the export
+    ],
+)
+def test_strict_decimal_rounds_half_up_and_refuses_what_does_not_fit(spark, text, expected):
+    (got,) = evaluate(spark, lambda c: strict_decimal(c, 18, 5), [text])
+    assert (None if got is None else str(got)) == expected
+
+
 def test_strict_decimal_parses_plain_numbers_and_rejects_the_rest(spark):
     values = ["2.55", "-1.25", "3", ".5", "1,5", "abc", "", None, "1e2", "123456789012345.5"]
     got = evaluate(spark, lambda c: strict_decimal(c, 18, 5), values)
