@@ -24,7 +24,10 @@ from pyspark_jobs.parse_values import strict_int
 from pyspark_jobs.rejects import (
     BAD_ID,
     CHECKED_BEFORE_DUPLICATES,
+    DUPLICATE_IDENTICAL,
+    DUPLICATE_KEY,
     INTERNAL_PREFIX,
+    MALFORMED_ROW,
     finish_tagging,
     header_columns,
     missing_or_invalid,
@@ -35,7 +38,7 @@ from pyspark_jobs.rejects import (
     start_tagging,
     usable,
 )
-from pyspark_jobs.source_job import source_options, summarize, tag_persisted, write_outputs
+from pyspark_jobs.source_job import source_options, tag_and_count, write_outputs
 from pyspark_jobs.spark_session import job_session
 
 JOB = "classify_reviews"
@@ -59,6 +62,10 @@ _ASTRAL_LETTER = "\U0001d400"
 _LETTER_OR_DIGIT = r"[\p{L}\p{N}" + _ASTRAL_LETTER + "]"
 GOOD_WORD = "(?i)good(?<!" + _LETTER_OR_DIGIT + "good)(?!" + _LETTER_OR_DIGIT + ")"
 GOOD_WORD_BOUNDARY_FIRST = "(?i)(?<!" + _LETTER_OR_DIGIT + ")good(?!" + _LETTER_OR_DIGIT + ")"
+
+BAD_CUSTOMER_ID = "bad_customer_id"
+# Every reason the tagging gives (rejects/movie_review), in the order they are checked.
+REASONS = (MALFORMED_ROW, BAD_ID, DUPLICATE_KEY, DUPLICATE_IDENTICAL, BAD_CUSTOMER_ID)
 
 _REVIEW_ID = INTERNAL_PREFIX + "review_id"
 _CUSTOMER_ID = INTERNAL_PREFIX + "customer_id"
@@ -103,7 +110,7 @@ def tag_reviews(raw: DataFrame, detect_duplicates: bool = True) -> DataFrame:
     df = reject_when(
         df,
         F.col(_CUSTOMER_ID).isNull(),
-        "bad_customer_id",
+        BAD_CUSTOMER_ID,
         missing_or_invalid(F.col(CUSTOMER_ID), CUSTOMER_ID, "is not a 32-bit integer"),
     )
     # Classified here, after the duplicate window's shuffle, so the regex runs in parallel
@@ -141,15 +148,12 @@ def main(argv: Sequence[str]) -> int:
     raw = extract(spark, args)
     # The duplicate window shuffles every review with its text (most of this job's time,
     # measured); it runs only when the ids of the tagged reviews repeat.
-    tagged = tag_persisted(
+    tagged, counts, tallies = tag_and_count(
         lambda detect: tag_reviews(raw, detect_duplicates=detect),
         args.input,
         _REVIEW_ID,
         CHECKED_BEFORE_DUPLICATES,
-    )
-    counts, tallies = summarize(
-        tagged,
-        args.input,
+        REASONS,
         {
             "positive_reviews": F.col(_POSITIVE) == 1,
             "empty_review_text": F.col(_EMPTY_TEXT),

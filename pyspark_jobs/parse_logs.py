@@ -35,7 +35,10 @@ from pyspark_jobs.parse_values import strict_int, strict_mm_dd_yyyy
 from pyspark_jobs.rejects import (
     BAD_ID,
     CHECKED_BEFORE_DUPLICATES,
+    DUPLICATE_IDENTICAL,
+    DUPLICATE_KEY,
     INTERNAL_PREFIX,
+    MALFORMED_ROW,
     finish_tagging,
     header_columns,
     missing_or_invalid,
@@ -46,7 +49,7 @@ from pyspark_jobs.rejects import (
     start_tagging,
     usable,
 )
-from pyspark_jobs.source_job import source_options, summarize, tag_persisted, write_outputs
+from pyspark_jobs.source_job import source_options, tag_and_count, write_outputs
 from pyspark_jobs.spark_session import job_session
 from pyspark_jobs.warehouse_types import java_char_class
 
@@ -95,6 +98,19 @@ REPEATED_ELEMENT = r"<(?<known>" + "|".join(ELEMENTS.values()) + r")>(?s:.*?)<\k
 # reference a unit test compares it with.
 USABLE_DOCUMENT = r"^(?!(?s:.*?)" + REPEATED_ELEMENT + r")" + VENDOR_LAYOUT[1:]
 _XML_UNESCAPER = "org.apache.commons.text.StringEscapeUtils"
+
+BAD_XML, BAD_DATE = "bad_xml", "bad_date"
+# Every reason the tagging gives (rejects/log_reviews), in the order they are checked.
+REASONS = (
+    MALFORMED_ROW,
+    BAD_ID,
+    DUPLICATE_KEY,
+    DUPLICATE_IDENTICAL,
+    BAD_XML,
+    BAD_DATE,
+    warehouse_types.BAD_CHARACTER,
+    warehouse_types.VALUE_TOO_LONG,
+)
 
 _LOG_ID = INTERNAL_PREFIX + "log_id"
 _USABLE_XML = INTERNAL_PREFIX + "usable_xml"
@@ -235,15 +251,15 @@ def tag_logs(raw: DataFrame, detect_duplicates: bool = True) -> DataFrame:
     # Parsed after the duplicate window (when it runs, its shuffle spreads the regexes over
     # the cores); every regex below runs once per record.
     df = df.withColumn(_USABLE_XML, usable_document(document))
-    df = reject_when(df, ~F.col(_USABLE_XML), "bad_xml", bad_xml_detail(document))
+    df = reject_when(df, ~F.col(_USABLE_XML), BAD_XML, bad_xml_detail(document))
     df = with_elements(df, document, F.col(_USABLE_XML))
     date_text = F.col(INTERNAL_PREFIX + "log_date")
     df = df.withColumn(_LOG_DATE, strict_mm_dd_yyyy(date_text))
-    df = reject_when(df, date_text.isNull(), "bad_date", F.lit("logDate is missing or empty"))
+    df = reject_when(df, date_text.isNull(), BAD_DATE, F.lit("logDate is missing or empty"))
     df = reject_when(
         df,
         F.col(_LOG_DATE).isNull(),
-        "bad_date",
+        BAD_DATE,
         F.concat(F.lit("logDate '"), date_text, F.lit("' is not a valid MM-dd-yyyy date")),
     )
     location = reference.canonical_location(F.col(INTERNAL_PREFIX + "location"))
@@ -348,15 +364,20 @@ def main(argv: Sequence[str]) -> int:
     spark = job_session(f"{JOB} {args.run_date}")
     raw = extract(spark, args)
 
+    cores = spark.sparkContext.defaultParallelism
+    # Input read as fewer tasks than there are cores (a single gzip file, or too few parts):
+    # without the window's shuffle the documents would be parsed in those tasks alone, so a
+    # round-robin shuffle spreads them over the cores (100,000 real logs in one file,
+    # local[2]: 6.5 s -> 5.4 s, medians of 2). Parts enough for every core need none.
+    too_few_tasks = raw.rdd.getNumPartitions() < cores
+
     def tag(detect: bool) -> DataFrame:
-        # Without the window's shuffle the documents would be parsed in the task that reads
-        # the file (one for a gzip file); a round-robin shuffle spreads them over the cores
-        # (100,000 real logs, local[2]: 6.5 s -> 5.4 s, medians of 2).
-        spread = raw if detect else raw.repartition(spark.sparkContext.defaultParallelism)
+        spread = raw.repartition(cores) if too_few_tasks and not detect else raw
         return tag_logs(spread, detect_duplicates=detect)
 
-    tagged = tag_persisted(tag, args.input, _LOG_ID, CHECKED_BEFORE_DUPLICATES)
-    counts, warnings = summarize(tagged, args.input, warning_conditions())
+    tagged, counts, warnings = tag_and_count(
+        tag, args.input, _LOG_ID, CHECKED_BEFORE_DUPLICATES, REASONS, warning_conditions()
+    )
     load(tagged, args, counts)
     write_metrics(
         spark,

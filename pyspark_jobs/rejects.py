@@ -140,10 +140,14 @@ def has_repeated_ids(tagged: DataFrame, id_column: str, checked_before: Sequence
     in the cache, no second pass over the input. When it says no, the window (a shuffle of
     every record with its full text) would tag nothing and is not run.
     """
+    return bool(repeated_ids(tagged, id_column, checked_before).collect())
+
+
+def repeated_ids(tagged: DataFrame, id_column: str, checked_before: Sequence[str]) -> DataFrame:
+    """The query `has_repeated_ids` runs: at most one repeated id (no row: none repeats)."""
     earlier = F.coalesce(F.col(REASON).isin(list(checked_before)), F.lit(False))
     ids = tagged.filter(F.col(id_column).isNotNull() & ~earlier).select(id_column)
-    repeated = ids.groupBy(id_column).count().filter(F.col("count") > 1)
-    return bool(repeated.limit(1).collect())
+    return ids.groupBy(id_column).count().filter(F.col("count") > 1).limit(1)
 
 
 def usable(tagged: DataFrame) -> DataFrame:
