@@ -27,7 +27,7 @@ from pyspark_jobs.cli_args import Option, parse_job_args
 from pyspark_jobs.concurrency import concurrently
 from pyspark_jobs.errors import InvariantBroken, UnusableInput
 from pyspark_jobs.job_metrics import metrics_document, source_counts, write_metrics
-from pyspark_jobs.lake_io import join_uri, partition_folders, write_load_csv, write_parquet
+from pyspark_jobs.lake_io import join_uri, partition_folders, write_load_csv_rows, write_parquet
 from pyspark_jobs.spark_session import job_session
 from pyspark_jobs.warehouse_types import unloadable_reason
 
@@ -299,7 +299,9 @@ def load(
 ) -> dict[str, int]:
     """Writes every snapshot and load file; returns the members left out of each load file.
 
-    The ten writes are independent and tiny (one task each): they run at the same time."""
+    The five snapshots are independent and tiny (one task each): they are written at the same
+    time. The load files, whose rows are here already, are written on the driver, without a
+    Spark job (`write_load_csv_rows`)."""
     left_out = {}
     writes = []
     for dimension in DIMENSIONS:
@@ -307,8 +309,9 @@ def load(
         snapshot = snapshot_uri(args.dims_root, dimension, args.run_date, args.run_id)
         writes.append(partial(write_parquet, frame, snapshot))
         kept, left_out[dimension.table] = loadable_rows(dimension, rows[dimension.table])
-        loadable = rows_frame(spark, kept, dimension.schema)
-        writes.append(partial(write_load_csv, loadable, join_uri(args.load_root, dimension.table)))
+        columns = [field.name for field in dimension.schema.fields]
+        load_uri = join_uri(args.load_root, dimension.table)
+        writes.append(partial(write_load_csv_rows, spark, load_uri, columns, kept))
     concurrently(writes)
     return left_out
 

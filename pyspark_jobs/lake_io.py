@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import gzip
+from collections.abc import Iterable, Sequence
+
 from pyspark.sql import DataFrame, SparkSession
 
 # What the warehouse's COPY ... CSV expects (PostgreSQL and Redshift alike): a header,
@@ -36,6 +40,37 @@ def write_parquet(df: DataFrame, uri: str, rows: int | None = None) -> None:
 def write_load_csv(df: DataFrame, uri: str) -> None:
     """Replace the folder `uri` with `df` as one gzip CSV file for the warehouse COPY."""
     df.coalesce(1).write.mode("overwrite").options(**LOAD_CSV_OPTIONS).csv(uri)
+
+
+LOAD_CSV_FILE = "part-00000.csv.gz"
+
+
+def write_load_csv_rows(
+    spark: SparkSession, uri: str, columns: Sequence[str], rows: Iterable[Sequence[object]]
+) -> None:
+    """Replace the folder `uri` with `rows` as one gzip CSV file for the warehouse COPY, in
+    the format `write_load_csv` gives (LOAD_CSV_OPTIONS), written on the driver through the
+    Hadoop FileSystem API: for a few hundred rows already on the driver (the dimensions), no
+    Spark job. Values: None, str, int, dt.date."""
+    lines = [",".join(_load_csv_field(c) for c in columns)]
+    lines += [",".join(_load_csv_field(v) for v in row) for row in rows]
+    content = ("\n".join(lines) + "\n").encode("utf-8")
+    replace_with_file(spark, uri, LOAD_CSV_FILE, gzip.compress(content, mtime=0))
+
+
+def _load_csv_field(value: object) -> str:
+    """One field as LOAD_CSV_OPTIONS write it: NULL empty and unquoted, an empty string as
+    `""`, text quoted (quotes doubled) when it holds a quote, a comma or a line end."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = str(value)
+    if text == "":
+        return '""'
+    if any(c in text for c in '",\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 SUCCESS_MARKER = "_SUCCESS"

@@ -260,3 +260,32 @@ def test_a_half_written_snapshot_is_not_part_of_the_registry(spark, tmp_path):
     assert snapshot(spark, tmp_path, "dim_devices", "2021-10-30") == [
         (0, "Unknown"), (1, "Mobile"), (2, "Tablet"),
     ]  # fmt: skip
+
+
+def test_load_files_written_on_the_driver_read_as_sparks_csv_writer_writes_them(spark, tmp_path):
+    """write_load_csv_rows (the dimensions' load files, no Spark job) gives the text Spark's
+    writer gives with LOAD_CSV_OPTIONS, for every kind of value a dimension holds."""
+    from pyspark_jobs.lake_io import write_load_csv, write_load_csv_rows
+
+    schema = "id int, value string, day date"
+    rows = [
+        (0, "Unknown", None),
+        (1, 'Mobile "X", v2', dt.date(2021, 4, 25)),
+        (2, "", dt.date(1, 1, 1)),
+        (3, None, None),
+        (4, "two\nlines", None),
+        (5, "cr\rhere", None),
+        (6, "Śląsk ✓ 日本", None),
+        (7, "a\u00a0b", None),
+        (-8, "'single'", None),
+    ]
+    spark_dir, driver_dir = tmp_path / "spark", tmp_path / "driver"
+    write_load_csv(spark.createDataFrame(rows, schema), str(spark_dir))
+    write_load_csv_rows(spark, str(driver_dir), ["id", "value", "day"], rows)
+
+    def text(folder):
+        (part,) = sorted(folder.glob("part-*.csv.gz"))
+        return gzip.decompress(part.read_bytes()).decode("utf-8")
+
+    assert text(driver_dir) == text(spark_dir)
+    assert (driver_dir / "_SUCCESS").exists()
