@@ -289,6 +289,7 @@ pub fn local_runner_options(config: &Config, project_root: &Path) -> Result<Loca
             mode: JitMode::parse(&config.local.jit).unwrap_or_default(),
             quick_max_records: config.local.jit_quick_max_records.max(0) as u64,
         },
+        shuffle_partitions: u32::try_from(config.local.shuffle_partitions).ok().filter(|n| *n > 0),
     })
 }
 

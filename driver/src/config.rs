@@ -189,6 +189,14 @@ pub struct LocalSection {
     /// `auto`: the largest run (movie_review + log_reviews records) that gets the quick JIT.
     #[serde(default = "default_jit_quick_max_records")]
     pub jit_quick_max_records: i64,
+    /// `spark.sql.shuffle.partitions` of the local Spark steps, instead of the `[spark]` value
+    /// rendered for the cluster (0: that value).
+    #[serde(default = "default_local_shuffle_partitions")]
+    pub shuffle_partitions: i64,
+}
+
+fn default_local_shuffle_partitions() -> i64 {
+    4
 }
 
 fn default_jit() -> String {
@@ -415,6 +423,7 @@ pub const KEYS: &[(&str, &str, Kind)] = &[
     ("local", "class_data_archive", Kind::Text),
     ("local", "jit", Kind::OneOf(crate::runner::local::JitMode::NAMES)),
     ("local", "jit_quick_max_records", Kind::Integer),
+    ("local", "shuffle_partitions", Kind::Integer),
     ("warehouse", "kind", Kind::OneOf(&["postgres", "redshift"])),
     ("warehouse", "schema", Kind::Text),
     ("warehouse", "redshift_copy_role_arn", Kind::Text),
@@ -459,6 +468,7 @@ pub const OPTIONAL_KEYS: &[&str] = &[
     "local.class_data_archive",
     "local.jit",
     "local.jit_quick_max_records",
+    "local.shuffle_partitions",
     "warehouse.url",
     "warehouse.password_secret_arn",
     "warehouse.glue_database",
@@ -495,6 +505,7 @@ pub const NOT_HASHED: &[&str] = &[
     "local.class_data_archive",
     "local.jit",
     "local.jit_quick_max_records",
+    "local.shuffle_partitions",
     // The network of a created cluster: where it runs, like the cluster id.
     "emr.master_security_group",
     "emr.core_security_group",
@@ -1020,6 +1031,13 @@ fn validate(config: &Config) -> Vec<(String, String, String)> {
         if value <= 0 {
             bad(key, &value.to_string(), "must be a positive whole number".into());
         }
+    }
+    if !(0..=100_000).contains(&config.local.shuffle_partitions) {
+        bad(
+            "local.shuffle_partitions",
+            &config.local.shuffle_partitions.to_string(),
+            "must be 0 (the [spark] value) to 100000".into(),
+        );
     }
     if config.local.jit_quick_max_records < 0 {
         bad(

@@ -71,6 +71,9 @@ pub struct LocalRunnerOptions {
     pub class_data_archive: Option<PathBuf>,
     /// Which JIT the Spark JVMs the runner starts use (`local.jit`).
     pub jit: JitPolicy,
+    /// `spark.sql.shuffle.partitions` of every Spark step (`local.shuffle_partitions`), instead
+    /// of the value rendered for the cluster; None: the step's own.
+    pub shuffle_partitions: Option<u32>,
 }
 
 /// `local.jit`: the JIT compilers of the Spark JVMs the local runner starts.
@@ -665,6 +668,34 @@ pub fn rewrite_command(
     out
 }
 
+/// The Spark property `local.shuffle_partitions` sets.
+pub const SHUFFLE_PARTITIONS: &str = "spark.sql.shuffle.partitions";
+
+/// A spark-submit command line whose `--conf key=...` (also `--conf=key=...`, `-c key=...`)
+/// gives `key` the value `value` instead (pure). A step that does not set `key` is unchanged;
+/// other commands too.
+pub fn with_conf(args: &[String], key: &str, value: &str) -> Vec<String> {
+    let is_spark_submit = args.first().is_some_and(|p| p == "spark-submit" || p.ends_with("/spark-submit"));
+    if !is_spark_submit {
+        return args.to_vec();
+    }
+    let prefix = format!("{key}=");
+    let mut out = Vec::with_capacity(args.len());
+    let mut after_conf_flag = false;
+    for arg in args {
+        let replaced = if after_conf_flag && arg.starts_with(&prefix) {
+            format!("{prefix}{value}")
+        } else if arg.strip_prefix("--conf=").is_some_and(|c| c.starts_with(&prefix)) {
+            format!("--conf={prefix}{value}")
+        } else {
+            arg.clone()
+        };
+        after_conf_flag = arg == "--conf" || arg == "-c";
+        out.push(replaced);
+    }
+    out
+}
+
 /// Maps every object URI in one argument to its lake path: the whole argument, each element
 /// of a comma list, or the value of `key=value`.
 pub fn map_uris(arg: &str, lake_root: &Path) -> String {
@@ -711,8 +742,12 @@ fn lake_path(lake_root: &Path, uri: &ObjectUri, trailing_slash: bool) -> String 
 /// next steps.
 async fn run_step(inner: Arc<Inner>, id: String, config: StepConfig) {
     let options = &inner.options;
+    let args = match options.shuffle_partitions {
+        Some(n) => with_conf(&config.hadoop_jar_step.args, SHUFFLE_PARTITIONS, &n.to_string()),
+        None => config.hadoop_jar_step.args.clone(),
+    };
     if options.spark_application == SparkApplication::Shared {
-        if let Some(step) = shared_step(&config.hadoop_jar_step.args, &inner.lake_root) {
+        if let Some(step) = shared_step(&args, &inner.lake_root) {
             if let Some(end) = run_in_application(&inner, &id, &step).await {
                 let log_prefix = inner.step_log_prefix(&id);
                 let log_dir = options.lake.path_of(&log_prefix);
@@ -723,13 +758,7 @@ async fn run_step(inner: Arc<Inner>, id: String, config: StepConfig) {
             }
         }
     }
-    let argv = rewrite_command(
-        &config.hadoop_jar_step.args,
-        &inner.lake_root,
-        &options.spark_submit,
-        &options.master,
-        &options.driver_memory,
-    );
+    let argv = rewrite_command(&args, &inner.lake_root, &options.spark_submit, &options.master, &options.driver_memory);
     let log_prefix = inner.step_log_prefix(&id);
     let log_dir = options.lake.path_of(&log_prefix);
     let end = match spawn_and_wait(&inner, &id, &argv, &log_dir).await {
@@ -1169,6 +1198,40 @@ mod tests {
             s(&["/usr/bin/spark-submit", "--master", "yarn", "--driver-memory=1g", "--deploy-mode=cluster", "x.py"]);
         let local = rewrite_command(&args, Path::new("/l"), Path::new("ss"), "local[1]", "2g");
         assert_eq!(local, s(&["ss", "--master", "local[1]", "--driver-memory", "2g", "x.py"]));
+    }
+
+    #[test]
+    fn the_local_shuffle_partitions_replace_the_rendered_ones() {
+        let args = s(&[
+            "spark-submit",
+            "--conf",
+            "spark.sql.shuffle.partitions=16",
+            "--conf=spark.sql.shuffle.partitions=16",
+            "-c",
+            "spark.sql.shuffle.partitions=16",
+            "--conf",
+            "spark.sql.shuffle.partitions.extra=1",
+            "run_job.py",
+            "spark.sql.shuffle.partitions=16",
+        ]);
+        assert_eq!(
+            with_conf(&args, SHUFFLE_PARTITIONS, "4"),
+            s(&[
+                "spark-submit",
+                "--conf",
+                "spark.sql.shuffle.partitions=4",
+                "--conf=spark.sql.shuffle.partitions=4",
+                "-c",
+                "spark.sql.shuffle.partitions=4",
+                "--conf",
+                "spark.sql.shuffle.partitions.extra=1",
+                "run_job.py",
+                "spark.sql.shuffle.partitions=16",
+            ]),
+            "only the property itself, and only as a --conf value"
+        );
+        let other = s(&["bash", "-c", "spark.sql.shuffle.partitions=16"]);
+        assert_eq!(with_conf(&other, SHUFFLE_PARTITIONS, "4"), other);
     }
 
     #[test]

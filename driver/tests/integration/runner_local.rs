@@ -44,6 +44,7 @@ fn options(lake: &std::path::Path, concurrency: usize) -> LocalRunnerOptions {
         step_server: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pyspark_jobs/step_server.py"),
         class_data_archive: None,
         jit: Default::default(),
+        shuffle_partitions: None,
     }
 }
 

@@ -119,6 +119,7 @@ fn runner(setup: &Setup, concurrency: usize) -> LocalRunner {
             // The real archive when scripts/setup.sh made it: the JVMs these tests start use it as runs do.
             class_data_archive: Some(repo_root().join(emr_driver::config::DEFAULT_CLASS_DATA_ARCHIVE)),
             jit: Default::default(),
+            shuffle_partitions: None,
         },
         SystemClock::shared(),
     )

@@ -40,6 +40,7 @@ async fn sigint_cancels_the_running_step_and_kills_its_process_group() {
             step_server: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../pyspark_jobs/step_server.py"),
             class_data_archive: None,
             jit: Default::default(),
+            shuffle_partitions: None,
         },
         SystemClock::shared(),
     );
