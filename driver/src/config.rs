@@ -311,9 +311,10 @@ fn resolve_auth<'a>(auth: &str, secret_arn: &'a str) -> DbAuth<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestSection {
-    /// Uncompressed bytes per part, in MiB (a part closes after the record that reaches it).
-    /// 32: the 100,000-review movie_review.csv (88 MiB) is 3 parts, log_reviews.csv (21 MiB)
-    /// one; a 1 GB day 30 parts.
+    /// Uncompressed bytes per part at most, in MiB (a part closes after the record that reaches
+    /// it); each vendor file is cut into an even number of parts of one size
+    /// ([`crate::split::balanced_part_size`]). 32: the 100,000-review movie_review.csv (88 MiB)
+    /// is 4 parts, log_reviews.csv (21 MiB) 2; a 1 GB day 30 parts.
     pub part_size_mb: i64,
 }
 

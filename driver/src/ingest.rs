@@ -245,6 +245,7 @@ async fn ingest_parts(
         move |source: std::io::Error| IngestError::Store(StoreError::Local { op, uri: shown, source })
     };
     let sha256 = file_sha256(path).await?;
+    let part_size = part_size_for(path, gz, part_size).map_err(local("read the size of"))?;
     if parts_current(store, incoming, spec, &sha256, part_size).await? {
         tracing::info!("{} is already in {}/ (same sha256 and part size)", path.display(), folder);
         remove_single_files(store, incoming, spec).await?;
@@ -373,8 +374,13 @@ pub async fn already_ingested(
     for spec in INPUTS {
         if inputs::SPLIT_INPUTS.contains(&spec) {
             match expected.get(spec.name) {
-                Some((path, _)) => {
+                Some((path, gz)) => {
                     let sha256 = file_sha256(path).await?;
+                    let part_size = part_size_for(path, *gz, part_size).map_err(|source| StoreError::Local {
+                        op: "read the size of",
+                        uri: path.display().to_string(),
+                        source,
+                    })?;
                     if !parts_current(store, incoming, &spec, &sha256, part_size).await? {
                         return Ok(false);
                     }
@@ -412,6 +418,29 @@ pub async fn already_ingested(
         }
     }
     Ok(true)
+}
+
+/// About how many bytes of CSV a local vendor file holds, without reading it: its length, or
+/// for a gzip file the size its trailer records (ISIZE: the last member's size modulo 2^32),
+/// and never less than the compressed length. Only an estimate, for
+/// [`crate::split::balanced_part_size`] (blocking).
+pub fn estimated_csv_bytes(path: &Path, gz: bool) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let length = file.metadata()?.len();
+    if !gz || length < 18 {
+        return Ok(length);
+    }
+    file.seek(SeekFrom::End(-4))?;
+    let mut trailer = [0u8; 4];
+    file.read_exact(&mut trailer)?;
+    Ok(u64::from(u32::from_le_bytes(trailer)).max(length))
+}
+
+/// The part size `ingest` cuts the vendor file `path` at: `part_size`, balanced for the file's
+/// estimated size (blocking).
+pub fn part_size_for(path: &Path, gz: bool, part_size: u64) -> std::io::Result<u64> {
+    Ok(crate::split::balanced_part_size(part_size, estimated_csv_bytes(path, gz)?))
 }
 
 /// The sha256 of a local file, read in chunks (blocking).
@@ -552,8 +581,12 @@ mod tests {
         assert_eq!(parts, vec![format!("{header}1,short,1\n")], "{before} parts before");
         assert!(already_ingested(&store, &incoming, std::slice::from_ref(&file), 300).await.unwrap());
         assert!(
-            !already_ingested(&store, &incoming, std::slice::from_ref(&file), 301).await.unwrap(),
-            "another part size"
+            already_ingested(&store, &incoming, std::slice::from_ref(&file), 301).await.unwrap(),
+            "another part size that cuts the file the same way (one part of 36 bytes)"
+        );
+        assert!(
+            !already_ingested(&store, &incoming, std::slice::from_ref(&file), 10).await.unwrap(),
+            "a part size that cuts it otherwise"
         );
     }
 

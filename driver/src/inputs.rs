@@ -344,6 +344,8 @@ fn dir_inputs(dir: &Path, incoming: &ObjectUri, part_size: u64, database: Option
         let path = find(&spec).ok_or_else(|| format!("{} is not in {}", spec.name, dir.display()))?;
         let gz = path.extension().is_some_and(|e| e == "gz");
         let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let part_size =
+            crate::ingest::part_size_for(path, gz, part_size).map_err(|e| format!("{}: {e}", path.display()))?;
         let summary = crate::split::split(file, gz, part_size, &mut crate::split::Discard)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         split.push(BoundInput {

@@ -21,6 +21,31 @@ use sha2::{Digest, Sha256};
 /// The longest header record accepted: a header is a line of column names, not data.
 pub const MAX_HEADER_BYTES: usize = 1 << 20;
 
+/// A file at least this big is cut into two parts at least (see [`balanced_part_size`]).
+pub const MIN_SPLIT_BYTES: u64 = 8 << 20;
+
+/// The part size that cuts a file of about `estimate` bytes into an even number of parts of
+/// about the same size, none much bigger than `part_size` (pure).
+///
+/// Spark packs a folder's gzipped parts into tasks by their compressed size and runs a
+/// gzipped part as one task: parts of one size, two or an even number of them, give every
+/// core the same share. Cut at a fixed size, the 100,000 logs (21 MiB) were one part (one
+/// core parsed them, or a shuffle spread them) and 88 MiB of reviews three parts of 32, 32
+/// and 24 MiB, which Spark ran as two tasks of 36% and 64% of the records. A file of at least
+/// [`MIN_SPLIT_BYTES`] is cut in two at least. The estimate only shapes the cut: wrong, it
+/// gives more or fewer parts, never a wrong one.
+pub fn balanced_part_size(part_size: u64, estimate: u64) -> u64 {
+    let part_size = part_size.max(1);
+    let mut parts = estimate.div_ceil(part_size).max(1);
+    if estimate >= MIN_SPLIT_BYTES {
+        parts = parts.max(2);
+    }
+    if parts > 1 && parts % 2 == 1 {
+        parts += 1;
+    }
+    estimate.div_ceil(parts).clamp(1, part_size)
+}
+
 /// Where the parts go: told when a part begins, given its bytes in order, told when it ends.
 pub trait PartSink {
     /// What the sink reports about a finished part (e.g. the gzipped object's digest).
@@ -348,6 +373,26 @@ mod tests {
         }
         fn finish(&mut self) -> io::Result<()> {
             Ok(())
+        }
+    }
+
+    #[test]
+    fn balanced_parts_are_an_even_number_of_about_one_size() {
+        const MIB: u64 = 1 << 20;
+        // The real night at 32 MiB: logs in two halves, reviews in four quarters.
+        assert_eq!(balanced_part_size(32 * MIB, 21_713_304), 10_856_652);
+        assert_eq!(balanced_part_size(32 * MIB, 92_257_872), 23_064_468);
+        // Small files stay whole; from MIN_SPLIT_BYTES on, two parts at least.
+        assert_eq!(balanced_part_size(32 * MIB, 3 * MIB), 3 * MIB);
+        assert_eq!(balanced_part_size(32 * MIB, MIN_SPLIT_BYTES), MIN_SPLIT_BYTES / 2);
+        // Never bigger than the part size; an odd count is made even.
+        assert_eq!(balanced_part_size(10, 100), 10);
+        assert_eq!(balanced_part_size(10, 90), 9); // 9 parts of 10 -> 10 parts of 9
+        assert_eq!(balanced_part_size(32 * MIB, 0), 1);
+        assert_eq!(balanced_part_size(0, 5), 1);
+        for (size, estimate) in [(7, 1000), (32 * MIB, 927_509_348), (1, 3), (1000, 999)] {
+            let part = balanced_part_size(size, estimate);
+            assert!((1..=size).contains(&part), "{size} {estimate}: {part}");
         }
     }
 

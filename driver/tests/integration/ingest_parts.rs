@@ -110,7 +110,7 @@ fn render(lake: &Path, raw_dir: Option<&Path>) -> serde_json::Value {
 fn ingest_cuts_record_aligned_parts_and_a_redelivery_replaces_all_of_them() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let movies = reviews(6000); // about 2.4 MiB: 3 parts of 1 MiB
+    let movies = reviews(6000); // about 2.2 MiB: 4 parts of 0.55 MiB at 1 MiB (an even count)
     let files = raw_dir(&movies, &logs(10));
     driver(&lake)
         .args(["ingest", "--date", DATE, "--target", "local"])
@@ -128,7 +128,10 @@ fn ingest_cuts_record_aligned_parts_and_a_redelivery_replaces_all_of_them() {
         assert!(name == "_manifest.json" || (name.starts_with("part-") && name.ends_with(".csv.gz")), "{name}");
     }
     assert_eq!(manifest.records, 6000);
-    assert_eq!(manifest.part_size_bytes, 1 << 20);
+    // The size it was cut at: 1 MiB balanced for the file (an even number of equal parts).
+    assert_eq!(manifest.part_size_bytes, emr_driver::split::balanced_part_size(1 << 20, movies.len() as u64));
+    assert!(manifest.part_size_bytes < 1 << 20);
+    assert_eq!(parts.len() % 2, 0, "{} parts", parts.len());
     assert_eq!(manifest.source.bytes, movies.len() as u64);
     assert_eq!(
         manifest.source.sha256,
@@ -145,7 +148,8 @@ fn ingest_cuts_record_aligned_parts_and_a_redelivery_replaces_all_of_them() {
         assert!(text.ends_with("\r\n"), "{name} ends inside a record");
         // Each part counts as its manifest says, with an independent reader.
         assert_eq!(emr_driver::ingest::count_records(text.as_bytes(), false).unwrap(), entry.rows, "{name}");
-        assert!(entry.bytes >= 1 << 20 || name == &parts.last().unwrap().0, "{name} is short of the part size");
+        let cut_at = manifest.part_size_bytes;
+        assert!(entry.bytes >= cut_at || name == &parts.last().unwrap().0, "{name} is short of the part size");
         rejoined.push_str(&text[header.len()..]);
     }
     assert_eq!(format!("{header}{rejoined}"), movies, "the parts without their headers are the file");
