@@ -21,6 +21,10 @@ pub use crate::store::SHA256_METADATA;
 /// jobs' Spark CSV reader: the run compares it with the jobs' `rows_in`.
 pub const RECORDS_METADATA: &str = "records";
 
+/// Object metadata of an ingested user_purchase file: about how many bytes of CSV it holds
+/// ([`estimated_csv_bytes`]), which the run's export of it is cut by (balanced parts).
+pub const CSV_BYTES_METADATA: &str = "csv-bytes";
+
 /// The CSV records (after the header line) of a file, gzipped or not; blank lines are not
 /// records (as for Spark's reader).
 pub fn count_records(read: impl std::io::Read, gz: bool) -> std::io::Result<u64> {
@@ -178,10 +182,13 @@ async fn ingest_file(
         tracing::info!("{} is already in {} (same sha256)", path.display(), target);
     } else {
         let records = file_records(path, gz).await?;
-        let metadata = BTreeMap::from([
+        let mut metadata = BTreeMap::from([
             (SHA256_METADATA.to_string(), sha256),
             (RECORDS_METADATA.to_string(), records.to_string()),
         ]);
+        if let Ok(bytes) = estimated_csv_bytes(path, gz) {
+            metadata.insert(CSV_BYTES_METADATA.to_string(), bytes.to_string());
+        }
         store.put_file(&target, path, &metadata).await?;
         tracing::info!("ingested {} as {}", path.display(), target);
     }
@@ -524,6 +531,9 @@ mod tests {
             preflight::locate(&store, &incoming, &preflight::USER_PURCHASE).await.unwrap(),
             incoming.join("user_purchase.csv")
         );
+        let purchases = store.head(&incoming.join("user_purchase.csv")).await.unwrap().unwrap();
+        let csv_bytes = std::fs::metadata(src.join("user_purchase.csv")).unwrap().len().to_string();
+        assert_eq!(purchases.metadata.get(CSV_BYTES_METADATA), Some(&csv_bytes), "the export is cut by it");
         match inputs::locate(&store, &incoming, &preflight::LOG_REVIEWS).await.unwrap() {
             inputs::Located::Parts { folder, manifest } => {
                 assert_eq!(folder, incoming.join("log_reviews"));
@@ -588,6 +598,24 @@ mod tests {
             !already_ingested(&store, &incoming, std::slice::from_ref(&file), 10).await.unwrap(),
             "a part size that cuts it otherwise"
         );
+    }
+
+    #[test]
+    fn the_csv_size_of_a_gzip_file_comes_from_its_trailer() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "cid,review_str,id_review\n".repeat(1000);
+        let plain = dir.path().join("a.csv");
+        std::fs::write(&plain, &text).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+        let zipped = dir.path().join("a.csv.gz");
+        std::fs::write(&zipped, gz.finish().unwrap()).unwrap();
+        assert_eq!(estimated_csv_bytes(&plain, false).unwrap(), text.len() as u64);
+        assert_eq!(estimated_csv_bytes(&zipped, true).unwrap(), text.len() as u64);
+        // Not gzip after all (a trailer of garbage): never less than the bytes on disk.
+        let short = dir.path().join("b.csv.gz");
+        std::fs::write(&short, [0u8; 40]).unwrap();
+        assert_eq!(estimated_csv_bytes(&short, true).unwrap(), 40);
     }
 
     #[test]
