@@ -44,9 +44,19 @@ def read_gzip_csv(path: Path) -> list[list[str]]:
 
 
 def load_csv(folder: Path) -> list[dict[str, str]]:
-    (part,) = sorted(folder.glob("part-*.csv.gz"))
-    rows = read_gzip_csv(part)
-    return [dict(zip(rows[0], row)) for row in rows[1:]]
+    """Every row of a load folder's part files, each of which starts with the same header
+    (an empty partition's file may be empty)."""
+    parts = sorted(folder.glob("part-*.csv.gz"))
+    assert parts, f"no part file in {folder}"
+    out, header = [], None
+    for part in parts:
+        rows = read_gzip_csv(part)
+        if not rows:
+            continue
+        assert header in (None, rows[0]), f"{part} has another header: {rows[0]}"
+        header = rows[0]
+        out += [dict(zip(header, row)) for row in rows[1:]]
+    return out
 
 
 def export_purchases(source: Path, target: Path) -> None:

@@ -280,7 +280,7 @@ def test_load_files_written_on_the_driver_read_as_sparks_csv_writer_writes_them(
         (-8, "'single'", None),
     ]
     spark_dir, driver_dir = tmp_path / "spark", tmp_path / "driver"
-    write_load_csv(spark.createDataFrame(rows, schema), str(spark_dir))
+    write_load_csv(spark.createDataFrame(rows, schema).coalesce(1), str(spark_dir))
     write_load_csv_rows(spark, str(driver_dir), ["id", "value", "day"], rows)
 
     def text(folder):

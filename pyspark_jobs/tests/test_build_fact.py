@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 from decimal import Decimal
 from pathlib import Path
 
@@ -147,8 +148,13 @@ def test_fact_rows_at_the_grain_with_unknown_members_and_net_spend(spark, tmp_pa
         ("bad_customer_id", "536383"),
         ("bad_quantity", "536382"),
     ]
+    # The load CSV: one file per partition of the fact, each with the header, the rows once.
     load = tmp_path / "warehouse_load" / f"dt={RUN}" / "fact_movie_analytics"
-    assert list(load.glob("part-*.csv.gz"))
+    texts = [gzip.decompress(p.read_bytes()).decode() for p in sorted(load.glob("part-*.csv.gz"))]
+    header = ",".join(build_fact.FACT_COLUMNS)
+    assert texts and all(t.split("\n", 1)[0] == header for t in texts if t)
+    data_lines = [line for t in texts for line in t.splitlines()[1:]]
+    assert len(data_lines) == metrics["outputs"]["fact_movie_analytics"]
 
 
 def test_duplicate_log_ids_break_the_review_count_invariant(spark, tmp_path):
