@@ -142,7 +142,7 @@ _ROWS = INTERNAL_PREFIX + "rows"
 
 
 def purchase_totals(tagged_purchases: DataFrame) -> DataFrame:
-    """Per customer id (NULL: none, or not usable) and reject reason (NULL: usable), the
+    """Per customer id (NULL: missing or not a 32-bit integer) and reject reason (NULL: usable), the
     purchases and their net spend: one aggregation that gives both the spend the fact joins
     (`customer_spend`) and every count of the metrics (`purchase_counts`), so the export is
     parsed once and nothing holds its half-million rows in memory."""

@@ -59,15 +59,14 @@ def tag_and_count(
     makes the observed counts disagree, and the records are then counted by the query too."""
     tagged = persist(tag(False))
     query = repeated_ids(observe_counts(tagged, reasons, tallies), id_column, checked_before)
-    if not reading(input_uri, query.collect):
+    if reading(input_uri, query.collect):
+        tagged.unpersist()
+        tagged = persist(tag(True))
+    else:
         counted = observed_counts(query, reasons, tallies)
         if counted is not None:
             rows_out, by_reason, found = counted
             return tagged, checked_source_counts(input_uri, rows_out, by_reason), found
-        counts, found = summarize(tagged, input_uri, tallies)
-        return tagged, counts, found
-    tagged.unpersist()
-    tagged = persist(tag(True))
     counts, found = summarize(tagged, input_uri, tallies)
     return tagged, counts, found
 
