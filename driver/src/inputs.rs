@@ -339,40 +339,63 @@ fn dir_inputs(dir: &Path, incoming: &ObjectUri, part_size: u64, database: Option
     let files = crate::ingest::files_in_dir(dir).map_err(|e| e.to_string())?;
     let find =
         |spec: &InputSpec| files.iter().find(|f| crate::ingest::input_for(f).is_some_and(|(s, _)| s.name == spec.name));
-    let mut split = Vec::new();
+    let mut paths = Vec::new();
     for spec in SPLIT_INPUTS {
-        let path = find(&spec).ok_or_else(|| format!("{} is not in {}", spec.name, dir.display()))?;
-        let gz = path.extension().is_some_and(|e| e == "gz");
-        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let part_size =
-            crate::ingest::part_size_for(path, gz, part_size).map_err(|e| format!("{}: {e}", path.display()))?;
-        let summary = crate::split::split(file, gz, part_size, &mut crate::split::Discard)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        split.push(BoundInput {
-            uri: incoming.join(folder_name(&spec)).to_string(),
-            records: Some(summary.records),
-            digests: summary
-                .parts
-                .iter()
-                .map(|p| part_digest(&crate::split::part_name(p.index), p.rows, &p.sha256))
-                .collect(),
-        });
+        paths.push(find(&spec).ok_or_else(|| format!("{} is not in {}", spec.name, dir.display()))?);
     }
-    let user_purchase = match find(&preflight::USER_PURCHASE) {
-        Some(path) => {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-            let sha = crate::ingest::sha256_of_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            Some(BoundInput {
-                uri: incoming.join(&name).to_string(),
-                records: None,
-                digests: vec![format!("{name} sha256:{sha}")],
-            })
-        }
-        None => None,
-    };
+    let purchases = find(&preflight::USER_PURCHASE);
+    // Each file on a thread of its own: every one is a read, gunzip and hash on one core, and
+    // this pass comes before the run starts anything else (1M reviews and logs: 2.3 s one after
+    // the other).
+    let (split, user_purchase) = std::thread::scope(|scope| {
+        let split: Vec<_> = SPLIT_INPUTS
+            .iter()
+            .zip(&paths)
+            .map(|(spec, path)| scope.spawn(move || split_input(spec, path, incoming, part_size)))
+            .collect();
+        let user_purchase = purchases.map(|path| scope.spawn(move || whole_file_input(path, incoming)));
+        let split: Result<Vec<BoundInput>, String> = split.into_iter().map(joined).collect();
+        (split, user_purchase.map(joined).transpose())
+    });
+    let (mut split, user_purchase) = (split?, user_purchase?);
     let log_reviews = split.pop().expect("two split inputs");
     let movie_review = split.pop().expect("two split inputs");
     Ok(Inputs { movie_review, log_reviews, user_purchase, database })
+}
+
+/// A thread's result; a panic becomes an error (it is a bug, said as one).
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T, String>>) -> Result<T, String> {
+    handle.join().unwrap_or_else(|_| Err("the thread reading an input panicked (a bug: please report it)".into()))
+}
+
+/// What ingesting a vendor file will put in the bucket: its parts' digests and its records.
+fn split_input(spec: &InputSpec, path: &Path, incoming: &ObjectUri, part_size: u64) -> Result<BoundInput, String> {
+    let gz = path.extension().is_some_and(|e| e == "gz");
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let part_size =
+        crate::ingest::part_size_for(path, gz, part_size).map_err(|e| format!("{}: {e}", path.display()))?;
+    let summary = crate::split::split(file, gz, part_size, &mut crate::split::Discard)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(BoundInput {
+        uri: incoming.join(folder_name(spec)).to_string(),
+        records: Some(summary.records),
+        digests: summary
+            .parts
+            .iter()
+            .map(|p| part_digest(&crate::split::part_name(p.index), p.rows, &p.sha256))
+            .collect(),
+    })
+}
+
+/// The user_purchase file as ingest copies it: one object, its digest.
+fn whole_file_input(path: &Path, incoming: &ObjectUri) -> Result<BoundInput, String> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let sha = crate::ingest::sha256_of_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(BoundInput {
+        uri: incoming.join(&name).to_string(),
+        records: None,
+        digests: vec![format!("{name} sha256:{sha}")],
+    })
 }
 
 /// The inputs a run of `date` will read, found before its plan is resolved: with `raw_dir`,
