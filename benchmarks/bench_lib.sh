@@ -78,11 +78,15 @@ warm_cache() { cat "$@" > /dev/null; }
 
 # `emr-driver --output json run --local` with the given extra arguments, its stdout (JSON events,
 # the last one `run_finished` with the manifest) to JSONL and stderr to ERR; sets RUN_SECONDS.
-# Fails loudly. The local master is RUN_MASTER when set (`RUN_MASTER=local[1] driver_run ...`).
+# Fails loudly. The local master is RUN_MASTER when set (`RUN_MASTER=local[1] driver_run ...`);
+# RUN_WRAP, when set, is a command (split on spaces) the run goes through, e.g.
+# `RUN_WRAP="taskset -c 0" driver_run ...`.
 RUN_SECONDS=
 driver_run() { # JSONL ERR ARGS...
   local jsonl=$1 err=$2; shift 2
-  local argv=("$DRIVER" --output json run --local --set "local.master=${RUN_MASTER:-$LOCAL_MASTER}" \
+  local wrap=()
+  [ -z "${RUN_WRAP:-}" ] || read -r -a wrap <<< "$RUN_WRAP"
+  local argv=("${wrap[@]}" "$DRIVER" --output json run --local --set "local.master=${RUN_MASTER:-$LOCAL_MASTER}" \
     --set "local.driver_memory=$LOCAL_MEMORY" "$@")
   show "${argv[*]}"
   local t; t=$(now)

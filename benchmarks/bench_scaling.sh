@@ -7,8 +7,11 @@
 #     vendor files grow), one `emr-driver --output json run --local` on a fresh lake, no
 #     database: wall time and wall time per 100,000 reviews, plus each step's time.
 #  2. cores: the same run at BENCH_CORES_SCALE reviews (default 1000000) with local.master
-#     local[1] and local[2] (`--set local.master=...`): the speed-up of the second core. The
-#     local[2] figure is the table's run when the table has that size and already ran local[2].
+#     local[2] and local[1] (`--set local.master=...`), each with its CPU time (user + system
+#     of every process, `/usr/bin/time`): the speed-up of the second task slot, and the most it
+#     could be (local[1] keeps the second core busy with the JIT, the GC and the drivers); then,
+#     with `taskset` on a machine of 2 or more CPUs, local[1] with the whole run on one CPU
+#     (`taskset -c 0`): the speed-up of the second CPU.
 #  3. ingest memory: driver peak RSS (`/usr/bin/time -f %M`) of `emr-driver ingest --date D
 #     FILE` on a generated, uncompressed movie_review.csv of about BENCH_INGEST_MB MiB (default
 #     1024): FIGURE ingest.peak_rss_mb. BENCH_INGEST_MB=0 skips it.
@@ -19,7 +22,8 @@
 # run with the same arguments; each run's lake is deleted once measured.
 #
 # Time on an idle 2-core machine with the defaults: size and cores took 11 minutes on 2026-12-02
-# (generating included), dominated by the 3M run and the local[1] run at 1M;
+# (generating included), dominated by the 3M run and the local[1] run at 1M; the cores part
+# alone, three runs at 1M since 2026-12-06, took 4 minutes;
 # generating took 107 s for the 1 GiB ingest file (1.15M reviews) on a loaded machine. The
 # ingest part alone (BENCH_PARTS=ingest) takes about 4 minutes. Quick runs:
 #   BENCH_SCALES="2000 4000" BENCH_CORES_SCALE=2000 BENCH_INGEST_MB=50 benchmarks/bench_scaling.sh
@@ -52,10 +56,11 @@ inputs_for() { # REVIEWS -> sets RAW
   generate "$RAW" --reviews "$1" --purchases "$PURCHASES" --seed 7 --gzip
   warm_cache "$RAW"/*.csv.gz
 }
-one_run() { # MASTER LABEL -> sets RUN_SECONDS
+one_run() { # MASTER LABEL [WRAP] -> sets RUN_SECONDS and RUN_CPU_SECONDS (user + system, every process)
   rm -rf "$OUT/lake"
-  RUN_MASTER=$1 driver_run "$OUT/run-$2.jsonl" "$OUT/run-$2.stderr" --date "$DATE" --raw-dir "$RAW" \
-    --set "local.lake_dir=$OUT/lake"
+  RUN_WRAP="/usr/bin/time -f %U+%S -o $OUT/cpu-$2.txt ${3:-}" RUN_MASTER=$1 \
+    driver_run "$OUT/run-$2.jsonl" "$OUT/run-$2.stderr" --date "$DATE" --raw-dir "$RAW" --set "local.lake_dir=$OUT/lake"
+  RUN_CPU_SECONDS=$(tail -1 "$OUT/cpu-$2.txt" | bc -l | xargs printf '%.1f')
   rm -rf "$OUT/lake"
 }
 
@@ -82,20 +87,28 @@ fi
 if wanted cores; then
   echo; echo "== 2. local[1] against local[2] at $CORES_SCALE reviews =="
   inputs_for "$CORES_SCALE"
-  if [ -n "${TABLE[$CORES_SCALE]:-}" ] && [ "$LOCAL_MASTER" = "local[2]" ]; then
-    TWO=${TABLE[$CORES_SCALE]}
-    echo "  local[2]: $TWO s (the table's run above)"
-  else
-    one_run "local[2]" "$CORES_SCALE-local2"
-    TWO=$RUN_SECONDS
-    echo "  local[2]: $TWO s"
-  fi
+  busy() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; } # CPU WALL -> cores busy on average
+  one_run "local[2]" "$CORES_SCALE-local2"
+  TWO=$RUN_SECONDS TWO_CPU=$RUN_CPU_SECONDS
+  echo "  local[2]: $TWO s, $TWO_CPU s of CPU ($(busy "$TWO_CPU" "$TWO") cores busy)"
   one_run "local[1]" "$CORES_SCALE-local1"
-  ONE=$RUN_SECONDS
-  echo "  local[1]: $ONE s"
+  ONE=$RUN_SECONDS ONE_CPU=$RUN_CPU_SECONDS
+  echo "  local[1]: $ONE s, $ONE_CPU s of CPU ($(busy "$ONE_CPU" "$ONE") cores busy)"
   figure "scaling.cores.$CORES_SCALE.local1_seconds" "$ONE" s
   figure "scaling.cores.$CORES_SCALE.local2_seconds" "$TWO" s
   figure "scaling.cores.$CORES_SCALE.speedup_local2_over_local1" "$(ratio "$ONE" "$TWO")" x
+  # local[1] is one task slot, not one CPU: the JIT compilers, the GC, the Python and Rust
+  # drivers run beside the task on the other core. With the same CPU work, local[2] cannot
+  # finish before that work spread over every core: the most local[2] can gain over local[1].
+  figure "scaling.cores.$CORES_SCALE.speedup_bound_local2_over_local1" \
+    "$(echo "$ONE / ($TWO_CPU / $(nproc))" | bc -l | xargs printf '%.2f')" "x (local[1] wall / (local[2] CPU / $(nproc) cores))"
+  if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    # What the cut into parts buys in CPUs: the whole run (driver, JVM, Python) on one CPU.
+    one_run "local[1]" "$CORES_SCALE-one-cpu" "taskset -c 0"
+    echo "  local[1] on one CPU (taskset -c 0): $RUN_SECONDS s, $RUN_CPU_SECONDS s of CPU"
+    figure "scaling.cores.$CORES_SCALE.one_cpu_seconds" "$RUN_SECONDS" s
+    figure "scaling.cores.$CORES_SCALE.speedup_local2_over_one_cpu" "$(ratio "$RUN_SECONDS" "$TWO")" x
+  fi
 fi
 
 if wanted ingest && [ "$INGEST_MB" -gt 0 ]; then
