@@ -28,7 +28,7 @@ read -r -a ARGS_B <<< "${BENCH_AB_B:-}"
 
 RAW=${BENCH_AB_RAW:-}
 if [ -z "$RAW" ]; then
-  if [ -f "$SHARED/movie_review.csv.gz" ] && [ -f "$SHARED/log_reviews.csv.gz" ] && [ -f "$SHARED/user_purchase.csv.gz" ]; then
+  if have_real_files; then
     RAW=$(cd "$SHARED" && pwd)
   else
     RAW=$OUT_BASE/generated-local-run-100000-541908

@@ -73,6 +73,14 @@ generate() { # DIR ARGS...
   echo "generated in $(seconds_since "$t") s: $(du -sh "$dir" | cut -f1)"
 }
 
+# Whether SHARED holds the three real gzip files (100,000 reviews and logs, 541,908 purchases).
+have_real_files() {
+  local f
+  for f in movie_review log_reviews user_purchase; do
+    [ -f "$SHARED/$f.csv.gz" ] || return 1
+  done
+}
+
 # Reads every input once so that the first timed run does not pay for a cold page cache alone.
 warm_cache() { cat "$@" > /dev/null; }
 

@@ -39,13 +39,9 @@ OUT=$OUT_BASE/local-run
 require_tools
 [[ $REPEATS =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEATS must be a positive integer, not '$REPEATS'"
 
-have_shared=yes
-for f in movie_review log_reviews user_purchase; do
-  [ -f "$SHARED/$f.csv.gz" ] || have_shared=no
-done
 mkdir -p "$OUT"
 machine
-if [ -z "${BENCH_LOCAL_REVIEWS:-}" ] && [ $have_shared = yes ]; then
+if [ -z "${BENCH_LOCAL_REVIEWS:-}" ] && have_real_files; then
   RAW=$(cd "$SHARED" && pwd)
   echo "inputs: the real files in $RAW"
 else
