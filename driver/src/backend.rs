@@ -325,6 +325,12 @@ impl RunnerProvider for LocalProvider {
     async fn provide(&self, _plan: &Plan) -> Result<ProvidedRunner> {
         Ok(ProvidedRunner { runner: self.runner(), kind: "local-spark", cluster: None })
     }
+
+    async fn wait_terminated(&self) {
+        if let Some(runner) = self.runner.get() {
+            runner.wait_terminated().await;
+        }
+    }
 }
 
 /// Steps on EMR: the cluster given (`--cluster-id`), else the one an earlier attempt of this

@@ -463,13 +463,15 @@ impl SharedProvider {
         if keep {
             return Some(format!("{} left running (--keep-cluster)", runner.describe()));
         }
-        match runner.terminate_if_created().await {
+        let said = match runner.terminate_if_created().await {
             Ok(Termination::Terminated) => {
                 Some(format!("terminating {} (created by this backfill)", runner.describe()))
             }
             Ok(_) => None,
             Err(e) => Some(format!("warning: could not terminate {}: {e}", runner.describe())),
-        }
+        };
+        runner.wait_terminated().await;
+        said
     }
 }
 

@@ -105,6 +105,12 @@ pub trait RunnerProvider: Send + Sync {
     async fn warm_up(&self, _plan: &Plan, _records: Option<u64>) {}
 
     async fn provide(&self, plan: &Plan) -> Result<ProvidedRunner>;
+
+    /// Called as the run ends, after its report: waits until what the runner's
+    /// `terminate_if_created` set going has ended (the local runner's shared application
+    /// stopped, so the command never returns with a JVM of its own still shutting down).
+    /// Default: nothing to wait for.
+    async fn wait_terminated(&self) {}
 }
 
 /// The databases of a run.
@@ -277,6 +283,9 @@ impl Pipeline {
         );
         let written = self.write_manifest(&manifest).await;
         let result = result.and(written);
+        // The shared Spark application stopped as the last step ended; the publish, the
+        // warehouse load and the report ran while it shut down.
+        self.provider.wait_terminated().await;
         (manifest, result)
     }
 

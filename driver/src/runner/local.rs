@@ -180,6 +180,8 @@ struct Inner {
     /// The JIT of the JVMs started from now on: resolved by `warm_up` from the run's size,
     /// else the policy's own mode (`Auto` unresolved counts as `Full`).
     jit: Mutex<JitMode>,
+    /// Applications being stopped by `terminate_if_created`, until they have ended.
+    stopping: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -226,6 +228,7 @@ impl LocalRunner {
                 clock,
                 table: Mutex::new(Vec::new()),
                 app: Mutex::new(None),
+                stopping: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -295,6 +298,10 @@ impl Inner {
 
     fn app_lock(&self) -> std::sync::MutexGuard<'_, Option<Arc<SparkApp>>> {
         self.app.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stopping_lock(&self) -> std::sync::MutexGuard<'_, Vec<tokio::task::JoinHandle<()>>> {
+        self.stopping.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn jit_lock(&self) -> std::sync::MutexGuard<'_, JitMode> {
@@ -477,21 +484,42 @@ impl StepRunner for LocalRunner {
     }
 
     /// Stops the shared application (the run is over); a later step would start a new one.
-    /// Not a cluster: still [`Termination::NotApplicable`].
+    /// Returns at once (the run publishes and loads its warehouse meanwhile);
+    /// [`StepRunner::wait_terminated`] waits for the end. Not a cluster: still
+    /// [`Termination::NotApplicable`].
     async fn terminate_if_created(&self) -> Result<Termination, RunnerError> {
         let current = self.inner.app_lock().take();
         if let Some(app) = current {
             app.stop();
             let grace = self.inner.options.kill_grace.max(Duration::from_secs(2)) * 3;
             let clock = Arc::clone(&self.inner.clock);
-            tokio::spawn(async move {
-                clock.sleep(grace).await;
-                if app.is_alive() {
-                    app.kill();
+            let stopping = tokio::spawn(async move {
+                tokio::select! {
+                    _ = app.ended() => return,
+                    _ = clock.sleep(grace) => {}
+                }
+                tracing::warn!("the shared Spark application {} did not stop within {grace:?}: killing it", app.id);
+                app.kill();
+                // Killed: only the reaping and the logs are left (bounded all the same).
+                tokio::select! {
+                    _ = app.ended() => {}
+                    _ = clock.sleep(grace) => {}
                 }
             });
+            self.inner.stopping_lock().push(stopping);
         }
         Ok(Termination::NotApplicable)
+    }
+
+    /// Until every application [`StepRunner::terminate_if_created`] stopped has ended: without
+    /// this wait the command could return while the JVM still shuts down, and the group
+    /// sentinel would then kill it half-way (its logs left unzipped, its CPU time on nobody's
+    /// account).
+    async fn wait_terminated(&self) {
+        let stopping = std::mem::take(&mut *self.inner.stopping_lock());
+        for handle in stopping {
+            let _ = handle.await;
+        }
     }
 }
 

@@ -79,6 +79,12 @@ pub trait StepRunner: Send + Sync {
     /// cluster cannot terminate it: see [`emr::ClusterOwnership`].
     async fn terminate_if_created(&self) -> Result<Termination, RunnerError>;
 
+    /// Waits until what [`StepRunner::terminate_if_created`] set going has ended (the local
+    /// runner's shared application stopped, its processes gone, its logs written), so a command
+    /// never returns with a process of its own still running. Default: nothing to wait for
+    /// (EMR terminates a cluster on its own time).
+    async fn wait_terminated(&self) {}
+
     /// What each of the ended steps `ids` used (EMR Serverless: the job run's
     /// `totalResourceUtilization`); steps without a figure are absent. Default: none.
     async fn usage(&self, _ids: &[String]) -> Result<BTreeMap<String, ResourceUsage>, RunnerError> {

@@ -62,6 +62,8 @@ pub struct SparkApp {
     pgid: i32,
     requests: mpsc::UnboundedSender<String>,
     state: Mutex<AppState>,
+    /// True once the application has ended, its group is gone and its logs are written.
+    ended: tokio::sync::watch::Sender<bool>,
 }
 
 struct AppState {
@@ -143,6 +145,7 @@ impl SparkApp {
                 steps: HashMap::new(),
                 sentinel,
             }),
+            ended: tokio::sync::watch::channel(false).0,
         });
         let supervised = Arc::clone(&app);
         let log_dir = launch.log_dir.clone();
@@ -169,6 +172,7 @@ impl SparkApp {
                 let _ = tx.send(StepEnd::ApplicationEnded(why.clone()));
             }
             on_end(log_dir);
+            supervised.ended.send_replace(true);
         });
         Ok(app)
     }
@@ -274,6 +278,13 @@ impl SparkApp {
 
     pub fn is_alive(&self) -> bool {
         self.lock().alive
+    }
+
+    /// Until the application has ended and its logs are written (at once if it has).
+    pub async fn ended(&self) {
+        let mut ended = self.ended.subscribe();
+        // The sender lives as long as `self`: this only returns once it says true.
+        let _ = ended.wait_for(|ended| *ended).await;
     }
 
     /// Spark's application id, once the application is ready.

@@ -19,7 +19,7 @@ use emr_driver::deploy::ArtifactSet;
 use emr_driver::diagnose::{diagnose, log_lines, CauseKind, DiagnoseOptions};
 use emr_driver::poll::{wait_for_steps, PollOptions, Quiet};
 use emr_driver::runner::local::{LocalRunner, LocalRunnerOptions, SparkApplication};
-use emr_driver::runner::StepRunner;
+use emr_driver::runner::{StepRunner, Termination};
 use emr_driver::step::{ActionOnFailure, HadoopJarStep, StepConfig, StepState, StepStatus};
 use emr_driver::store::local::LocalStore;
 use emr_driver::store::{ObjectStore, ObjectUri};
@@ -297,6 +297,22 @@ async fn steps_follow_the_emr_life_cycle_in_one_shared_application() {
     assert!(Arc::ptr_eq(&app, &runner.shared_application().unwrap()));
     assert!(process_alive(app.process_group()));
     assert_eq!(app.spark_id().as_deref(), Some(spark_app_of(&ok_err).as_str()));
+
+    // The run is over: terminate_if_created asks the application to stop and returns at once;
+    // wait_terminated returns once it has ended, every process of its group gone and its own
+    // logs gzipped beside the steps' (a command that returned earlier would leave its JVM to be
+    // killed half-way through its shut-down).
+    assert_eq!(runner.terminate_if_created().await.unwrap(), Termination::NotApplicable);
+    runner.wait_terminated().await;
+    assert!(!app.is_alive());
+    assert!(java_in_group(app.process_group()).is_empty());
+    let app_logs = runner.log_prefix(&app.id).unwrap();
+    for name in ["stdout", "stderr"] {
+        assert!(setup.store.head(&app_logs.join(&format!("{name}.gz"))).await.unwrap().is_some(), "{name}.gz");
+        assert!(setup.store.head(&app_logs.join(name)).await.unwrap().is_none(), "{name} left unzipped");
+    }
+    let app_err = log(&setup, &runner, &app.id, "stderr.gz").await;
+    assert!(app_err.iter().any(|l| l.contains("Successfully stopped SparkContext")), "{app_err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
