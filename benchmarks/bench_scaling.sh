@@ -9,7 +9,9 @@
 #  2. cores: the same run at BENCH_CORES_SCALE reviews (default 1000000) with local.master
 #     local[2] and local[1] (`--set local.master=...`), each with its CPU time (user + system
 #     of every process, `/usr/bin/time`): the speed-up of the second task slot, and the most it
-#     could be (local[1] keeps the second core busy with the JIT, the GC and the drivers); then,
+#     could be (local[1] keeps the second core busy with the JIT, the GC and the drivers), and
+#     each side's task slots from its Spark event log (benchmarks/spark_tasks.py: seconds with
+#     0, 1, 2 tasks running; the tasks' run time against their CPU time); then,
 #     with `taskset` on a machine of 2 or more CPUs, local[1] with the whole run on one CPU
 #     (`taskset -c 0`): the speed-up of the second CPU.
 #  3. ingest memory: driver peak RSS (`/usr/bin/time -f %M`) of `emr-driver ingest --date D
@@ -58,7 +60,13 @@ inputs_for() { # REVIEWS -> sets RAW
 }
 one_run() { # MASTER LABEL [WRAP] -> sets RUN_SECONDS and RUN_CPU_SECONDS (user + system, every process)
   rm -rf "$OUT/lake"
-  RUN_WRAP="/usr/bin/time -f %U+%S -o $OUT/cpu-$2.txt ${3:-}" RUN_MASTER=$1 \
+  # With EVENT_LOGS set, the Spark applications write their event logs to $OUT/events-LABEL.
+  local opts=${SPARK_SUBMIT_OPTS:-}
+  if [ -n "${EVENT_LOGS:-}" ]; then
+    rm -rf "$OUT/events-$2"; mkdir -p "$OUT/events-$2"
+    opts="$opts -Dspark.eventLog.enabled=true -Dspark.eventLog.dir=file://$OUT/events-$2"
+  fi
+  SPARK_SUBMIT_OPTS=$opts RUN_WRAP="/usr/bin/time -f %U+%S -o $OUT/cpu-$2.txt ${3:-}" RUN_MASTER=$1 \
     driver_run "$OUT/run-$2.jsonl" "$OUT/run-$2.stderr" --date "$DATE" --raw-dir "$RAW" --set "local.lake_dir=$OUT/lake"
   RUN_CPU_SECONDS=$(tail -1 "$OUT/cpu-$2.txt" | bc -l | xargs printf '%.1f')
   rm -rf "$OUT/lake"
@@ -88,12 +96,18 @@ if wanted cores; then
   echo; echo "== 2. local[1] against local[2] at $CORES_SCALE reviews =="
   inputs_for "$CORES_SCALE"
   busy() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; } # CPU WALL -> cores busy on average
-  one_run "local[2]" "$CORES_SCALE-local2"
+  # Each side's task slots from its event log (benchmarks/spark_tasks.py): seconds with 0, 1
+  # and 2 tasks running, and the tasks' run time against their CPU time (the time they waited
+  # for a CPU that another thread, the JIT compilers above all, had).
+  slots() { "$VENV_BIN/python" benchmarks/spark_tasks.py "scaling.cores.$CORES_SCALE.$1" "$OUT/events-$CORES_SCALE-$1"/*; }
+  EVENT_LOGS=1 one_run "local[2]" "$CORES_SCALE-local2"
   TWO=$RUN_SECONDS TWO_CPU=$RUN_CPU_SECONDS
   echo "  local[2]: $TWO s, $TWO_CPU s of CPU ($(busy "$TWO_CPU" "$TWO") cores busy)"
-  one_run "local[1]" "$CORES_SCALE-local1"
+  slots local2
+  EVENT_LOGS=1 one_run "local[1]" "$CORES_SCALE-local1"
   ONE=$RUN_SECONDS ONE_CPU=$RUN_CPU_SECONDS
   echo "  local[1]: $ONE s, $ONE_CPU s of CPU ($(busy "$ONE_CPU" "$ONE") cores busy)"
+  slots local1
   figure "scaling.cores.$CORES_SCALE.local1_seconds" "$ONE" s
   figure "scaling.cores.$CORES_SCALE.local2_seconds" "$TWO" s
   figure "scaling.cores.$CORES_SCALE.speedup_local2_over_local1" "$(ratio "$ONE" "$TWO")" x
