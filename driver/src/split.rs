@@ -350,6 +350,123 @@ impl PartSink for GzFiles {
     }
 }
 
+/// Like [`GzFiles`], but each part is compressed on a thread of its own, up to `threads`
+/// parts at once, while the splitter reads on: gzip is most of a part's cost (1M reviews: 3.6 s
+/// for 930 MB cut and compressed on one core) and the parts are independent. The files hold
+/// the same bytes once gunzipped as [`GzFiles`]' and are as deterministic (same level, no
+/// name, no time, the same chunks for the same file); the gzip streams themselves may differ
+/// from [`GzFiles`]', whose encoder is given a record at a time. Memory stays bounded: each
+/// compressing part holds at most [`ParallelGzFiles::QUEUED_CHUNKS`] chunks of
+/// [`ParallelGzFiles::CHUNK_BYTES`] besides its encoder. A part's result comes with [`PendingGz::wait`].
+pub struct ParallelGzFiles {
+    dir: std::path::PathBuf,
+    level: flate2::Compression,
+    threads: usize,
+    /// How many parts are being compressed, and the signal that one finished.
+    running: std::sync::Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
+    current: Option<(std::sync::mpsc::SyncSender<Vec<u8>>, CompressingThread)>,
+    /// The open part's bytes not sent yet.
+    chunk: Vec<u8>,
+}
+
+type CompressingThread = std::thread::JoinHandle<io::Result<GzPart>>;
+
+/// A part being compressed on its thread.
+#[derive(Debug)]
+pub struct PendingGz(CompressingThread);
+
+impl PendingGz {
+    /// The part's file, once its thread has written it.
+    pub fn wait(self) -> io::Result<GzPart> {
+        self.0.join().unwrap_or_else(|_| Err(io::Error::other("the thread compressing a part panicked (a bug)")))
+    }
+}
+
+impl ParallelGzFiles {
+    /// Chunks queued for a part's thread, at most.
+    pub const QUEUED_CHUNKS: usize = 4;
+    /// Bytes gathered before a chunk is sent.
+    pub const CHUNK_BYTES: usize = 256 << 10;
+
+    fn send_chunk(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(Self::CHUNK_BYTES));
+        let (chunks, _) = self.current.as_ref().expect("a part is open");
+        if chunks.send(chunk).is_ok() {
+            return Ok(());
+        }
+        // The thread stopped early: its error is the part's.
+        let (_, thread) = self.current.take().expect("a part is open");
+        Err(PendingGz(thread).wait().err().unwrap_or_else(|| io::Error::other("a part's thread stopped early")))
+    }
+
+    pub fn new(dir: &std::path::Path, threads: usize) -> Self {
+        ParallelGzFiles {
+            dir: dir.to_path_buf(),
+            level: flate2::Compression::fast(),
+            threads: threads.max(1),
+            running: std::sync::Arc::new((std::sync::Mutex::new(0), std::sync::Condvar::new())),
+            current: None,
+            chunk: Vec::with_capacity(Self::CHUNK_BYTES),
+        }
+    }
+
+    /// One thread per available CPU, two at most (the other vendor file is cut beside).
+    pub fn for_this_machine(dir: &std::path::Path) -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        ParallelGzFiles::new(dir, cpus.min(2))
+    }
+}
+
+impl PartSink for ParallelGzFiles {
+    type Done = PendingGz;
+    fn begin(&mut self, index: usize) -> io::Result<()> {
+        let (count, finished) = &*self.running;
+        let mut running = count.lock().unwrap_or_else(|p| p.into_inner());
+        while *running >= self.threads {
+            running = finished.wait(running).unwrap_or_else(|p| p.into_inner());
+        }
+        *running += 1;
+        drop(running);
+        let (chunks, received) = std::sync::mpsc::sync_channel::<Vec<u8>>(Self::QUEUED_CHUNKS);
+        let mut part = GzFiles::new(&self.dir);
+        part.level = self.level;
+        let running = std::sync::Arc::clone(&self.running);
+        let compress = move || -> io::Result<GzPart> {
+            let written = (|| {
+                part.begin(index)?;
+                for chunk in received {
+                    part.write(&chunk)?;
+                }
+                part.finish()
+            })();
+            let (count, finished) = &*running;
+            *count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+            finished.notify_all();
+            written
+        };
+        let thread = std::thread::Builder::new().name(format!("gzip part {index}")).spawn(compress)?;
+        self.current = Some((chunks, thread));
+        Ok(())
+    }
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        // The splitter writes a record at a time: gathered into chunks, so the thread gets a
+        // few thousand sends per part, not one per record.
+        self.chunk.extend_from_slice(bytes);
+        if self.chunk.len() >= Self::CHUNK_BYTES {
+            self.send_chunk()?;
+        }
+        Ok(())
+    }
+    fn finish(&mut self) -> io::Result<PendingGz> {
+        if !self.chunk.is_empty() {
+            self.send_chunk()?;
+        }
+        let (chunks, thread) = self.current.take().expect("a part is open");
+        drop(chunks);
+        Ok(PendingGz(thread))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,5 +678,55 @@ mod tests {
         assert_eq!(decoded, "id_review,log\n1,a\n");
         let again = split(text.as_bytes(), false, 1, &mut GzFiles::new(dir.path())).unwrap();
         assert_eq!(again.parts[0].done.gz_sha256, first.gz_sha256);
+    }
+
+    #[test]
+    fn parts_compressed_on_threads_are_the_same_files() {
+        // Enough records for many parts and many chunks per part (the splitter's reads).
+        let mut text = String::from("id_review,log\n");
+        for i in 0..40_000 {
+            text.push_str(&format!("{i},\"<log><os>Linux {i}</os>\n<device>Mobile</device></log>\"\n"));
+        }
+        let (one, many) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let serial = split(text.as_bytes(), false, 300_000, &mut GzFiles::new(one.path())).unwrap();
+        let threaded = |threads| {
+            let summary =
+                split(text.as_bytes(), false, 300_000, &mut ParallelGzFiles::new(many.path(), threads)).unwrap();
+            let parts: Vec<_> =
+                summary.parts.into_iter().map(|p| (p.index, p.rows, p.sha256, p.done.wait().unwrap())).collect();
+            (summary.records, summary.source_sha256, parts)
+        };
+        let (records, source_sha256, parts) = threaded(3);
+        assert!(serial.parts.len() >= 6, "{} parts", serial.parts.len());
+        assert_eq!(parts.len(), serial.parts.len());
+        assert_eq!((records, &source_sha256), (serial.records, &serial.source_sha256));
+        let gunzip = |path: &std::path::Path| {
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_string(&mut text).unwrap();
+            text
+        };
+        for ((index, rows, sha256, gz), serial) in parts.iter().zip(&serial.parts) {
+            assert_eq!((*index, *rows, sha256), (serial.index, serial.rows, &serial.sha256));
+            assert_eq!(gz.path, many.path().join(part_name(serial.index)));
+            let bytes = std::fs::read(&gz.path).unwrap();
+            assert_eq!((gz.gz_bytes, &gz.gz_sha256), (bytes.len() as u64, &hex::encode(Sha256::digest(&bytes))));
+            assert_eq!(gunzip(&gz.path), gunzip(&serial.done.path));
+        }
+        // Deterministic: the same files with another number of threads.
+        let (_, _, again) = threaded(2);
+        let digests =
+            |parts: &[(usize, u64, String, GzPart)]| parts.iter().map(|p| p.3.gz_sha256.clone()).collect::<Vec<_>>();
+        assert_eq!(digests(&again), digests(&parts));
+    }
+
+    #[test]
+    fn a_part_that_cannot_be_written_is_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("not-there");
+        let text = "id_review,log\n1,a\n2,b\n";
+        let error = split(text.as_bytes(), false, 1, &mut ParallelGzFiles::new(&missing, 2))
+            .and_then(|summary| summary.parts.into_iter().map(|p| p.done.wait()).collect::<io::Result<Vec<_>>>())
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::NotFound, "{error}");
     }
 }
