@@ -263,25 +263,7 @@ async fn ingest_parts(
     let summary = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&source)?;
         let mut sink = crate::split::ParallelGzFiles::for_this_machine(&scratch_dir);
-        let cut = crate::split::split(file, gz, part_size, &mut sink)?;
-        // Every part's file written (or the first error), the same summary as GzFiles gives.
-        let mut parts = Vec::with_capacity(cut.parts.len());
-        for part in cut.parts {
-            let done = part.done.wait()?;
-            parts.push(crate::split::PartStats {
-                done,
-                index: part.index,
-                rows: part.rows,
-                bytes: part.bytes,
-                sha256: part.sha256,
-            });
-        }
-        Ok(crate::split::SplitSummary {
-            parts,
-            source_sha256: cut.source_sha256,
-            source_bytes: cut.source_bytes,
-            records: cut.records,
-        })
+        crate::split::split(file, gz, part_size, &mut sink)?.written()
     })
     .await
     .map_err(|e| std::io::Error::other(e.to_string()))
